@@ -1,0 +1,149 @@
+"""Run a model and keep what it attended to: the Capture every view and method reads.
+
+Index bookkeeping is the biggest footgun in attention tools, so there is exactly one layout:
+``attentions[layer, head, query, key]``, float32 on the CPU, no batch axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from attncli.choices import Device, Fuse, Task
+from attncli.errors import CaptureError, NotSupportedError
+from attncli.grid import PatchGrid
+from attncli.methods.heads import layer_map, resolve_index
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from attncli.models import LoadedModel
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class score of a classifier."""
+
+    index: int
+    label: str
+    score: float
+
+
+@dataclass
+class Capture:
+    """Attention weights of one input through one model, with everything needed to label them.
+
+    Shapes:
+        attentions: ``(layers, heads, query, key)`` float32; for text ``query == key == len(tokens)``,
+            for images ``len(tokens) == grid.n_tokens`` (prefix tokens first, then patches row-major).
+        image: ``(height, width, 3)`` uint8, the image as the model saw it after preprocessing (or None).
+    Layers and heads are 0-based; -1 is the last.
+    """
+
+    attentions: "np.ndarray"
+    tokens: list[str]
+    special: list[bool]
+    model_id: str
+    kind: str = "text"
+    arch: dict[str, Any] = field(default_factory=dict)
+    text: str | None = None
+    grid: PatchGrid | None = None
+    image: "np.ndarray | None" = None
+    source: str | None = None
+    predictions: list[Prediction] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_layers(self) -> int:
+        """Number of layers."""
+        return int(self.attentions.shape[0])
+
+    @property
+    def n_heads(self) -> int:
+        """Heads per layer."""
+        return int(self.attentions.shape[1])
+
+    @property
+    def n_tokens(self) -> int:
+        """Sequence length (query and key)."""
+        return int(self.attentions.shape[-1])
+
+    def layer_index(self, layer: int) -> int:
+        """Resolve a 0-based layer number (-1 = last) or raise naming the range."""
+        return resolve_index(layer, self.n_layers, "layer")
+
+    def head_index(self, head: int) -> int:
+        """Resolve a 0-based head number (-1 = last) or raise naming the range."""
+        return resolve_index(head, self.n_heads, "head")
+
+    def map(self, layer: int = -1, head: int | None = None, fuse: Fuse | str = Fuse.mean) -> "np.ndarray":
+        """(query, key) attention of one layer: a single head, or the heads fused."""
+        return layer_map(self.attentions, layer, head, fuse)
+
+
+def architecture(config: Any) -> dict[str, Any]:
+    """Facts about a model worth showing next to its attention."""
+    keys = {
+        "model_type": "model_type",
+        "num_hidden_layers": "layers",
+        "num_attention_heads": "heads",
+        "hidden_size": "hidden_size",
+        "max_position_embeddings": "max_positions",
+        "image_size": "image_size",
+        "patch_size": "patch_size",
+    }
+    facts = {short: getattr(config, name) for name, short in keys.items() if getattr(config, name, None) is not None}
+    facts["attn_implementation"] = getattr(config, "_attn_implementation", None)
+    return facts
+
+
+def stack_attentions(attentions: Any, what: str = "attention") -> "np.ndarray":
+    """Tuple of per-layer (batch, heads, q, k) tensors → (layers, heads, q, k) float32 for batch item 0."""
+    if attentions is None or len(attentions) == 0 or any(a is None for a in attentions):
+        raise CaptureError(
+            f"the model returned no {what} weights",
+            "it likely computes attention in a fused kernel; attncli loads models with eager attention, "
+            "so this architecture does not support returning them yet",
+        )
+    import torch
+
+    stacked = torch.stack([a[0] for a in attentions])  # (L, H, Q, K)
+    return stacked.detach().to(torch.float32).cpu().numpy()
+
+
+def capture_text(
+    text: str,
+    model: "str | LoadedModel" = "minilm",
+    *,
+    device: str | Device = Device.cpu,
+    trust_remote_code: bool = False,
+) -> Capture:
+    """Tokenize text, run the model once with attentions returned, and return a Capture."""
+    import torch
+
+    from attncli.inputs import prepare_text
+    from attncli.models import load_model
+
+    loaded = model if not isinstance(model, str) else load_model(
+        model, Task.text, device=device, trust_remote_code=trust_remote_code
+    )
+    config = loaded.config
+    if getattr(config, "is_encoder_decoder", False):
+        raise NotSupportedError(
+            f"{loaded.ref.model_id} is an encoder-decoder model",
+            "explain shows self-attention of encoders and decoders; use a text encoder (BERT) or decoder (GPT-2)",
+        )
+    prepared = prepare_text(text, loaded.processor, config)
+    inputs = {k: v.to(loaded.device) for k, v in prepared.model_inputs.items()}
+    with torch.inference_mode():
+        out = loaded.model(**inputs, output_attentions=True)
+    return Capture(
+        attentions=stack_attentions(getattr(out, "attentions", None)),
+        tokens=prepared.labels,
+        special=prepared.special,
+        model_id=loaded.ref.model_id,
+        kind="text",
+        arch=architecture(config),
+        text=prepared.text,
+        warnings=list(prepared.warnings),
+    )

@@ -1,0 +1,73 @@
+"""Assemble the `attn` Typer app; main() is the single error boundary."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from attncli import __version__
+from attncli.cli import softmax as softmax_cmd
+from attncli.cli import text as text_cmd
+
+app = typer.Typer(
+    name="attn",
+    help="See what a transformer attends to: tables in the terminal, heatmaps, JSON.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"attn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """See what a transformer attends to."""
+
+
+app.command("explain")(text_cmd.explain)
+app.command("softmax", context_settings={"ignore_unknown_options": True})(softmax_cmd.softmax)
+
+
+def _fail(message: str, code: int) -> None:
+    """One line on stderr and exit."""
+    sys.stderr.write(f"attn: error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI: known errors become one line on stderr (exit 1 runtime, 2 usage); ATTN_DEBUG=1 shows tracebacks."""
+    import click
+
+    from attncli.errors import AttnError
+
+    debug = os.environ.get("ATTN_DEBUG", "") not in ("", "0")
+    try:
+        code = app(args=argv, prog_name="attn", standalone_mode=False)
+    except AttnError as exc:
+        if debug:
+            raise
+        _fail(str(exc), exc.exit_code)
+    except click.exceptions.UsageError as exc:
+        _fail(exc.format_message(), 2)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error worth a message.
+        sys.stderr.close()
+        raise SystemExit(1)
+    except Exception as exc:  # the last resort: still one line, with a way to see more
+        if debug:
+            raise
+        _fail(f"unexpected {exc.__class__.__name__}: {exc} (set ATTN_DEBUG=1 for a traceback)", 1)
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -1,0 +1,29 @@
+"""Options shared by several commands, written once as Annotated aliases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from attncli.choices import Device, Fuse
+
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="Embedded alias (minilm, shapes), Hugging Face hub id, or local folder."),
+]
+LayerOpt = Annotated[int, typer.Option("--layer", "-l", help="Layer, 0-based; -1 is the last.")]
+HeadOpt = Annotated[
+    Optional[int], typer.Option("--head", help="One head, 0-based (-1 the last). Default: all heads fused.")
+]
+FuseOpt = Annotated[Fuse, typer.Option("--fuse", help="How heads are combined when --head is not given.")]
+DeviceOpt = Annotated[Device, typer.Option("--device", help="Where the model runs.")]
+TrustOpt = Annotated[
+    bool, typer.Option("--trust-remote-code", help="Allow a hub model to run its own Python code.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables.")]
+SaveOpt = Annotated[
+    Optional[Path], typer.Option("--save", help="Also save the capture to this .npz file (re-render it later).")
+]
+TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many attended tokens to list.")]

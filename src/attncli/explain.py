@@ -1,0 +1,169 @@
+"""What each token attends to: the views behind `attn explain`, computed from a Capture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from attncli.choices import Fuse
+from attncli.errors import UsageError
+from attncli.methods.heads import keep_tokens, resolve_index, top_k
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from attncli.capture import Capture
+
+
+@dataclass
+class LayerView:
+    """One layer's (query, key) map over the tokens shown.
+
+    ``matrix[i, j]`` is how much shown token ``i`` attends to shown token ``j``; ``indices`` maps shown
+    positions back to positions in the capture.
+    """
+
+    matrix: "np.ndarray"
+    indices: list[int]
+    labels: list[str]
+    special: list[bool]
+    layer: int
+    head: int | None
+    fuse: str
+    skip_special: bool
+    model_id: str
+
+    def top(self, k: int) -> list[list[tuple[int, float]]]:
+        """Per shown token, its k most attended shown positions as (position, weight)."""
+        return [top_k(row, k) for row in self.matrix]
+
+    def to_dict(self, k: int) -> dict:
+        """The JSON document of `attn explain --json` (schema attncli.explain/1)."""
+        return {
+            "schema": "attncli.explain/1",
+            "model": self.model_id,
+            "layer": self.layer,
+            "head": self.head,
+            "fuse": None if self.head is not None else self.fuse,
+            "skip_special": self.skip_special,
+            "tokens": _tokens_json(self.indices, self.labels, self.special),
+            "weights": _round(self.matrix),
+            "top": [
+                {"index": self.indices[i], "token": self.labels[i],
+                 "attends": [{"index": self.indices[j], "token": self.labels[j], "weight": round(w, 6)}
+                             for j, w in row]}
+                for i, row in enumerate(self.top(k))
+            ],
+        }
+
+
+@dataclass
+class TokenProfile:
+    """One token's attention row at every layer: ``rows[layer, j]`` over the shown tokens."""
+
+    token: int
+    label: str
+    rows: "np.ndarray"
+    indices: list[int]
+    labels: list[str]
+    special: list[bool]
+    head: int | None
+    fuse: str
+    skip_special: bool
+    model_id: str
+
+    def top(self, k: int) -> list[list[tuple[int, float]]]:
+        """Per layer, the k most attended shown positions as (position, weight)."""
+        return [top_k(row, k) for row in self.rows]
+
+    def to_dict(self, k: int) -> dict:
+        """The JSON document of `attn explain --token ... --json` (schema attncli.explain-token/1)."""
+        return {
+            "schema": "attncli.explain-token/1",
+            "model": self.model_id,
+            "token": {"index": self.token, "text": self.label},
+            "head": self.head,
+            "fuse": None if self.head is not None else self.fuse,
+            "skip_special": self.skip_special,
+            "tokens": _tokens_json(self.indices, self.labels, self.special),
+            "layers": [
+                {"layer": layer, "weights": _round(row),
+                 "top": [{"index": self.indices[j], "token": self.labels[j], "weight": round(w, 6)} for j, w in top]}
+                for layer, (row, top) in enumerate(zip(self.rows, self.top(k)))
+            ],
+        }
+
+
+def _tokens_json(indices: list[int], labels: list[str], special: list[bool]) -> list[dict]:
+    """Token list for JSON output."""
+    return [{"index": i, "text": t, "special": s} for i, t, s in zip(indices, labels, special)]
+
+
+def _round(array: "np.ndarray") -> list:
+    """Weights rounded to 6 decimals as nested lists (stable, compact JSON)."""
+    return array.round(6).tolist()
+
+
+def _shown(capture: "Capture", skip_special: bool) -> list[int]:
+    """Capture positions that are shown: all, or all but special tokens."""
+    shown = [i for i, s in enumerate(capture.special) if not (skip_special and s)]
+    if not shown:
+        raise UsageError("--skip-special leaves no tokens to show", "drop --skip-special")
+    return shown
+
+
+def _restrict(matrix: "np.ndarray", capture: "Capture", shown: list[int], skip_special: bool) -> "np.ndarray":
+    """Restrict a (query, key) map to the shown tokens, renormalising rows when specials are hidden."""
+    if not skip_special:
+        return matrix
+    keep = [i in set(shown) for i in range(capture.n_tokens)]
+    return keep_tokens(matrix, keep)
+
+
+def layer_view(capture: "Capture", layer: int = -1, head: int | None = None, fuse: Fuse | str = Fuse.mean,
+               skip_special: bool = False) -> LayerView:
+    """The (query, key) map of one layer, optionally without special tokens (rows renormalised)."""
+    layer_i = capture.layer_index(layer)
+    head_i = None if head is None else capture.head_index(head)
+    shown = _shown(capture, skip_special)
+    matrix = _restrict(capture.map(layer_i, head_i, fuse), capture, shown, skip_special)
+    return LayerView(matrix, shown, [capture.tokens[i] for i in shown], [capture.special[i] for i in shown],
+                     layer_i, head_i, Fuse(fuse).value, skip_special, capture.model_id)
+
+
+def find_token(capture: "Capture", query: str) -> int:
+    """Position of a token given as an index ("8", "-1") or a word ("it"); ambiguous words are refused."""
+    try:
+        return resolve_index(int(query), capture.n_tokens, "token", "the text")
+    except ValueError:
+        pass
+    wanted = query.strip().lower()
+    hits = [i for i, t in enumerate(capture.tokens) if t.lower() == wanted]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        listing = " ".join(f"{i}:{t}" for i, t in enumerate(capture.tokens))
+        raise UsageError(f'--token "{query}" is not one of the tokens: {listing}', "give a token or its index")
+    where = ", ".join(str(i) for i in hits)
+    raise UsageError(f'--token "{query}" occurs {len(hits)} times (at {where})', f"pick one with --token {hits[0]}")
+
+
+def token_profile(capture: "Capture", token: int, head: int | None = None, fuse: Fuse | str = Fuse.mean,
+                  skip_special: bool = False) -> TokenProfile:
+    """One token's attention at every layer (heads fused or one head)."""
+    import numpy as np
+
+    token = resolve_index(token, capture.n_tokens, "token", "the text")
+    head_i = None if head is None else capture.head_index(head)
+    shown = _shown(capture, skip_special)
+    if token not in shown:
+        raise UsageError(f'token {token} ("{capture.tokens[token]}") is a special token hidden by --skip-special',
+                         "pick another token or drop --skip-special")
+    q = shown.index(token)
+    rows = np.stack([
+        _restrict(capture.map(layer, head_i, fuse), capture, shown, skip_special)[q]
+        for layer in range(capture.n_layers)
+    ])  # (layers, shown keys)
+    return TokenProfile(token, capture.tokens[token], rows, shown, [capture.tokens[i] for i in shown],
+                        [capture.special[i] for i in shown], head_i, Fuse(fuse).value, skip_special,
+                        capture.model_id)

@@ -1,0 +1,1 @@
+"""Pure functions on attention arrays laid out as (layers, heads, query, key)."""

