@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny models built once per session, an isolated cache dir, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny import make_bert, make_gpt2  # noqa: E402
+
+CAT = "The cat sat on the mat because it was tired."
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """Folder holding a 2-layer, 2-head BERT and its tokenizer."""
+    return make_bert(tmp_path_factory.mktemp("bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory) -> Path:
+    """Folder holding a 2-layer, 2-head GPT-2 and its byte-level BPE tokenizer."""
+    return make_gpt2(tmp_path_factory.mktemp("gpt2"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own last-capture folder and no network."""
+    cache = tmp_path / "attn-cache"
+    monkeypatch.setenv("ATTN_CACHE_DIR", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache
+
+
+def run_attn(*args: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m attncli ARGS` in a fresh process (the way a user runs it)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "attncli", *args], capture_output=True, text=True,
+                          env=full_env, input=stdin, timeout=300)
+
+
+@pytest.fixture
+def attn():
+    """The run_attn helper as a fixture."""
+    return run_attn
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run the CLI in-process through main() (the real error boundary); returns (exit code, stdout, stderr)."""
+    from attncli.cli.app import main
+
+    monkeypatch.setenv("COLUMNS", "100")
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return invoke
