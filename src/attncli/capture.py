@@ -37,6 +37,16 @@ class Capture:
         attentions: ``(layers, heads, query, key)`` float32; for text ``query == key == len(tokens)``,
             for images ``len(tokens) == grid.n_tokens`` (prefix tokens first, then patches row-major).
         image: ``(height, width, 3)`` uint8, the image as the model saw it after preprocessing (or None).
+
+    Encoder-decoder captures (``attn align``, ``attn caption``; ``cross_attentions is not None``):
+        attentions: the ENCODER's self-attention over the source, so ``tokens``/``special``/``grid`` label the
+            source exactly as for an encoder-only capture (text tokens, or the image's patch grid).
+        cross_attentions: ``(decoder layers, heads, target, source)``: row ``t`` is the decoder step that
+            produced ``target_tokens[t]`` (its input is the token before it, or the start token).
+        decoder_attentions: ``(decoder layers, heads, target, target)``, the decoder's causal self-attention
+            over the same steps.
+        target_tokens/target_special/target_scores: one label, special flag and model probability per target
+            token; ``decoding`` says whether the target was generated or given, and with which settings.
     Layers and heads are 0-based; -1 is the last.
     """
 
@@ -52,6 +62,13 @@ class Capture:
     source: str | None = None
     predictions: list[Prediction] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    cross_attentions: "np.ndarray | None" = None
+    decoder_attentions: "np.ndarray | None" = None
+    target_tokens: list[str] = field(default_factory=list)
+    target_special: list[bool] = field(default_factory=list)
+    target_scores: list[float] = field(default_factory=list)
+    target_text: str | None = None
+    decoding: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_layers(self) -> int:
@@ -80,6 +97,13 @@ class Capture:
         """(query, key) attention of one layer: a single head, or the heads fused."""
         return layer_map(self.attentions, layer, head, fuse)
 
+    def cross_map(self, layer: int = -1, head: int | None = None, fuse: Fuse | str = Fuse.mean) -> "np.ndarray":
+        """(target, source) cross-attention of one decoder layer: a single head, or the heads fused."""
+        if self.cross_attentions is None:
+            raise NotSupportedError(f"this capture of {self.model_id} has no cross-attention",
+                                    "capture one with attn align or attn caption")
+        return layer_map(self.cross_attentions, layer, head, fuse)
+
 
 def architecture(config: Any) -> dict[str, Any]:
     """Facts about a model worth showing next to its attention."""
@@ -97,8 +121,11 @@ def architecture(config: Any) -> dict[str, Any]:
     return facts
 
 
-def stack_attentions(attentions: Any, what: str = "attention") -> "np.ndarray":
-    """Tuple of per-layer (batch, heads, q, k) tensors → (layers, heads, q, k) float32 for batch item 0."""
+def stack_attentions(attentions: Any, what: str = "attention", item: int | None = 0) -> "np.ndarray":
+    """Tuple of per-layer (batch, heads, q, k) tensors → (layers, heads, q, k) float32 for one batch item.
+
+    ``item=None`` keeps the whole batch: (batch, layers, heads, q, k).
+    """
     if attentions is None or len(attentions) == 0 or any(a is None for a in attentions):
         raise CaptureError(
             f"the model returned no {what} weights",
@@ -107,7 +134,10 @@ def stack_attentions(attentions: Any, what: str = "attention") -> "np.ndarray":
         )
     import torch
 
-    stacked = torch.stack([a[0] for a in attentions])  # (L, H, Q, K)
+    if item is None:
+        stacked = torch.stack(tuple(attentions), dim=1)  # (B, L, H, Q, K)
+    else:
+        stacked = torch.stack([a[item] for a in attentions])  # (L, H, Q, K)
     return stacked.detach().to(torch.float32).cpu().numpy()
 
 

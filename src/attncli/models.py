@@ -173,6 +173,20 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Quick TCP probe of the hub endpoint, so an offline machine fails in seconds, not after five retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def load_model(
     ref: str | ModelRef,
     task: Task = Task.text,
@@ -183,8 +197,14 @@ def load_model(
     """Load a model (eval mode, eager attention) and its tokenizer or processor."""
     mref = resolve_model(ref, task) if isinstance(ref, str) else ref
     torch_device = check_device(device)
+    if mref.kind == "hub" and not _offline() and not _hub_reachable():
+        # Behave as HF_HUB_OFFLINE=1: use the cache if it has the model, fail at once if not.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        import huggingface_hub.constants
+
+        huggingface_hub.constants.HF_HUB_OFFLINE = True
     if mref.kind == "hub" and _offline() and not _hub_cached(mref.location):
-        raise ModelNotFoundError(f"{mref.location} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
+        raise ModelNotFoundError(f"{mref.location} is not in the Hugging Face cache and the hub is offline",
                                  _offline_alias_hint(task))
     if mref.embedded is not None and mref.embedded.sha256:
         verify_sha256(Path(mref.location) / "model.safetensors", mref.embedded.sha256)

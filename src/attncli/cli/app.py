@@ -47,9 +47,10 @@ def _fail(message: str, code: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: known errors become one line on stderr (exit 1 runtime, 2 usage); ATTN_DEBUG=1 shows tracebacks."""
-    import click
-
     from attncli.errors import AttnError
+
+    # Typer vendors its own click; its UsageError is the base of BadParameter, NoSuchOption, MissingParameter…
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
     debug = os.environ.get("ATTN_DEBUG", "") not in ("", "0")
     try:
@@ -58,9 +59,12 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         _fail(str(exc), exc.exit_code)
-    except click.exceptions.UsageError as exc:
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+            sys.stdout.write(exc.ctx.get_help() + "\n")
+            raise SystemExit(2) from None
         _fail(exc.format_message(), 2)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error worth a message.

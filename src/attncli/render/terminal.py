@@ -37,7 +37,9 @@ def how(head: int | None, fuse: str, n_heads: int | None = None) -> str:
     """'head 3' or 'mean of 12 heads'."""
     if head is not None:
         return f"head {head}"
-    return f"{fuse} of {n_heads} heads" if n_heads else f"heads fused by {fuse}"
+    if not n_heads:
+        return f"heads fused by {fuse}"
+    return f"{fuse} of {n_heads} heads" if n_heads > 1 else "its only head"
 
 
 def view_title(view: "LayerView", n_heads: int | None = None) -> str:

@@ -1,0 +1,240 @@
+"""Images in: read files safely, find them in folders, derive the patch grid, preprocess like the model does.
+
+Pillow and numpy only at import time; transformers/torch are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from attncli.errors import NotSupportedError, UsageError
+from attncli.grid import PatchGrid
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+# 64 megapixels: larger than any camera photo a person would classify, far below what exhausts memory.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+# Families whose attention runs over one global grid of patches, and the prefix tokens they put first.
+_GLOBAL_GRID = {"vit", "deit", "beit", "data2vec-vision", "dinov2", "dinov2_with_registers", "vit_msn", "dinov3_vit"}
+# Families that attend inside local windows or shrink the grid stage by stage.
+_WINDOWED = {"swin", "swinv2", "donut-swin", "maskformer-swin", "pvt", "pvt_v2", "levit", "mobilevit", "mobilevitv2",
+             "focalnet", "dinat", "nat", "hiera", "efficientformer", "poolformer", "segformer", "cvt", "vitdet"}
+
+
+def max_pixels() -> int:
+    """Largest image (width × height) attncli decodes: $ATTN_MAX_IMAGE_PIXELS, else 64 megapixels."""
+    raw = os.environ.get("ATTN_MAX_IMAGE_PIXELS", "").strip()
+    try:
+        return int(raw) if raw else DEFAULT_MAX_PIXELS
+    except ValueError:
+        raise UsageError(f"ATTN_MAX_IMAGE_PIXELS={raw!r} is not a whole number") from None
+
+
+def load_image(path: Path | str) -> "Image.Image":
+    """Open an image file as RGB with EXIF orientation applied; bad files raise a one-line UsageError."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder", "give image files, or a folder where a list of images is expected")
+    limit = max_pixels()
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (and later errors) on huge images; we check our own limit first, then treat its
+            # warning as the error it is meant to be.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > limit:
+                    raise UsageError(
+                        f"{path}: {im.width}×{im.height} pixels is over the limit of {limit:,} "
+                        "(a decompression bomb, or a very large image)",
+                        "shrink it first, or raise ATTN_MAX_IMAGE_PIXELS if you trust the file",
+                    )
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                return to_rgb(im)
+    except UsageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise UsageError(f"{path}: refused as a decompression bomb ({exc})") from None
+    except UnidentifiedImageError:
+        raise UsageError(f"{path} is not an image Pillow can read") from None
+    except PermissionError:
+        raise UsageError(f"{path}: permission denied") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Pillow reports truncated and corrupt data as OSError/SyntaxError with a short message.
+        raise UsageError(f"{path}: truncated or corrupt image ({_one_line(exc)})") from None
+
+
+def to_rgb(im: "Image.Image") -> "Image.Image":
+    """Convert any Pillow mode to 8-bit RGB: alpha over white, 16-bit and float scaled, CMYK and palette mapped."""
+    import numpy as np
+    from PIL import Image
+
+    if im.mode == "RGB":
+        return im
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if im.mode.startswith("I") or im.mode == "F":
+        arr = np.asarray(im, dtype=np.float64)  # (H, W); 16-bit or 32-bit values
+        if im.mode.startswith("I;16"):
+            arr = arr / 257.0  # 65535 → 255
+        elif arr.size and (arr.min() < 0 or arr.max() > 255):
+            top = 65535.0 if arr.min() >= 0 and arr.max() <= 65535 and im.mode != "F" else None
+            if top is not None:
+                arr = arr / 257.0
+            else:  # floats or other ranges: stretch what is there
+                lo, hi = float(arr.min()), float(arr.max())
+                arr = (arr - lo) / (hi - lo or 1.0) * 255.0
+        elif im.mode == "F" and arr.size and arr.max() <= 1.0:
+            arr = arr * 255.0
+        gray = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+        return Image.fromarray(np.stack([gray] * 3, axis=-1), "RGB")
+    try:
+        return im.convert("RGB")
+    except ValueError as exc:
+        raise UsageError(f"cannot convert a {im.mode} image to RGB ({exc})") from None
+
+
+def image_extensions() -> set[str]:
+    """File suffixes Pillow can open (lower case, with the dot)."""
+    from PIL import Image
+
+    Image.init()
+    return {ext.lower() for ext in Image.registered_extensions()}
+
+
+def collect_images(paths: Iterable[Path | str]) -> list[Path]:
+    """Expand files and folders into image files: folders sorted by name, arguments kept in order, no duplicates."""
+    exts = image_extensions()
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or folder")
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir()
+                            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in exts)
+            if not inside:
+                raise UsageError(f"{path}: no images in this folder",
+                                 "put .png/.jpg/.webp/... files in it, or name the image files directly")
+            found.extend(inside)
+        else:
+            found.append(path)  # named explicitly: tried whatever its suffix, so a wrong file gets a clear error
+    seen: set[Path] = set()
+    unique = []
+    for p in found:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    if not unique:
+        raise UsageError("no images given", "name image files or folders")
+    return unique
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    """An int or (h, w) pair from a config as (h, w)."""
+    if isinstance(value, (list, tuple)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def grid_from_config(config: Any, image_size: tuple[int, int] | None = None) -> PatchGrid:
+    """The model's patch grid: patch size from the config, image size from the input (default the config's)."""
+    model_type = getattr(config, "model_type", "?")
+    if model_type in _WINDOWED or getattr(config, "window_size", None) or isinstance(getattr(config, "depths", None), list):
+        raise NotSupportedError(
+            f"{model_type} models are not supported yet: their attention works in local windows or stages, "
+            "not over one global patch grid",
+            "use a ViT, DeiT, BEiT or DINOv2 classifier",
+        )
+    if getattr(config, "patch_size", None) is None or getattr(config, "image_size", None) is None:
+        raise NotSupportedError(f"{model_type} models are not supported yet: the config names no patch grid",
+                                "use a ViT, DeiT, BEiT or DINOv2 classifier")
+    ph, pw = _pair(config.patch_size)
+    ih, iw = image_size if image_size is not None else _pair(config.image_size)
+    if ih % ph or iw % pw:
+        raise NotSupportedError(f"a {ih}×{iw} input does not split into {ph}×{pw} patches")
+    labels = prefix_labels(config)
+    return PatchGrid(rows=ih // ph, cols=iw // pw, patch_height=ph, patch_width=pw, image_height=ih,
+                     image_width=iw, prefix=len(labels), prefix_labels=labels)
+
+
+def prefix_labels(config: Any) -> tuple[str, ...]:
+    """Names of the tokens before the patches: CLS, DeiT's distillation token, register tokens."""
+    model_type = getattr(config, "model_type", "")
+    labels = ["[CLS]"]
+    if model_type == "deit":
+        labels.append("[DIST]")  # every DeiT embedding layer adds it, with or without the teacher head
+    registers = int(getattr(config, "num_register_tokens", 0) or 0)
+    labels += [f"[REG{i}]" for i in range(registers)]
+    return tuple(labels)
+
+
+def supports_grid(config: Any) -> bool:
+    """True for the families known to attend over one global patch grid."""
+    return getattr(config, "model_type", "") in _GLOBAL_GRID
+
+
+@dataclass
+class Preprocessed:
+    """A batch as the model takes it, plus each image as the model sees it."""
+
+    pixel_values: Any  # torch.Tensor (batch, channels, height, width)
+    images: list["np.ndarray"]  # per image (height, width, 3) uint8, normalisation undone
+    grid: PatchGrid
+
+
+def preprocess(images: Sequence["Image.Image"], processor: Any, config: Any) -> Preprocessed:
+    """Run the model's own image processor and recover the pixels it produces as uint8 images."""
+    batch = processor(images=list(images), return_tensors="pt")
+    pixel_values = batch["pixel_values"]  # (B, C, H, W)
+    height, width = int(pixel_values.shape[-2]), int(pixel_values.shape[-1])
+    grid = grid_from_config(config, (height, width))
+    arr = pixel_values.detach().float().cpu().numpy()  # (B, C, H, W)
+    return Preprocessed(pixel_values=pixel_values, images=[seen_image(a, processor) for a in arr], grid=grid)
+
+
+def seen_image(pixels: "np.ndarray", processor: Any) -> "np.ndarray":
+    """(C, H, W) processed pixels → (H, W, 3) uint8 by undoing the processor's normalise and rescale steps."""
+    import numpy as np
+
+    x = np.asarray(pixels, dtype=np.float32)  # (C, H, W)
+    channels = x.shape[0]
+    if getattr(processor, "do_normalize", False):
+        mean = np.asarray(_per_channel(getattr(processor, "image_mean", 0.0), channels), dtype=np.float32)
+        std = np.asarray(_per_channel(getattr(processor, "image_std", 1.0), channels), dtype=np.float32)
+        x = x * std[:, None, None] + mean[:, None, None]
+    if getattr(processor, "do_rescale", False):
+        x = x / float(getattr(processor, "rescale_factor", 1 / 255) or 1 / 255)
+    elif x.size and x.max() <= 1.0:
+        x = x * 255.0  # a processor that skips rescaling but feeds 0..1 values
+    if channels == 1:
+        x = np.repeat(x, 3, axis=0)
+    return np.clip(np.rint(x[:3].transpose(1, 2, 0)), 0, 255).astype(np.uint8)  # (H, W, 3)
+
+
+def _per_channel(value: Any, channels: int) -> list[float]:
+    """A mean/std given as a number or a list, as one float per channel."""
+    if isinstance(value, (int, float)):
+        return [float(value)] * channels
+    values = [float(v) for v in value]
+    return values if len(values) == channels else (values * channels)[:channels]
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line."""
+    text = " ".join(str(exc).split())
+    return text or exc.__class__.__name__

@@ -1,0 +1,121 @@
+"""Gradient rollout (Chefer, Gur & Wolf 2021, "Generic Attention-model Explainability").
+
+For a target class, each layer's attention ``A`` (heads, query, key) is weighted by the gradient of the
+target's logit with respect to it, negatives are clipped and heads averaged: ``Ā = mean_h (∇A ⊙ A)⁺``.
+Relevance starts as the identity (every token explains itself) and accumulates from the first layer up:
+``R ← R + Ā · R``. Rows of ``R`` do not sum to 1; for a classifier the row of the CLS token (or whichever
+token feeds the classifier) is the explanation.
+
+``gradient_rollout`` is pure numpy; ``attention_gradients`` runs the model forward and backward (torch,
+imported lazily) to get the attention tensors and their gradients in the (layers, heads, query, key) layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from attncli.errors import NotSupportedError, UsageError
+from attncli.methods.heads import resolve_index
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def gradient_rollout(attentions: "np.ndarray", gradients: "np.ndarray", layer: int = -1) -> "np.ndarray":
+    """(query, key) relevance R after ``layer``: R = I, then R ← R + mean_h((∇A ⊙ A)⁺) · R per layer."""
+    import numpy as np
+
+    if attentions.shape != gradients.shape:
+        raise UsageError(f"attention {attentions.shape} and gradient {gradients.shape} shapes differ")
+    layer_i = resolve_index(layer, attentions.shape[0], "layer")
+    relevance = np.eye(attentions.shape[-1])  # (Q, K)
+    for att, grad in zip(attentions[: layer_i + 1], gradients[: layer_i + 1]):
+        cam = np.clip(grad.astype(np.float64) * att, 0.0, None).mean(axis=0)  # (Q, K), heads averaged
+        relevance = relevance + cam @ relevance
+    return relevance.astype(np.float32)
+
+
+@dataclass
+class GradientCapture:
+    """Attention and d(target logit)/d(attention) of one input.
+
+    Shapes: ``attentions`` and ``gradients`` are ``(layers, heads, query, key)`` float32; ``logits`` is
+    ``(classes,)``. ``target`` is the class index whose logit was differentiated.
+    """
+
+    attentions: "np.ndarray"
+    gradients: "np.ndarray"
+    logits: "np.ndarray"
+    target: int
+    label: str
+
+
+def class_labels(config: Any) -> list[str]:
+    """Class names of a classifier config, index order (``LABEL_i`` where the config has none)."""
+    n = int(getattr(config, "num_labels", 0) or 0)
+    id2label = getattr(config, "id2label", None) or {}
+    return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(n)]
+
+
+def resolve_target(target: str | int | None, labels: Sequence[str], logits: "np.ndarray") -> int:
+    """Class index from a label name or index (-1 = last); None means the predicted class."""
+    import numpy as np
+
+    if target is None:
+        return int(np.argmax(logits))
+    try:
+        return resolve_index(int(target), len(labels), "target class", "the classifier")
+    except ValueError:
+        pass
+    wanted = str(target).strip().lower()
+    hits = [i for i, name in enumerate(labels) if name.lower() == wanted]
+    if len(hits) == 1:
+        return hits[0]
+    shown = ", ".join(f"{i}:{name}" for i, name in enumerate(labels[:20])) + (" …" if len(labels) > 20 else "")
+    if not hits:
+        raise UsageError(f'--target "{target}" is not a class of this model: {shown}', "give a label or its index")
+    raise UsageError(f'--target "{target}" names {len(hits)} classes', f"give its index, e.g. --target {hits[0]}")
+
+
+def attention_gradients(
+    model: Any, inputs: Mapping[str, Any], targets: Sequence[str | int | None] | str | int | None = None
+) -> list[GradientCapture]:
+    """Forward with attentions kept in the graph, backward from each item's target logit; one result per item.
+
+    ``inputs`` is a batch for the model (``pixel_values`` or tokenizer output); ``targets`` is one target for
+    every item or one per item (None: the predicted class). Items in a batch do not interact, so summing the
+    chosen logits gives each item's own gradients.
+    """
+    import torch
+
+    labels = class_labels(model.config)
+    if not labels:
+        raise NotSupportedError(
+            "gradient rollout needs a classifier (a model with class logits)",
+            "use a ...ForImageClassification or ...ForSequenceClassification model, or --method rollout",
+        )
+    with torch.enable_grad():
+        out = model(**inputs, output_attentions=True)
+        logits = getattr(out, "logits", None)
+        attentions = getattr(out, "attentions", None)
+        if logits is None or logits.dim() != 2:
+            raise NotSupportedError("gradient rollout needs class logits and this model returned none",
+                                    "use a classifier, or --method rollout")
+        if not attentions or any(a is None for a in attentions):
+            raise NotSupportedError("the model returned no attention weights to differentiate",
+                                    "use a model with eager attention, or --method rollout")
+        if not attentions[0].requires_grad:
+            raise NotSupportedError("the attention weights are not part of the autograd graph",
+                                    "the model's parameters may be frozen; use --method rollout")
+        batch = logits.shape[0]
+        per_item = list(targets) if isinstance(targets, (list, tuple)) else [targets] * batch
+        if len(per_item) != batch:
+            raise UsageError(f"{len(per_item)} targets for a batch of {batch} inputs")
+        plain = logits.detach().float().cpu().numpy()  # (B, classes)
+        chosen = [resolve_target(t, labels, plain[b]) for b, t in enumerate(per_item)]
+        score = logits[torch.arange(batch), torch.tensor(chosen, device=logits.device)].sum()
+        grads = torch.autograd.grad(score, list(attentions))  # per layer (B, H, Q, K)
+    att = torch.stack([a.detach() for a in attentions], dim=1).float().cpu().numpy()  # (B, L, H, Q, K)
+    grad = torch.stack(list(grads), dim=1).float().cpu().numpy()  # (B, L, H, Q, K)
+    return [GradientCapture(att[b], grad[b], plain[b], chosen[b], labels[chosen[b]]) for b in range(batch)]
