@@ -101,7 +101,7 @@ def _tokens_json(indices: list[int], labels: list[str], special: list[bool]) -> 
 
 def _round(array: "np.ndarray") -> list:
     """Weights rounded to 6 decimals as nested lists (stable, compact JSON)."""
-    return array.round(6).tolist()
+    return array.astype("float64").round(6).tolist()  # float64 first: float32 → JSON shows 0.28011101484298706
 
 
 def _shown(capture: "Capture", skip_special: bool) -> list[int]:

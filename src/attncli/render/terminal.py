@@ -55,9 +55,14 @@ def _weight_cell(label: str, weight: float) -> Text:
     return Text.assemble((label, "bold"), " ", (f"{weight:.3f}", "cyan"))
 
 
-def top_table(view: "LayerView", k: int, n_heads: int | None = None) -> Table:
+def titled(title: str, *renderables) -> Group:
+    """A title line above a table; unlike Table(title=…), it is not wrapped to the table's width."""
+    return Group(Text(title, style="bold"), *renderables)
+
+
+def top_table(view: "LayerView", k: int, n_heads: int | None = None) -> Group:
     """Each token with the k tokens it attends to most."""
-    table = Table(title=view_title(view, n_heads), title_justify="left")
+    table = Table()
     table.add_column("#", justify="right", style="dim")
     table.add_column("token")
     k = min(k, len(view.indices))
@@ -66,7 +71,7 @@ def top_table(view: "LayerView", k: int, n_heads: int | None = None) -> Table:
     for pos, row in enumerate(view.top(k)):
         table.add_row(str(view.indices[pos]), token_text(view.labels[pos], view.special[pos]),
                       *(_weight_cell(view.labels[j], w) for j, w in row))
-    return table
+    return titled(view_title(view, n_heads), table)
 
 
 def profile_table(profile: "TokenProfile", k: int, n_heads: int | None = None) -> Group:
@@ -75,7 +80,7 @@ def profile_table(profile: "TokenProfile", k: int, n_heads: int | None = None) -
              f"{how(profile.head, profile.fuse, n_heads)} · {profile.model_id}")
     if profile.skip_special:
         title += "\nspecial tokens hidden; each row renormalised over the remaining tokens"
-    table = Table(title=title, title_justify="left")
+    table = Table()
     table.add_column("layer", justify="right")
     k = min(k, len(profile.indices))
     for n in range(1, k + 1):
@@ -83,7 +88,7 @@ def profile_table(profile: "TokenProfile", k: int, n_heads: int | None = None) -
     tops = profile.top(k)
     for layer, row in enumerate(tops):
         table.add_row(str(layer), *(_weight_cell(profile.labels[j], w) for j, w in row))
-    return Group(table, Text(profile_summary(profile)))
+    return titled(title, table, Text(profile_summary(profile)))
 
 
 def profile_summary(profile: "TokenProfile") -> str:
@@ -104,10 +109,9 @@ def profile_summary(profile: "TokenProfile") -> str:
             f"({layers}), mean weight {sub[:, best].mean():.3f}.")
 
 
-def matrix_table(view: "LayerView", n_heads: int | None = None) -> Table:
+def matrix_table(view: "LayerView", n_heads: int | None = None) -> Group:
     """The full token × token table, each cell shaded by its weight (rows: query, columns: key)."""
-    table = Table(title=view_title(view, n_heads) + "\nrows attend to columns; each row sums to 1",
-                  title_justify="left", padding=(0, 0), show_lines=False)
+    table = Table(padding=(0, 0), show_lines=False)
     table.add_column("query ↓ key →", no_wrap=True)
     for label, special in zip(view.labels, view.special):
         table.add_column(token_text(label, special), justify="right", no_wrap=True)
@@ -115,14 +119,14 @@ def matrix_table(view: "LayerView", n_heads: int | None = None) -> Table:
     for i, row in enumerate(view.matrix):
         cells = [Text(f"{w:.2f}".lstrip("0") if w < 1 else "1.0", style=shade(float(w), vmax)) for w in row]
         table.add_row(token_text(view.labels[i], view.special[i]), *cells)
-    return table
+    return titled(view_title(view, n_heads) + "\nrows attend to columns; each row sums to 1", table)
 
 
 def softmax_table(result: "SoftmaxResult") -> Group:
     """The seed's walkthrough: scores → (scaled) logits → exp → weights, and who wins."""
     import math
 
-    table = Table(title="softmax(scores)", title_justify="left")
+    table = Table()
     table.add_column("element", justify="right")
     table.add_column("score", justify="right")
     scaled = result.dim is not None or result.temperature != 1.0
@@ -145,7 +149,7 @@ def softmax_table(result: "SoftmaxResult") -> Group:
     note = Text(f"weights = exp / Σexp (Σexp = {sum_exp}); they sum to 1.\n"
                 f"Element {result.winner} (score {result.scores[result.winner]:g}) gets the most attention: "
                 f"{result.weights[result.winner]:.0%}.")
-    return Group(table, note)
+    return titled("softmax(scores)", table, note)
 
 
 def _divisor_label(result: "SoftmaxResult") -> str:
