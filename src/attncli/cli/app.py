@@ -8,6 +8,7 @@ import sys
 import typer
 
 from attncli import __version__
+from attncli.cli import analysis as analysis_cmd
 from attncli.cli import softmax as softmax_cmd
 from attncli.cli import text as text_cmd
 
@@ -36,6 +37,7 @@ def _root(
 
 app.command("explain")(text_cmd.explain)
 app.command("softmax", context_settings={"ignore_unknown_options": True})(softmax_cmd.softmax)
+app.command("stats")(analysis_cmd.stats)
 
 
 def _fail(message: str, code: int) -> None:

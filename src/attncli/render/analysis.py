@@ -1,0 +1,82 @@
+"""Renderers for `attn stats` and `attn evaluate`: rich tables and the attention-distance figure."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from attncli.evaluate import EvalReport
+    from attncli.methods.stats import StatsReport
+
+_ROLE_STYLE = {"sink": "dim", "previous-token": "magenta", "next-token": "magenta", "self": "yellow",
+               "local": "green", "global": "cyan"}
+
+
+def _num(value: float, digits: int = 3) -> str:
+    """A number for a table cell; undefined (NaN) as an en dash."""
+    return "–" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def stats_table(report: "StatsReport") -> "RenderableType":
+    """One row per (layer, head) with every statistic and the role."""
+    from rich.table import Table
+
+    from attncli.render.terminal import titled
+
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    for name in ("layer", "head", "H", "H/max", "dist", "d/unif", "sink", "self", "prev", "next"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("role", no_wrap=True)
+    digits = 1 if report.unit == "px" else 2
+    for h in report.heads:
+        table.add_row(str(h.layer), str(h.head), _num(h.entropy, 2), _num(h.entropy_norm, 2),
+                      _num(h.distance, digits), _num(h.distance_rel, 2), _num(h.sink, 2), _num(h.self_, 2),
+                      _num(h.prev, 2), _num(h.next, 2), f"[{_ROLE_STYLE.get(h.role, '')}]{h.role}[/]")
+    sinks = ", ".join(report.sink_labels) or "none"
+    unit = "pixels" if report.unit == "px" else "tokens"
+    title = (f"Head statistics · {report.model_id} · {report.n_tokens} tokens · sinks: {sinks}"
+             + (" · causal" if report.causal else ""))
+    note = (f"H: entropy (nats); H/max: H / log(visible keys); dist: mean attention distance ({unit}); "
+            f"d/unif: dist / uniform attention's; role: a score ≥ {report.thresholds['score']:g}, "
+            f"else local if d/unif ≤ {report.thresholds['local_distance_rel']:g}, else global")
+    from rich.text import Text
+
+    return titled(title, table, Text(note, style="dim"))
+
+
+def distance_figure(report: "StatsReport"):
+    """Mean attention distance of every head against its layer (ViT paper, Fig. 7), layer means joined."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    layers = np.array([h.layer for h in report.heads])
+    dist = np.array([h.distance for h in report.heads])
+    ok = np.isfinite(dist)
+    n_heads = max(h.head for h in report.heads) + 1
+    jitter = np.array([(h.head - (n_heads - 1) / 2) * 0.3 / max(n_heads, 1) for h in report.heads])
+    ax.scatter(layers[ok] + jitter[ok], dist[ok], s=18, alpha=0.75, label="one head")
+    shown = sorted(set(layers.tolist()))
+    means = [np.nanmean(np.where(layers == layer, dist, np.nan)) if ok[layers == layer].any() else np.nan
+             for layer in shown]
+    ax.plot(shown, means, color="black", linewidth=1.2, label="layer mean")
+    unit = "pixels" if report.unit == "px" else "tokens"
+    ax.set_xlabel("layer")
+    ax.set_ylabel(f"mean attention distance ({unit})")
+    ax.set_xticks(shown)
+    ax.set_title(f"{report.model_id}: attention distance per head", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+def distance_plot(report: "StatsReport", path: Path) -> Path:
+    """Write the attention-distance figure (PNG/SVG/PDF by suffix) atomically and return its path."""
+    from attncli.render.figures import save_figure
+
+    return save_figure(distance_figure(report), path)
