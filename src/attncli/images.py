@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from attncli.errors import NotSupportedError, UsageError
 from attncli.grid import PatchGrid
@@ -37,35 +38,20 @@ def max_pixels() -> int:
         raise UsageError(f"ATTN_MAX_IMAGE_PIXELS={raw!r} is not a whole number") from None
 
 
-def load_image(path: Path | str) -> "Image.Image":
-    """Open an image file as RGB with EXIF orientation applied; bad files raise a one-line UsageError."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn Pillow's ways of failing on a file into one-line UsageErrors that name it."""
+    from PIL import Image, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.exists():
-        raise UsageError(f"{path}: no such file")
-    if path.is_dir():
-        raise UsageError(f"{path} is a folder", "give image files, or a folder where a list of images is expected")
-    limit = max_pixels()
     try:
         with warnings.catch_warnings():
-            # Pillow warns (and later errors) on huge images; we check our own limit first, then treat its
-            # warning as the error it is meant to be.
+            # Pillow warns (and past twice its limit, errors) on huge images; the warning is an error here.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                if im.width * im.height > limit:
-                    raise UsageError(
-                        f"{path}: {im.width}×{im.height} pixels is over the limit of {limit:,} "
-                        "(a decompression bomb, or a very large image)",
-                        "shrink it first, or raise ATTN_MAX_IMAGE_PIXELS if you trust the file",
-                    )
-                im.load()
-                im = ImageOps.exif_transpose(im)
-                return to_rgb(im)
+            yield
     except UsageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UsageError(f"{path}: refused as a decompression bomb ({exc})") from None
+        raise UsageError(f"{path}: refused as a decompression bomb ({_one_line(exc)})") from None
     except UnidentifiedImageError:
         raise UsageError(f"{path} is not an image Pillow can read") from None
     except PermissionError:
@@ -73,6 +59,46 @@ def load_image(path: Path | str) -> "Image.Image":
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow reports truncated and corrupt data as OSError/SyntaxError with a short message.
         raise UsageError(f"{path}: truncated or corrupt image ({_one_line(exc)})") from None
+
+
+def _check_file(path: Path) -> None:
+    """A missing path or a folder where an image file is expected."""
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder", "give an image file")
+
+
+def _check_size(path: Path, width: int, height: int) -> None:
+    """Refuse images over the pixel limit before decoding them."""
+    limit = max_pixels()
+    if width * height > limit:
+        raise UsageError(f"{path}: {width}×{height} pixels is over the limit of {limit:,} "
+                         "(a decompression bomb, or a very large image)",
+                         "shrink it first, or raise ATTN_MAX_IMAGE_PIXELS if you trust the file")
+
+
+def probe_image(path: Path | str) -> tuple[int, int]:
+    """Read only the header: (width, height), or the one-line errors of load_image (cheap, before a model loads)."""
+    from PIL import Image
+
+    path = Path(path)
+    _check_file(path)
+    with _reading(path), Image.open(path) as im:
+        _check_size(path, *im.size)
+        return im.size
+
+
+def load_image(path: Path | str) -> "Image.Image":
+    """Open an image file as RGB with EXIF orientation applied; bad files raise a one-line UsageError."""
+    from PIL import Image, ImageOps
+
+    path = Path(path)
+    _check_file(path)
+    with _reading(path), Image.open(path) as im:
+        _check_size(path, *im.size)  # from the header, before any pixel is decoded
+        im.load()
+        return to_rgb(ImageOps.exif_transpose(im))
 
 
 def to_rgb(im: "Image.Image") -> "Image.Image":

@@ -11,6 +11,7 @@ from attncli import __version__
 from attncli.cli import analysis as analysis_cmd
 from attncli.cli import softmax as softmax_cmd
 from attncli.cli import text as text_cmd
+from attncli.cli import vision as vision_cmd
 
 app = typer.Typer(
     name="attn",
@@ -38,6 +39,9 @@ def _root(
 app.command("explain")(text_cmd.explain)
 app.command("softmax", context_settings={"ignore_unknown_options": True})(softmax_cmd.softmax)
 app.command("stats")(analysis_cmd.stats)
+app.command("classify")(vision_cmd.classify)
+app.command("patches")(vision_cmd.patches)
+app.command("heatmap")(vision_cmd.heatmap)
 
 
 def _fail(message: str, code: int) -> None:

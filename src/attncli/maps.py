@@ -1,0 +1,138 @@
+"""Attention maps to draw, computed from a Capture with numpy only (no torch, no model).
+
+The steps are split so a later method slots in: ``token_matrix`` makes the (query, key) matrix (today raw
+attention of one layer, one head or fused heads; rollout or flow would produce the same shape), and
+``query_map`` picks the query row and lays it out on the patch grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from attncli.choices import Fuse
+from attncli.errors import UsageError
+from attncli.methods.heads import resolve_index, top_k
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from attncli.capture import Capture
+
+
+@dataclass
+class AttentionMap:
+    """What one figure or terminal grid shows.
+
+    ``values`` is ``(rows, cols)`` for an image query over its patches, ``(heads, rows, cols)`` for all heads,
+    ``(tokens, tokens)`` for a text matrix, or ``(tokens,)`` for one text query.
+    """
+
+    values: "np.ndarray"
+    kind: str  # "grid", "heads", "matrix" or "row"
+    layer: int
+    head: int | None
+    fuse: str
+    query: int | None  # token index of the query, None for a whole matrix
+    query_label: str | None
+    model_id: str
+    labels: list[str]
+    special: list[bool]
+    outside: float | None = None  # for grids: share of the query's attention that went to prefix tokens
+
+    def how(self, n_heads: int) -> str:
+        """'head 3', 'mean of 12 heads' or 'all 12 heads'."""
+        if self.kind == "heads":
+            return f"all {n_heads} heads"
+        return f"head {self.head}" if self.head is not None else f"{self.fuse} of {n_heads} heads"
+
+
+def token_matrix(capture: "Capture", layer: int, head: int | None = None, fuse: Fuse | str = Fuse.mean) -> "np.ndarray":
+    """(query, key) matrix of one layer: a head or the fused heads (the raw-attention method)."""
+    return capture.map(layer, head, fuse)
+
+
+def parse_query(capture: "Capture", query: str | None) -> int | None:
+    """Token index of --query: 'ROW,COL' or a prefix name like [CLS] for images; an index or word for text."""
+    if query is None:
+        return None
+    text = query.strip()
+    if capture.kind == "image" and capture.grid is not None:
+        grid = capture.grid
+        for i, label in enumerate(grid.prefix_labels):
+            if text.lower() in (label.lower(), label.strip("[]").lower()):
+                return i
+        parts = text.replace("(", "").replace(")", "").split(",")
+        try:
+            row, col = (int(p) for p in parts)
+        except ValueError:
+            raise UsageError(f"--query {query!r}: give a patch as ROW,COL (e.g. 3,4) or a prefix token "
+                             f"({', '.join(grid.prefix_labels)})") from None
+        row = resolve_index(row, grid.rows, "row", "the patch grid")
+        col = resolve_index(col, grid.cols, "column", "the patch grid")
+        return grid.token_of(row, col)
+    from attncli.explain import find_token
+
+    try:
+        return find_token(capture, text)
+    except UsageError as exc:  # same lookup as explain --token; name the option the user typed
+        raise UsageError(exc.message.replace("--token", "--query"), exc.hint and exc.hint.replace("--token", "--query")) from None
+
+
+def query_map(
+    capture: "Capture",
+    layer: int = -1,
+    head: int | None = None,
+    fuse: Fuse | str = Fuse.mean,
+    query: int | None = None,
+) -> AttentionMap:
+    """Image: the query token's attention (default CLS) over the patch grid. Text: the matrix, or one query's row."""
+    layer_i = capture.layer_index(layer)
+    head_i = capture.head_index(head) if head is not None else None
+    matrix = token_matrix(capture, layer_i, head_i, fuse)  # (Q, K)
+    fuse_name = Fuse(fuse).value
+    common = dict(layer=layer_i, head=head_i, fuse=fuse_name, model_id=capture.model_id,
+                  labels=list(capture.tokens), special=list(capture.special))
+    if capture.kind == "image" and capture.grid is not None:
+        q = 0 if query is None else query
+        values, outside = _on_grid(matrix[q], capture)
+        return AttentionMap(values=values, kind="grid", query=q, query_label=capture.tokens[q], outside=outside,
+                            **common)
+    if query is None:
+        return AttentionMap(values=matrix, kind="matrix", query=None, query_label=None, **common)
+    return AttentionMap(values=matrix[query], kind="row", query=query, query_label=capture.tokens[query], **common)
+
+
+def head_maps(capture: "Capture", layer: int = -1, query: int | None = None) -> AttentionMap:
+    """Every head of one layer as its own grid: values (heads, rows, cols) (images only)."""
+    import numpy as np
+
+    if capture.kind != "image" or capture.grid is None:
+        raise UsageError("--all-heads draws one patch-grid panel per head: it needs an image capture",
+                         "for text, pick one head with --head")
+    layer_i = capture.layer_index(layer)
+    q = 0 if query is None else query
+    panels = [_on_grid(capture.attentions[layer_i, h, q], capture)[0] for h in range(capture.n_heads)]
+    outside = float(1.0 - np.mean([p.sum() for p in panels]))
+    return AttentionMap(values=np.stack(panels), kind="heads", layer=layer_i, head=None, fuse="none", query=q,
+                        query_label=capture.tokens[q], model_id=capture.model_id, labels=list(capture.tokens),
+                        special=list(capture.special), outside=outside)
+
+
+def _on_grid(row: "np.ndarray", capture: "Capture") -> "tuple[np.ndarray, float]":
+    """A (tokens,) attention row → its patch part as (rows, cols), and the share left on prefix tokens."""
+    grid = capture.grid
+    patches = row[grid.prefix:grid.prefix + grid.n_patches]  # (rows*cols,)
+    # Not renormalised: the colours show real weights; what the prefix tokens took is reported instead.
+    return patches.reshape(grid.rows, grid.cols), float(1.0 - patches.sum())
+
+
+def top_patches(amap: AttentionMap, k: int = 3) -> list[tuple[int, int, float]]:
+    """The k highest cells of a grid map as (row, col, weight), highest first."""
+    rows, cols = amap.values.shape
+    return [(i // cols, i % cols, w) for i, w in top_k(amap.values.reshape(-1), k)]
+
+
+def describe_top(amap: AttentionMap, k: int = 3) -> str:
+    """'(3,4) 0.081, (3,5) 0.062, (4,4) 0.050'."""
+    return ", ".join(f"({r},{c}) {w:.3f}" for r, c, w in top_patches(amap, k))
