@@ -26,5 +26,15 @@ class Task(str, Enum):
 
     text = "text"
     image_classification = "image-classification"
+    text_classification = "text-classification"
     seq2seq = "seq2seq"
     image_to_text = "image-to-text"
+
+
+class Method(str, Enum):
+    """How a map is computed from the attention (see attncli.methods)."""
+
+    attention = "attention"
+    rollout = "rollout"
+    flow = "flow"
+    grad_rollout = "grad-rollout"

@@ -71,6 +71,7 @@ DEFAULT_MODELS = {Task.text: "minilm", Task.image_classification: "google/vit-ba
 _AUTO: dict[Task, tuple[str, str]] = {
     Task.text: ("AutoModel", "AutoTokenizer"),
     Task.image_classification: ("AutoModelForImageClassification", "AutoImageProcessor"),
+    Task.text_classification: ("AutoModelForSequenceClassification", "AutoTokenizer"),
     Task.seq2seq: ("AutoModelForSeq2SeqLM", "AutoTokenizer"),
     Task.image_to_text: ("AutoModelForImageTextToText", "AutoProcessor"),
 }
