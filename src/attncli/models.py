@@ -104,7 +104,9 @@ class LoadedModel:
 
 def _offline_alias_hint(task: Task | None) -> str:
     """Name the offline alias for the task so a user without network knows what works."""
-    alias = next((e.alias for e in EMBEDDED.values() if e.task == task), "minilm")
+    alias = next((e.alias for e in EMBEDDED.values() if e.task == task), None)
+    if alias is None:  # no embedded model of this kind (seq2seq, image-to-text)
+        return "offline, download it once while online, or pass a downloaded model folder with --model PATH"
     return f"offline, use the embedded model with --model {alias}, or a downloaded folder with --model PATH"
 
 

@@ -9,6 +9,7 @@ import typer
 
 from attncli import __version__
 from attncli.cli import analysis as analysis_cmd
+from attncli.cli import crossattn as cross_cmd
 from attncli.cli import softmax as softmax_cmd
 from attncli.cli import text as text_cmd
 from attncli.cli import vision as vision_cmd
@@ -42,6 +43,8 @@ app.command("stats")(analysis_cmd.stats)
 app.command("classify")(vision_cmd.classify)
 app.command("patches")(vision_cmd.patches)
 app.command("heatmap")(vision_cmd.heatmap)
+app.command("align")(cross_cmd.align)
+app.command("caption")(cross_cmd.caption)
 
 
 def _fail(message: str, code: int) -> None:

@@ -178,6 +178,14 @@ def heatmap(
         from attncli.store import save_capture
 
         err().print(f"saved capture to {save_capture(capture, save)}", highlight=False)
+    if capture.cross_attentions is not None:  # from attn align / attn caption: draw target × source instead
+        if query is not None or all_heads:
+            raise UsageError("--query and --all-heads apply to self-attention captures",
+                             "a cross-attention capture is drawn as target × source (align) or per word (caption)")
+        from attncli.cli.crossattn import draw_cross
+
+        draw_cross(capture, layer, head, fuse, output, terminal)
+        return
 
     from attncli.maps import head_maps, parse_query, query_map
 
