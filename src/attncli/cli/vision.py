@@ -56,7 +56,7 @@ def classify(
     keep_capture(first, save)
     if len(paths) > 1:
         err().print(f"last capture: {first.source} (the first image); `attn heatmap` re-renders it, "
-                    "`attn heatmap IMAGE` captures another", highlight=False)
+                    "`attn heatmap IMAGE` captures another", highlight=False, markup=False, soft_wrap=True)
     if as_json:
         print_json(classify_document(rows, first.model_id, first.grid, first.source))
         return

@@ -38,9 +38,9 @@ def figure_format(path: Path) -> str:
 def check_output(path: Path, inputs: Iterable[Path | str] = ()) -> Path:
     """Refuse an output path before any work: bad suffix, a folder, one of the inputs, or an unwritable folder."""
     path = Path(path).expanduser()
-    figure_format(path)
     if path.is_dir():
         raise UsageError(f"-o {path} is a folder", "give a file name such as heatmap.png")
+    figure_format(path)
     for item in inputs:
         item = Path(item)
         if item.exists() and path.exists() and path.resolve() == item.resolve():
