@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from attncli.choices import Device
+from attncli.choices import Device, Fuse
 from attncli.cli.common import check_save_path, err, keep_capture, out, print_json, warn
-from attncli.cli.options import DeviceOpt, JsonOpt, ModelOpt, SaveOpt, TrustOpt
+from attncli.cli.options import DeviceOpt, FuseOpt, JsonOpt, ModelOpt, SaveOpt, TrustOpt
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -145,3 +145,112 @@ def stats(
         from attncli.render.analysis import stats_table
 
         out().print(stats_table(report))
+
+
+def parse_methods(value: str) -> "list":
+    """'attention,rollout' → [Method.attention, Method.rollout]; 'all' → every method."""
+    from attncli.choices import Method
+
+    if value.strip().lower() == "all":
+        return list(Method)
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    known = [m.value for m in Method]
+    bad = [n for n in names if n not in known]
+    if bad or not names:
+        raise UsageError(f"--methods {value}: unknown method {', '.join(bad) or '(none)'}",
+                         f"a comma-separated list of {', '.join(known)}, or all")
+    return [Method(n) for n in dict.fromkeys(names)]
+
+
+def evaluate(
+    images: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="[IMAGE...]", show_default=False,
+        help="Image files or folders: deletion/insertion AUC. Omit for the synthetic shapes set with its masks.")] = None,
+    model: ModelOpt = None,
+    methods: Annotated[str, typer.Option("--methods", help="Comma-separated methods, or all.")] = "all",
+    n: Annotated[Optional[int], typer.Option("--n", min=1, help="Shapes set: how many fresh images [default: 100].")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the shapes set and of the random baseline maps.")] = 0,
+    layer: Annotated[int, typer.Option("--layer", "-l", help="Layer of attention maps / last layer of rollout, flow, grad-rollout.")] = -1,
+    fuse: FuseOpt = Fuse.mean,
+    discard_ratio: Annotated[float, typer.Option("--discard-ratio", help="Rollout: drop this fraction of the lowest weights per layer.")] = 0.0,
+    top_percent: Annotated[float, typer.Option("--top-percent", help="Shapes: IoU of the top k% patches with the mask.")] = 15.0,
+    tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="Shapes: pointing-game tolerance in pixels [default: half a patch].")] = None,
+    auc: Annotated[bool, typer.Option("--auc/--no-auc", help="Compute deletion and insertion AUC (a forward pass per step).")] = True,
+    baseline: Annotated[str, typer.Option("--baseline", help="What a deleted patch becomes: mean, blur or black.")] = "mean",
+    step: Annotated[int, typer.Option("--step", min=1, help="Patches changed per deletion/insertion step.")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")] = 16,
+    as_json: JsonOpt = False,
+    device: DeviceOpt = Device.cpu,
+    trust_remote_code: TrustOpt = False,
+) -> None:
+    """Faithfulness of each map method against a random-map baseline: pointing game, IoU, deletion/insertion AUC."""
+    from attncli.evaluate import BASELINES
+
+    chosen = parse_methods(methods)
+    if baseline not in BASELINES:
+        raise UsageError(f"--baseline {baseline}: one of {', '.join(BASELINES)}")
+    if discard_ratio and not 0 < discard_ratio < 1:
+        raise UsageError(f"--discard-ratio {discard_ratio}: must be at least 0 and below 1")
+    shapes = not images
+    if not shapes:
+        given = [name for name, v in (("--n", n), ("--tolerance", tolerance)) if v is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to the shapes set only",
+                             "drop it, or drop the IMAGE arguments")
+        if not auc:
+            raise UsageError("--no-auc leaves nothing to measure on your images (they have no masks)",
+                             "drop --no-auc, or omit IMAGE to use the shapes set")
+    from attncli.images import collect_images
+
+    paths = [] if shapes else collect_images(images)
+
+    from attncli.choices import Task
+    from attncli.evaluate import evaluate as run_evaluation
+    from attncli.evaluate import shapes_set
+    from attncli.models import DEFAULT_MODELS, load_model
+
+    loaded = load_model(model or ("shapes" if shapes else DEFAULT_MODELS[Task.image_classification]),
+                        Task.image_classification, device=device, trust_remote_code=trust_remote_code)
+    if shapes:
+        pictures, masks, labels = shapes_set(loaded, n or 100, seed)
+    else:
+        from attncli.images import load_image
+
+        pictures, masks, labels = [load_image(p) for p in paths], None, None
+    with _Progress(len(pictures)) as progress:
+        report = run_evaluation(loaded, pictures, chosen, masks=masks, labels=labels, seed=seed, layer=layer,
+                                fuse=fuse, discard_ratio=discard_ratio, tolerance=tolerance, top_percent=top_percent,
+                                auc=auc, baseline=baseline, step=step, batch_size=batch_size,
+                                dataset="shapes" if shapes else "images", progress=progress)
+    if as_json:
+        print_json(report.to_dict())
+        return
+    from attncli.render.analysis import evaluate_table
+
+    out().print(evaluate_table(report))
+
+
+class _Progress:
+    """A rich progress bar on stderr while images are scored (only when stderr is a terminal)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar = None
+
+    def __enter__(self):
+        if err().is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                console=err(), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("images", total=self.total)
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()

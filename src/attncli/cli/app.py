@@ -40,6 +40,7 @@ def _root(
 app.command("explain")(text_cmd.explain)
 app.command("softmax", context_settings={"ignore_unknown_options": True})(softmax_cmd.softmax)
 app.command("stats")(analysis_cmd.stats)
+app.command("evaluate")(analysis_cmd.evaluate)
 app.command("classify")(vision_cmd.classify)
 app.command("patches")(vision_cmd.patches)
 app.command("heatmap")(vision_cmd.heatmap)

@@ -80,3 +80,46 @@ def distance_plot(report: "StatsReport", path: Path) -> Path:
     from attncli.render.figures import save_figure
 
     return save_figure(distance_figure(report), path)
+
+
+def evaluate_table(report: "EvalReport") -> "RenderableType":
+    """One row per method and the random baseline: pointing game, IoU, deletion and insertion AUC."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from attncli.render.terminal import titled
+
+    s = report.settings
+    has_masks = any(m.pointing is not None for m in report.scores)
+    has_auc = any(m.deletion is not None for m in report.scores)
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    table.add_column("method", no_wrap=True)
+    if has_masks:
+        table.add_column("pointing ↑", justify="right")
+        table.add_column(f"IoU@{s['top_percent']:g}% ↑", justify="right")
+    if has_auc:
+        table.add_column("deletion AUC ↓", justify="right")
+        table.add_column("insertion AUC ↑", justify="right")
+    table.add_column("ms/map", justify="right")
+    for m in report.scores:
+        cells = [Text(m.method, style="dim" if m.method == "random" else "bold")]
+        if has_masks:
+            cells += [f"{m.pointing:.1%}", f"{m.iou:.3f}"]
+        if has_auc:
+            cells += [f"{m.deletion:.3f}", f"{m.insertion:.3f}"]
+        cells.append(f"{m.seconds * 1000:.1f}")
+        table.add_row(*cells)
+    what = (f"shapes set: {report.n} fresh images (seed {report.seed})" if report.dataset == "shapes"
+            else f"{report.n} image{'s' if report.n != 1 else ''}")
+    title = f"Faithfulness · {report.model_id} · {what}"
+    if report.accuracy is not None:
+        title += f" · accuracy {report.accuracy:.1%}"
+    notes = [f"CLS maps on the {s['grid']} patch grid; layer {s['layer']}, heads fused by {s['fuse']}; "
+             f"target: {s['target']}; random = uniform noise maps"]
+    if has_masks:
+        notes.append(f"pointing: top patch centre within {s['tolerance_px']:g} px of the object; "
+                     f"IoU of the top {s['top_percent']:g}% patches with the mask")
+    if has_auc:
+        notes.append(f"deletion/insertion: target probability as patches change in map order "
+                     f"({s['patches_per_step']} per step, baseline {s['baseline']})")
+    return titled(title, table, Text("\n".join(notes), style="dim"))

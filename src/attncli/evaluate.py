@@ -1,0 +1,304 @@
+"""How faithful is each map? Pointing game and IoU on synthetic shapes; deletion/insertion AUC on any images.
+
+Every map is the CLS token's row over the patch grid (rows, cols) from one of the methods, plus a random map
+(uniform noise, seeded) as the baseline every method has to beat.
+
+- **pointing game** (Zhang et al. 2016): a hit when the centre of the map's top patch lies within
+  ``tolerance`` pixels of an object pixel (default half a patch — the role of the paper's 15 px at 224 px).
+  Work is at the patch grid: the map is never upsampled, the mask stays at image pixels.
+- **IoU@k%**: the top ``ceil(k% · patches)`` patches form a region of whole patches; IoU with the object mask
+  is counted in pixels.
+- **deletion / insertion AUC** (Petsiuk et al. 2018): patches are replaced by a baseline (the image's mean
+  colour, a blur, or black) one step at a time in the map's order, most important first; the curve is the
+  target class's softmax probability against the fraction of patches changed, its area the score (deletion:
+  lower is better; insertion: starts from the baseline image, higher is better).
+
+Targets: on shapes the true class (the pointing game asks where the named object is); on other images the
+predicted class.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from attncli.choices import Fuse, Method
+from attncli.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from attncli.grid import PatchGrid
+    from attncli.models import LoadedModel
+
+RANDOM = "random"
+BASELINES = ("mean", "blur", "black")
+
+
+@dataclass
+class MethodScore:
+    """Mean scores of one method over the images (None where the metric was not computed)."""
+
+    method: str
+    pointing: float | None = None
+    iou: float | None = None
+    deletion: float | None = None
+    insertion: float | None = None
+    seconds: float = 0.0  # time spent computing this method's maps
+
+    def to_dict(self) -> dict:
+        """JSON-ready, rounded."""
+        r = lambda v: None if v is None else round(float(v), 4)  # noqa: E731
+        return {"method": self.method, "pointing": r(self.pointing), "iou": r(self.iou),
+                "deletion_auc": r(self.deletion), "insertion_auc": r(self.insertion),
+                "map_seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class EvalReport:
+    """Scores of every method (and the random baseline, last) on one image set."""
+
+    model_id: str
+    dataset: str  # "shapes" or "images"
+    n: int
+    seed: int
+    scores: list[MethodScore]
+    accuracy: float | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The JSON document of `attn evaluate --json` (schema attncli.evaluate/1)."""
+        return {"schema": "attncli.evaluate/1", "model": self.model_id, "dataset": self.dataset, "n": self.n,
+                "seed": self.seed, "accuracy": None if self.accuracy is None else round(self.accuracy, 4),
+                "settings": self.settings, "methods": [s.to_dict() for s in self.scores]}
+
+
+def patch_centres(grid: "PatchGrid") -> "np.ndarray":
+    """(rows, cols, 2) pixel coordinates (y, x) of every patch centre."""
+    import numpy as np
+
+    ys = (np.arange(grid.rows) + 0.5) * grid.patch_height
+    xs = (np.arange(grid.cols) + 0.5) * grid.patch_width
+    return np.stack(np.meshgrid(ys, xs, indexing="ij"), axis=-1)
+
+
+def pointing_hit(heat: "np.ndarray", mask: "np.ndarray", grid: "PatchGrid", tolerance: float) -> bool:
+    """Whether the centre of the map's top patch is within ``tolerance`` px of an object pixel's centre."""
+    import numpy as np
+
+    r, c = divmod(int(np.argmax(heat)), grid.cols)  # ties: the first in row-major order
+    y, x = patch_centres(grid)[r, c]
+    obj = np.argwhere(mask) + 0.5  # (n, 2) centres of object pixels
+    if obj.size == 0:
+        return False
+    return bool(np.min(np.hypot(obj[:, 0] - y, obj[:, 1] - x)) <= tolerance + 1e-9)
+
+
+def topk_iou(heat: "np.ndarray", mask: "np.ndarray", grid: "PatchGrid", percent: float) -> float:
+    """Pixel IoU between the object mask and the region of the top ``percent``% patches of the map."""
+    import numpy as np
+
+    k = max(1, math.ceil(percent / 100.0 * grid.n_patches))
+    top = np.argsort(-heat.reshape(-1), kind="stable")[:k]
+    chosen = np.zeros(grid.n_patches, dtype=bool)
+    chosen[top] = True
+    region = np.kron(chosen.reshape(grid.rows, grid.cols),
+                     np.ones((grid.patch_height, grid.patch_width), dtype=bool))  # (H, W)
+    union = np.logical_or(region, mask).sum()
+    return float(np.logical_and(region, mask).sum() / union) if union else 0.0
+
+
+def cls_maps(attentions: "np.ndarray", gradients: "np.ndarray | None", methods: Sequence[Method],
+             grid: "PatchGrid", *, layer: int = -1, fuse: Fuse | str = Fuse.mean,
+             discard_ratio: float = 0.0) -> "tuple[dict[str, np.ndarray], dict[str, float]]":
+    """Each method's CLS map over the patch grid, (rows, cols), for one image; and the seconds each took."""
+    from attncli.methods.dispatch import method_rows
+
+    maps, seconds = {}, {}
+    patches = slice(grid.prefix, grid.prefix + grid.n_patches)
+    for method in methods:
+        start = time.perf_counter()
+        ratio = discard_ratio if method is Method.rollout else 0.0
+        row = method_rows(attentions, method, layer, fuse=fuse, queries=[0], discard_ratio=ratio,
+                          gradients=gradients, protect=range(grid.prefix))[0]
+        maps[method.value] = row[patches].reshape(grid.rows, grid.cols)
+        seconds[method.value] = time.perf_counter() - start
+    return maps, seconds
+
+
+def baseline_image(pixels: Any, how: str) -> Any:
+    """(C, H, W) tensor → what a deleted patch becomes: the image's mean colour, a blur of it, or zeros."""
+    import torch
+
+    if how == "mean":
+        return pixels.mean(dim=(1, 2), keepdim=True).expand_as(pixels).clone()
+    if how == "black":
+        return torch.zeros_like(pixels)
+    if how == "blur":
+        k = max(3, (min(pixels.shape[-2:]) // 8) | 1)  # odd box kernel, an eighth of the image
+        padded = torch.nn.functional.pad(pixels[None], (k // 2,) * 4, mode="replicate")
+        return torch.nn.functional.avg_pool2d(padded, k, stride=1)[0]
+    raise UsageError(f"--baseline {how}: one of {', '.join(BASELINES)}")
+
+
+def deletion_insertion(model: Any, pixels: Any, order: "np.ndarray", grid: "PatchGrid", target: int,
+                       baseline: str = "mean", step: int = 1, batch_size: int = 64) -> tuple[float, float]:
+    """(deletion AUC, insertion AUC) of the target's probability, changing ``step`` patches at a time in order."""
+    import numpy as np
+    import torch
+
+    base = baseline_image(pixels, baseline)  # (C, H, W)
+    counts = list(range(0, grid.n_patches, step)) + [grid.n_patches]
+    order_t = torch.as_tensor(np.asarray(order), dtype=torch.long)
+    rank = torch.empty(grid.n_patches, dtype=torch.long)
+    rank[order_t] = torch.arange(grid.n_patches)  # rank[p]: when patch p is changed
+    per_pixel = rank.view(grid.rows, 1, grid.cols, 1).expand(-1, grid.patch_height, -1, grid.patch_width)
+    per_pixel = per_pixel.reshape(1, 1, grid.image_height, grid.image_width)  # (1, 1, H, W)
+    frames = [(c, kind) for kind in ("deletion", "insertion") for c in counts]
+    probs = []
+    with torch.inference_mode():
+        for start in range(0, len(frames), batch_size):
+            chunk = frames[start:start + batch_size]
+            limit = torch.tensor([c for c, _ in chunk]).view(-1, 1, 1, 1)
+            changed = per_pixel < limit  # (B, 1, H, W): the first `count` patches of the order
+            insert = torch.tensor([kind == "insertion" for _, kind in chunk]).view(-1, 1, 1, 1)
+            # deletion: the most important patches become the baseline first; insertion: they come back first
+            batch = torch.where(changed ^ insert, base, pixels)  # (B, C, H, W)
+            logits = model(pixel_values=batch).logits
+            probs.append(torch.softmax(logits.float(), dim=-1)[:, target].cpu())
+    p = torch.cat(probs).numpy()
+    x = np.asarray(counts, dtype=np.float64) / grid.n_patches
+    trapezoid = getattr(np, "trapezoid", None) or np.trapz
+    return float(trapezoid(p[: len(counts)], x)), float(trapezoid(p[len(counts):], x))
+
+
+def evaluate(
+    loaded: "LoadedModel",
+    images: Sequence[Any],
+    methods: Sequence[Method | str],
+    *,
+    masks: Sequence["np.ndarray"] | None = None,
+    labels: Sequence[int] | None = None,
+    seed: int = 0,
+    layer: int = -1,
+    fuse: Fuse | str = Fuse.mean,
+    discard_ratio: float = 0.0,
+    tolerance: float | None = None,
+    top_percent: float = 15.0,
+    auc: bool = True,
+    baseline: str = "mean",
+    step: int = 1,
+    batch_size: int = 16,
+    dataset: str = "images",
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalReport:
+    """Score every method and a random map on PIL images (masks and labels: the pointing game and IoU too)."""
+    import numpy as np
+
+    from attncli.images import preprocess
+    from attncli.methods.gradients import attention_gradients
+
+    chosen = [Method(m) for m in methods]
+    if not chosen:
+        raise UsageError("no methods to evaluate", "e.g. --methods attention,rollout")
+    if baseline not in BASELINES:
+        raise UsageError(f"--baseline {baseline}: one of {', '.join(BASELINES)}")
+    if not 0 < top_percent <= 100:
+        raise UsageError(f"--top-percent {top_percent}: must be in (0, 100]")
+    names = [m.value for m in chosen] + [RANDOM]
+    sums = {name: {"pointing": 0.0, "iou": 0.0, "deletion": 0.0, "insertion": 0.0, "seconds": 0.0} for name in names}
+    rng = np.random.default_rng([seed, 1])  # the random baseline's own stream, repeatable with --seed
+    correct, done, grid = 0, 0, None
+    need_grads = Method.grad_rollout in chosen
+    for start in range(0, len(images), batch_size):
+        batch = list(images[start:start + batch_size])
+        prepared = preprocess(batch, loaded.processor, loaded.config)
+        grid = prepared.grid
+        pixels = prepared.pixel_values.to(loaded.device, dtype=next(loaded.model.parameters()).dtype)
+        targets = None if labels is None else [int(t) for t in labels[start:start + len(batch)]]
+        if need_grads:
+            results = attention_gradients(loaded.model, {"pixel_values": pixels}, targets)
+        else:
+            results = _forward(loaded.model, pixels, targets)
+        for i, res in enumerate(results):
+            correct += int(np.argmax(res.logits)) == res.target
+            maps, seconds = cls_maps(res.attentions, res.gradients if need_grads else None, chosen, grid,
+                                     layer=layer, fuse=fuse, discard_ratio=discard_ratio)
+            maps[RANDOM], seconds[RANDOM] = rng.random((grid.rows, grid.cols)), 0.0
+            mask = None if masks is None else _mask_at(masks[start + i], grid)
+            for name, heat in maps.items():
+                acc = sums[name]
+                acc["seconds"] += seconds[name]
+                if mask is not None:
+                    acc["pointing"] += pointing_hit(heat, mask, grid, grid.patch_height / 2 if tolerance is None
+                                                    else tolerance)
+                    acc["iou"] += topk_iou(heat, mask, grid, top_percent)
+                if auc:
+                    order = np.argsort(-heat.reshape(-1), kind="stable")
+                    d, ins = deletion_insertion(loaded.model, pixels[i], order, grid, res.target, baseline, step)
+                    acc["deletion"] += d
+                    acc["insertion"] += ins
+            done += 1
+            if progress is not None:
+                progress(done, len(images))
+    n = max(done, 1)
+    scores = [MethodScore(name, *((sums[name][k] / n) if (k in ("pointing", "iou") and masks is not None)
+                                  or (k in ("deletion", "insertion") and auc) else None
+                                  for k in ("pointing", "iou", "deletion", "insertion")),
+                          seconds=sums[name]["seconds"] / n) for name in names]
+    settings = {"methods": [m.value for m in chosen], "layer": layer, "fuse": Fuse(fuse).value,
+                "discard_ratio": discard_ratio, "target": "true class" if labels is not None else "prediction",
+                "grid": None if grid is None else f"{grid.rows}x{grid.cols}"}
+    if masks is not None:
+        settings.update(top_percent=top_percent,
+                        tolerance_px=(grid.patch_height / 2 if tolerance is None else tolerance) if grid else tolerance)
+    if auc:
+        settings.update(baseline=baseline, patches_per_step=step)
+    return EvalReport(loaded.ref.model_id, dataset, done, seed, scores,
+                      accuracy=correct / n if labels is not None else None, settings=settings)
+
+
+def _forward(model: Any, pixels: Any, targets: Sequence[int] | None) -> list:
+    """Attention and logits without gradients (no grad-rollout asked): same shape of result as the gradient run."""
+    import numpy as np
+    import torch
+
+    from attncli.capture import stack_attentions
+    from attncli.methods.gradients import GradientCapture
+
+    with torch.inference_mode():
+        out = model(pixel_values=pixels, output_attentions=True)
+    att = stack_attentions(out.attentions, item=None)  # (B, L, H, T, T)
+    logits = out.logits.float().cpu().numpy()  # (B, C)
+    chosen = [int(np.argmax(row)) for row in logits] if targets is None else list(targets)
+    return [GradientCapture(att[b], None, logits[b], chosen[b], str(chosen[b])) for b in range(len(chosen))]
+
+
+def _mask_at(mask: "np.ndarray", grid: "PatchGrid") -> "np.ndarray":
+    """The object mask at the model's input size (nearest neighbour when the processor resized the image)."""
+    import numpy as np
+    from PIL import Image
+
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape == (grid.image_height, grid.image_width):
+        return mask
+    resized = Image.fromarray(mask.astype(np.uint8) * 255).resize((grid.image_width, grid.image_height), Image.NEAREST)
+    return np.asarray(resized) > 127
+
+
+def shapes_set(loaded: "LoadedModel", n: int, seed: int) -> tuple[list, list["np.ndarray"], list[int]]:
+    """n fresh shapes images at the model's input size (seeded), their masks and true labels."""
+    from attncli.images import grid_from_config
+    from attncli.methods.gradients import class_labels
+    from attncli.synthetic import CLASSES, make_dataset
+
+    if [name.lower() for name in class_labels(loaded.config)] != list(CLASSES):
+        raise UsageError(f"{loaded.ref.model_id} was not trained on the shapes set (its classes are not "
+                         f"{', '.join(CLASSES)})", "use --model shapes, or give IMAGES for deletion/insertion")
+    if n < 1:
+        raise UsageError(f"--n {n}: need at least one image")
+    grid = grid_from_config(loaded.config)
+    samples = make_dataset(n, seed, size=grid.image_height)
+    return [s.image for s in samples], [s.mask for s in samples], [s.label for s in samples]

@@ -1,0 +1,87 @@
+"""Run a capture's input through its classifier again, with gradients, for gradient rollout.
+
+A Capture stores attention but not gradients (they depend on the class explained), so gradient rollout
+reloads the classifier named by the capture (or the one given), rebuilds the same input — the image file it
+came from, or its text — and differentiates the target class's logit with respect to every attention map.
+The new forward pass must reproduce the capture's attention; if it does not, the capture and the model
+disagree and the result is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from attncli.choices import Device, Task
+from attncli.errors import CaptureError, NotSupportedError, UsageError
+
+if TYPE_CHECKING:
+    from attncli.capture import Capture
+    from attncli.methods.gradients import GradientCapture
+    from attncli.models import LoadedModel
+
+# The recomputed attention may differ from the stored one by float noise only.
+MATCH_ATOL = 1e-4
+
+
+def is_text_classifier(location: str, trust_remote_code: bool = False) -> bool:
+    """True when a model's config says it was saved as a sequence classifier (so its head is trained)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
+    return any(str(a).endswith("ForSequenceClassification") for a in (getattr(config, "architectures", None) or []))
+
+
+def load_classifier(capture: "Capture", model: "str | LoadedModel | None" = None, *,
+                    device: str | Device = Device.cpu, trust_remote_code: bool = False) -> "LoadedModel":
+    """The classifier behind a capture: an image classifier, or a text model saved with a classification head."""
+    from attncli.models import load_model, resolve_model
+
+    if model is not None and not isinstance(model, str):
+        return model
+    ref = resolve_model(model or capture.model_id)
+    if capture.kind == "image":
+        return load_model(ref, Task.image_classification, device=device, trust_remote_code=trust_remote_code)
+    if ref.kind != "hub" and not is_text_classifier(ref.location, trust_remote_code):
+        raise NotSupportedError(
+            f"{ref.model_id} has no trained classification head, so there is no class to explain",
+            "grad-rollout on text needs a ...ForSequenceClassification model (--model); or use --method rollout",
+        )
+    return load_model(ref, Task.text_classification, device=device, trust_remote_code=trust_remote_code)
+
+
+def model_inputs(capture: "Capture", loaded: "LoadedModel") -> dict:
+    """The capture's input rebuilt for the model: the image file it came from, or its text."""
+    if capture.kind == "image":
+        from attncli.images import load_image, preprocess
+
+        if not capture.source or not Path(capture.source).is_file():
+            raise UsageError(f"grad-rollout needs the image this capture came from ({capture.source or 'unknown'})",
+                             "give the image file instead of the saved capture")
+        prepared = preprocess([load_image(capture.source)], loaded.processor, loaded.config)
+        return {"pixel_values": prepared.pixel_values.to(loaded.device, dtype=next(loaded.model.parameters()).dtype)}
+    if capture.text is None:
+        raise UsageError("this capture has no text to run again for grad-rollout", "capture the text again")
+    from attncli.inputs import prepare_text
+
+    prepared = prepare_text(capture.text, loaded.processor, loaded.config)
+    if prepared.labels != capture.tokens:
+        raise CaptureError("the classifier's tokenizer splits the text differently from the capture",
+                           "run the command on the text with the classifier as --model")
+    return {k: v.to(loaded.device) for k, v in prepared.model_inputs.items()}
+
+
+def gradients_for(capture: "Capture", target: str | int | None = None, model: "str | LoadedModel | None" = None,
+                  *, device: str | Device = Device.cpu, trust_remote_code: bool = False) -> "GradientCapture":
+    """Attention and d(target logit)/d(attention) for the capture's input (target: label, index or prediction)."""
+    import numpy as np
+
+    from attncli.methods.gradients import attention_gradients
+
+    loaded = load_classifier(capture, model, device=device, trust_remote_code=trust_remote_code)
+    result = attention_gradients(loaded.model, model_inputs(capture, loaded), target)[0]
+    if result.attentions.shape != capture.attentions.shape or not np.allclose(
+            result.attentions, capture.attentions, atol=MATCH_ATOL):
+        raise CaptureError(f"{loaded.ref.model_id} does not reproduce this capture's attention",
+                           "the capture was made with another model or input; capture again, then use grad-rollout")
+    return result
