@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_seq2seq import make_blip, make_marian, make_t5, make_vit_gpt2
+from tiny_seq2seq import make_bart, make_blip, make_marian, make_t5, make_vit_gpt2
 from tiny_vision import make_vit, photo
 
 from attncli.capture import Capture
@@ -18,9 +18,9 @@ SOURCE = "the cat sat on the mat"
 
 @pytest.fixture(scope="session")
 def s2s_models(tmp_path_factory) -> dict[str, Path]:
-    """The four tiny encoder-decoders, built once."""
+    """The five tiny encoder-decoders, built once."""
     root = tmp_path_factory.mktemp("s2s")
-    return {"marian": make_marian(root / "marian"), "t5": make_t5(root / "t5"),
+    return {"marian": make_marian(root / "marian"), "t5": make_t5(root / "t5"), "bart": make_bart(root / "bart"),
             "ved": make_vit_gpt2(root / "ved"), "blip": make_blip(root / "blip")}
 
 
@@ -45,7 +45,7 @@ def _rows_sum_to_one(a: np.ndarray) -> bool:
 
 # --- capture: shapes, rows, labels -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["marian", "t5"])
+@pytest.mark.parametrize("name", ["marian", "t5", "bart"])
 def test_align_capture_shapes_and_rows(loaded, name):
     from attncli.seq2seq import capture_align
 
@@ -84,6 +84,18 @@ def test_align_labels_line_up_with_tokens(loaded, name):
     assert cap.decoding == {"mode": "given", "scored": "teacher-forced"}
 
 
+def test_bart_target_keeps_its_leading_bos(loaded):
+    """BART trains on labels "<s> ... </s>" after the start token </s>: a given target is scored the same way."""
+    from attncli.seq2seq import capture_align
+
+    cap = capture_align(SOURCE, loaded["bart"], target="die katze")
+    tok = loaded["bart"].processor
+    assert cap.target_tokens[0] == "<s>" and cap.target_tokens[-1] == "</s>"
+    assert cap.target_special == [True] + [False] * (len(cap.target_tokens) - 2) + [True]
+    assert len(cap.target_tokens) == len(tok(text_target="die katze")["input_ids"])
+    assert cap.tokens[1:3] == ["the", "cat"]  # source labels from the fast tokenizer's offsets
+
+
 @pytest.mark.parametrize("name", ["ved", "blip"])
 def test_caption_capture_grid_image_and_rows(loaded, image, name):
     from attncli.seq2seq import capture_caption
@@ -118,12 +130,12 @@ def _inputs(name, loaded, image):
     from attncli.seq2seq import split_processor
 
     tok, images = split_processor(loaded)
-    if name in ("marian", "t5"):
+    if name in ("marian", "t5", "bart"):
         return dict(tok(SOURCE, return_tensors="pt"))
     return {"pixel_values": images(images=[load_image(image)], return_tensors="pt")["pixel_values"]}
 
 
-@pytest.mark.parametrize("name", ["marian", "t5", "ved", "blip"])
+@pytest.mark.parametrize("name", ["marian", "t5", "bart", "ved", "blip"])
 def test_teacher_forced_scoring_equals_generation(loaded, image, name):
     """Step t of generation attends and scores exactly like row t of the teacher-forced pass over its tokens."""
     import torch
@@ -135,7 +147,7 @@ def test_teacher_forced_scoring_equals_generation(loaded, image, name):
     with torch.inference_mode():
         gen = lm.model.generate(**inputs, max_new_tokens=5, do_sample=False, num_beams=1, output_attentions=True,
                                 output_logits=True, return_dict_in_generate=True)
-    if name in ("marian", "t5"):
+    if name in ("marian", "t5", "bart"):
         cap = capture_align(SOURCE, lm, max_new_tokens=5)
     else:
         cap = capture_caption(image, lm, max_new_tokens=5)
@@ -345,3 +357,10 @@ def test_default_models_offline_fail_in_one_line(cli):
         assert code in (1, 2) and err.count("\n") == 1, err
     code, out, err = cli("align", SOURCE)
     assert code == 1 and "Helsinki-NLP/opus-mt-en-de" in err and "--model PATH" in err and "minilm" not in err
+
+
+def test_help_of_align_and_caption_imports_nothing_heavy():
+    from test_imports import _heavy_after
+
+    assert _heavy_after(["align", "--help"]) == ""
+    assert _heavy_after(["caption", "--help"]) == ""

@@ -151,3 +151,31 @@ def make_blip(folder: Path, layers: int = 2, heads: int = 2, hidden: int = 16, i
                               tokenizer=tok)
     processor.save_pretrained(folder)
     return folder
+
+
+def make_bart(folder: Path, layers: int = 2, heads: int = 2, hidden: int = 16) -> Path:
+    """A 2-layer BART with a byte-level BPE tokenizer that wraps text as <s> ... </s>, like facebook/bart-*."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import BartConfig, BartForConditionalGeneration, PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(EN + DE + [" ".join(WORDS)], trainer)
+    bpe.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", pad_token="<pad>", eos_token="</s>",
+                                  unk_token="<unk>", model_max_length=64)
+    config = BartConfig(vocab_size=bpe.get_vocab_size(), d_model=hidden, encoder_layers=layers, decoder_layers=layers,
+                        encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=hidden * 2,
+                        decoder_ffn_dim=hidden * 2, max_position_embeddings=64, bos_token_id=0, pad_token_id=1,
+                        eos_token_id=2, decoder_start_token_id=2, forced_bos_token_id=0, forced_eos_token_id=2,
+                        init_std=INIT)
+    folder.mkdir(parents=True, exist_ok=True)
+    BartForConditionalGeneration(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder

@@ -161,18 +161,17 @@ def generate_ids(loaded: "LoadedModel", family: str, inputs: dict[str, Any], max
 
 
 def given_ids(tokenizer: Any, text: str, loaded: "LoadedModel", family: str) -> list[int]:
-    """The start token, then the given target's tokens ending with the end token (as training labels are built)."""
+    """The start token, then the given target tokenized the way training labels are (ending with the end token)."""
     if not text.strip():
         raise UsageError("the target text is empty", "give at least one word, or leave it out to generate")
     text = text.strip()
-    if family == TEXT_FAMILY:
-        ids = tokenizer(text_target=text)["input_ids"]
-    else:
-        ids = tokenizer(text)["input_ids"]
+    # Labels as each family trains on them: text_target for seq2seq (BART keeps its leading <s>), the plain
+    # tokenizer for VisionEncoderDecoder, and for BLIP the tokenizer's [CLS] replaced by the start token.
+    ids = list(tokenizer(text_target=text)["input_ids"] if family == TEXT_FAMILY else tokenizer(text)["input_ids"])
     special = set(tokenizer.all_special_ids)
     eos = _eos_id(loaded.model, family)
-    while ids and ids[0] in special and ids[0] != eos:
-        ids = ids[1:]  # a leading [CLS]/<s> the tokenizer adds: the decoder start token takes its place
+    if family == BLIP_FAMILY and ids and ids[0] in special and ids[0] != eos:
+        ids = ids[1:]
     if not [i for i in ids if i not in special]:
         raise UsageError(f"the target {text!r} has no tokens this model's tokenizer knows")
     if eos is not None and ids[-1] != eos:

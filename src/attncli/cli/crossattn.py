@@ -9,17 +9,14 @@ import typer
 
 from attncli.choices import Device, Fuse
 from attncli.cli.common import check_save_path, keep_capture, out, print_json, warn
-from attncli.cli.options import (DeviceOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, ModelOpt, SaveOpt, TopKOpt,
-                                 TrustOpt)
+from attncli.cli.options import DeviceOpt, FuseOpt, HeadOpt, JsonOpt, SaveOpt, TrustOpt
 from attncli.cli.vision import OutOpt
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
     from attncli.capture import Capture
 
-MaxNewOpt = Annotated[
-    Optional[int], typer.Option("--max-new-tokens", min=1, help="Longest output to generate (default 64 for align, 20 for caption).")
-]
+MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="Longest output to generate, in tokens.")]
 BeamsOpt = Annotated[
     int, typer.Option("--num-beams", min=1, help="Beam search width; the best beam is re-scored teacher-forced.")
 ]
@@ -27,6 +24,16 @@ SkipOpt = Annotated[
     bool, typer.Option("--skip-special", help="Hide </s>/[CLS]-like tokens (align renormalises rows over the rest).")
 ]
 LayerDecOpt = Annotated[int, typer.Option("--layer", "-l", help="Decoder layer, 0-based; -1 is the last.")]
+AlignModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="Hub id or local folder of a text encoder-decoder (Marian/opus-mt, T5, BART). "
+                 "Default: Helsinki-NLP/opus-mt-en-de."),
+]
+CaptionModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="Hub id or local folder of a captioner (VisionEncoderDecoder, BLIP). "
+                 "Default: nlpconnect/vit-gpt2-image-captioning."),
+]
 
 
 def align(
@@ -35,11 +42,11 @@ def align(
     target: Annotated[
         Optional[str], typer.Option("--target", "-t", help="Score this target text instead of generating one.")
     ] = None,
-    model: ModelOpt = None,
+    model: AlignModelOpt = None,
     layer: LayerDecOpt = -1,
     head: HeadOpt = None,
     fuse: FuseOpt = Fuse.mean,
-    max_new_tokens: MaxNewOpt = None,
+    max_new_tokens: MaxNewOpt = 64,
     num_beams: BeamsOpt = 1,
     skip_special: SkipOpt = False,
     output: OutOpt = None,
@@ -66,7 +73,7 @@ def align(
     from attncli.seq2seq import DEFAULT_ALIGN_MODEL, capture_align
 
     capture = capture_align(source, model or DEFAULT_ALIGN_MODEL, target=target,
-                            max_new_tokens=max_new_tokens or 64, num_beams=num_beams, device=device,
+                            max_new_tokens=max_new_tokens, num_beams=num_beams, device=device,
                             trust_remote_code=trust_remote_code)
     warn(capture.warnings)
     keep_capture(capture, save)
@@ -81,9 +88,8 @@ def show_align(capture: "Capture", layer: int, head: int | None, fuse: Fuse, ski
     view = align_view(capture, layer, head, fuse, skip_special)
     if output is not None:
         from attncli.render.crossfig import align_figure
-        from attncli.render.figures import save_figure
 
-        _written(save_figure(align_figure(view), output), as_json)
+        _written(_save(align_figure(view), output), as_json)
     if as_json:
         print_json(view.to_dict())
     else:
@@ -97,12 +103,12 @@ def caption(
     text: Annotated[
         Optional[str], typer.Option("--text", "-t", help='Score this caption instead of generating one, e.g. "a cat on a couch".')
     ] = None,
-    model: ModelOpt = None,
+    model: CaptionModelOpt = None,
     layer: LayerDecOpt = -1,
     head: HeadOpt = None,
     fuse: FuseOpt = Fuse.mean,
-    top_k: TopKOpt = 3,
-    max_new_tokens: MaxNewOpt = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many patches to list per word.")] = 3,
+    max_new_tokens: MaxNewOpt = 20,
     num_beams: BeamsOpt = 1,
     skip_special: SkipOpt = False,
     output: OutOpt = None,
@@ -126,7 +132,7 @@ def caption(
     from attncli.seq2seq import DEFAULT_CAPTION_MODEL, capture_caption
 
     capture = capture_caption(image, model or DEFAULT_CAPTION_MODEL, text=text,
-                              max_new_tokens=max_new_tokens or 20, num_beams=num_beams, device=device,
+                              max_new_tokens=max_new_tokens, num_beams=num_beams, device=device,
                               trust_remote_code=trust_remote_code)
     warn(capture.warnings)
     keep_capture(capture, save)
@@ -141,9 +147,8 @@ def show_caption(capture: "Capture", layer: int, head: int | None, fuse: Fuse, t
     view = caption_view(capture, layer, head, fuse, skip_special)
     if output is not None:
         from attncli.render.crossfig import caption_figure
-        from attncli.render.figures import save_figure
 
-        _written(save_figure(caption_figure(view, capture.image), output), as_json)
+        _written(_save(caption_figure(view, capture.image), output), as_json)
     if as_json:
         print_json(view.to_dict(top_k))
     else:
@@ -161,7 +166,7 @@ def draw_cross(capture: "Capture", layer: int, head: int | None, fuse: Fuse, out
         else:
             show_align(capture, layer, head, fuse, False, None, False)
         return
-    from attncli.render.figures import check_output, save_figure
+    from attncli.render.figures import check_output
 
     if capture.kind == "image":
         from attncli.cross import caption_view
@@ -178,7 +183,18 @@ def draw_cross(capture: "Capture", layer: int, head: int | None, fuse: Fuse, out
     stem = Path(capture.source).stem if capture.source else "text"
     how = f"h{view.head}" if view.head is not None else view.fuse
     target = check_output(output or Path(f"{name}-{stem}-L{view.layer}-{how}.png"))
-    out().print(str(save_figure(fig, target)), highlight=False, markup=False, soft_wrap=True)
+    out().print(str(_save(fig, target)), highlight=False, markup=False, soft_wrap=True)
+
+
+def _save(fig, path: Path) -> Path:
+    """Write a figure atomically; a token in a script the font lacks is drawn as a box, not warned about."""
+    import warnings
+
+    from attncli.render.figures import save_figure
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        return save_figure(fig, path)
 
 
 def _written(path: Path, as_json: bool) -> None:

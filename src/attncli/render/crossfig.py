@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from attncli.cross import AlignView, CaptionView
 
 
+def _printable(text: str) -> str:
+    """Control characters (bytes of a half-decoded token) as U+FFFD, so matplotlib has a glyph for everything."""
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
+
+
 def _new_figure(width: float, height: float) -> "Figure":
     """A pyplot-free figure."""
     from matplotlib.figure import Figure
@@ -36,8 +41,8 @@ def align_figure(view: "AlignView") -> "Figure":
     ax = fig.subplots()
     shown = ax.imshow(view.matrix, cmap="Blues", vmin=0.0, vmax=float(view.matrix.max()) or 1.0, aspect="auto")
     font = 9 if max(n_s, n_t) <= 24 else max(4, int(9 - (max(n_s, n_t) - 24) / 10))
-    ax.set_xticks(np.arange(n_s), view.source_labels, rotation=90, fontsize=font)
-    ax.set_yticks(np.arange(n_t), view.target_labels, fontsize=font)
+    ax.set_xticks(np.arange(n_s), [_printable(t) for t in view.source_labels], rotation=90, fontsize=font)
+    ax.set_yticks(np.arange(n_t), [_printable(t) for t in view.target_labels], fontsize=font)
     for tick, special in zip(ax.get_xticklabels(), view.source_special):
         tick.set_color("grey" if special else "black")
     for tick, special in zip(ax.get_yticklabels(), view.target_special):
@@ -80,8 +85,8 @@ def caption_figure(view: "CaptionView", image: "np.ndarray") -> "Figure":
         ax.imshow(values, cmap=OVERLAY_CMAP, alpha=0.6, vmin=0.0, vmax=vmax, extent=(0, width, height, 0),
                   interpolation="bilinear")
         style = "italic" if view.word_special[w] else "normal"
-        ax.set_title(f"{view.words[w]} · max {vmax:.2f}", fontsize=8, fontstyle=style)
-    caption = textwrap.fill(view.caption or "(empty caption)", 90)
+        ax.set_title(f"{_printable(view.words[w])} · max {vmax:.2f}", fontsize=8, fontstyle=style)
+    caption = textwrap.fill(_printable(view.caption or "(empty caption)"), 90)
     fig.suptitle(f"{caption}\n{view.model_id} · decoder layer {view.layer} · "
                  f"{how(view.head, view.fuse, view.n_heads)} · each word scaled to its own max", fontsize=9)
     return fig
