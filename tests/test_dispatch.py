@@ -49,22 +49,9 @@ def test_describe():
 
 @pytest.fixture(scope="module")
 def tiny_classifier(tmp_path_factory):
-    """A 2-layer BERT saved with a sequence-classification head and the tiny WordPiece vocabulary."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+    from tiny_classifier import make_bert_classifier
 
-    from tiny import WORDS
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("bert-cls")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", *WORDS]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32, num_labels=2,
-                        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
-    BertForSequenceClassification(config).save_pretrained(folder)
-    BertTokenizer(vocab=str(folder / "vocab.txt"), model_max_length=32).save_pretrained(folder)
-    return folder
+    return make_bert_classifier(tmp_path_factory.mktemp("bert-cls"))
 
 
 def test_gradients_for_a_text_capture(tiny_classifier):

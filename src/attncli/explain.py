@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from attncli.choices import Fuse
+from attncli.choices import Fuse, Method
 from attncli.errors import UsageError
 from attncli.methods.heads import keep_tokens, resolve_index, top_k
 
@@ -32,6 +32,8 @@ class LayerView:
     fuse: str
     skip_special: bool
     model_id: str
+    method: str = "attention"  # attncli.choices.Method value
+    method_note: str | None = None  # how a non-attention matrix was made, for titles
 
     def top(self, k: int) -> list[list[tuple[int, float]]]:
         """Per shown token, its k most attended shown positions as (position, weight)."""
@@ -42,6 +44,7 @@ class LayerView:
         return {
             "schema": "attncli.explain/1",
             "model": self.model_id,
+            "method": self.method,
             "layer": self.layer,
             "head": self.head,
             "fuse": None if self.head is not None else self.fuse,
@@ -71,6 +74,8 @@ class TokenProfile:
     fuse: str
     skip_special: bool
     model_id: str
+    method: str = "attention"  # attncli.choices.Method value; rows[l] is the method's map up to layer l
+    method_note: str | None = None  # how a non-attention profile was made, for titles
 
     def top(self, k: int) -> list[list[tuple[int, float]]]:
         """Per layer, the k most attended shown positions as (position, weight)."""
@@ -81,6 +86,7 @@ class TokenProfile:
         return {
             "schema": "attncli.explain-token/1",
             "model": self.model_id,
+            "method": self.method,
             "token": {"index": self.token, "text": self.label},
             "head": self.head,
             "fuse": None if self.head is not None else self.fuse,
@@ -121,14 +127,22 @@ def _restrict(matrix: "np.ndarray", capture: "Capture", shown: list[int], skip_s
 
 
 def layer_view(capture: "Capture", layer: int = -1, head: int | None = None, fuse: Fuse | str = Fuse.mean,
-               skip_special: bool = False) -> LayerView:
-    """The (query, key) map of one layer, optionally without special tokens (rows renormalised)."""
+               skip_special: bool = False, method: Method | str = Method.attention, discard_ratio: float = 0.0,
+               gradients: "np.ndarray | None" = None, target_label: str | None = None) -> LayerView:
+    """The (query, key) map of one layer (or --method's map up to it), optionally without special tokens."""
+    from attncli.methods.dispatch import check_method_options, describe, method_rows
+
+    method = check_method_options(method, head, discard_ratio)
     layer_i = capture.layer_index(layer)
     head_i = None if head is None else capture.head_index(head)
     shown = _shown(capture, skip_special)
-    matrix = _restrict(capture.map(layer_i, head_i, fuse), capture, shown, skip_special)
+    full = method_rows(capture.attentions, method, layer_i, head=head_i, fuse=fuse, discard_ratio=discard_ratio,
+                       gradients=gradients)  # (Q, K)
+    matrix = _restrict(full, capture, shown, skip_special)
+    note = None if method is Method.attention else describe(method, layer_i, head_i, Fuse(fuse).value,
+                                                            capture.n_heads, discard_ratio, target_label)
     return LayerView(matrix, shown, [capture.tokens[i] for i in shown], [capture.special[i] for i in shown],
-                     layer_i, head_i, Fuse(fuse).value, skip_special, capture.model_id)
+                     layer_i, head_i, Fuse(fuse).value, skip_special, capture.model_id, method.value, note)
 
 
 def find_token(capture: "Capture", query: str) -> int:
@@ -149,21 +163,35 @@ def find_token(capture: "Capture", query: str) -> int:
 
 
 def token_profile(capture: "Capture", token: int, head: int | None = None, fuse: Fuse | str = Fuse.mean,
-                  skip_special: bool = False) -> TokenProfile:
-    """One token's attention at every layer (heads fused or one head)."""
+                  skip_special: bool = False, method: Method | str = Method.attention, discard_ratio: float = 0.0,
+                  gradients: "np.ndarray | None" = None, target_label: str | None = None) -> TokenProfile:
+    """One token's attention at every layer (heads fused or one head), or --method's map up to each layer."""
     import numpy as np
 
+    from attncli.methods.dispatch import check_method_options, describe, method_rows
+
+    method = check_method_options(method, head, discard_ratio)
     token = resolve_index(token, capture.n_tokens, "token", "the text")
     head_i = None if head is None else capture.head_index(head)
     shown = _shown(capture, skip_special)
     if token not in shown:
         raise UsageError(f'token {token} ("{capture.tokens[token]}") is a special token hidden by --skip-special',
                          "pick another token or drop --skip-special")
-    q = shown.index(token)
-    rows = np.stack([
-        _restrict(capture.map(layer, head_i, fuse), capture, shown, skip_special)[q]
-        for layer in range(capture.n_layers)
-    ])  # (layers, shown keys)
+    if method is Method.rollout:  # one pass gives the rollout after every layer
+        from attncli.methods.rollout import rollout_layers
+
+        per_layer = rollout_layers(capture.attentions, fuse, discard_ratio)[:, token]  # (layers, keys)
+    else:
+        per_layer = np.stack([method_rows(capture.attentions, method, layer, head=head_i, fuse=fuse,
+                                          gradients=gradients, queries=[token])[0]
+                              for layer in range(capture.n_layers)])  # (layers, keys)
+    rows = per_layer
+    if skip_special:  # the query's row over the shown keys, renormalised (what _restrict does to every row)
+        sub = per_layer[:, shown]
+        totals = sub.sum(axis=-1, keepdims=True)
+        rows = np.divide(sub, totals, out=np.zeros_like(sub), where=totals > 0)  # (layers, shown keys)
+    note = None if method is Method.attention else describe(method, None, head_i, Fuse(fuse).value, capture.n_heads,
+                                                            discard_ratio, target_label)
     return TokenProfile(token, capture.tokens[token], rows, shown, [capture.tokens[i] for i in shown],
                         [capture.special[i] for i in shown], head_i, Fuse(fuse).value, skip_special,
-                        capture.model_id)
+                        capture.model_id, method.value, note)

@@ -32,15 +32,15 @@ def is_text_classifier(location: str, trust_remote_code: bool = False) -> bool:
     return any(str(a).endswith("ForSequenceClassification") for a in (getattr(config, "architectures", None) or []))
 
 
-def load_classifier(capture: "Capture", model: "str | LoadedModel | None" = None, *,
-                    device: str | Device = Device.cpu, trust_remote_code: bool = False) -> "LoadedModel":
-    """The classifier behind a capture: an image classifier, or a text model saved with a classification head."""
+def load_classifier(kind: str, model: "str | LoadedModel", *, device: str | Device = Device.cpu,
+                    trust_remote_code: bool = False) -> "LoadedModel":
+    """A classifier for kind "image" or "text" (text: only a model saved with a classification head)."""
     from attncli.models import load_model, resolve_model
 
-    if model is not None and not isinstance(model, str):
+    if not isinstance(model, str):
         return model
-    ref = resolve_model(model or capture.model_id)
-    if capture.kind == "image":
+    ref = resolve_model(model)
+    if kind == "image":
         return load_model(ref, Task.image_classification, device=device, trust_remote_code=trust_remote_code)
     if ref.kind != "hub" and not is_text_classifier(ref.location, trust_remote_code):
         raise NotSupportedError(
@@ -78,7 +78,8 @@ def gradients_for(capture: "Capture", target: str | int | None = None, model: "s
 
     from attncli.methods.gradients import attention_gradients
 
-    loaded = load_classifier(capture, model, device=device, trust_remote_code=trust_remote_code)
+    loaded = load_classifier(capture.kind, model or capture.model_id, device=device,
+                             trust_remote_code=trust_remote_code)
     result = attention_gradients(loaded.model, model_inputs(capture, loaded), target)[0]
     if result.attentions.shape != capture.attentions.shape or not np.allclose(
             result.attentions, capture.attentions, atol=MATCH_ATOL):

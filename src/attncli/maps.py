@@ -1,8 +1,8 @@
 """Attention maps to draw, computed from a Capture with numpy only (no torch, no model).
 
-The steps are split so a later method slots in: ``token_matrix`` makes the (query, key) matrix (today raw
-attention of one layer, one head or fused heads; rollout or flow would produce the same shape), and
-``query_map`` picks the query row and lays it out on the patch grid.
+``query_map`` gets the (query, key) rows of the chosen method from ``attncli.methods.dispatch`` (raw
+attention of one layer, one head or fused heads; rollout; flow; gradient rollout) and lays the query's row
+out on the patch grid.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from attncli.choices import Fuse
+from attncli.choices import Fuse, Method
 from attncli.errors import UsageError
 from attncli.methods.heads import resolve_index, top_k
 
@@ -39,17 +39,16 @@ class AttentionMap:
     labels: list[str]
     special: list[bool]
     outside: float | None = None  # for grids: share of the query's attention that went to prefix tokens
+    method: str = "attention"  # attncli.choices.Method value
+    method_note: str | None = None  # how a non-attention map was made, e.g. "rollout of layers 0–5 (mean)"
 
     def how(self, n_heads: int) -> str:
         """'head 3', 'mean of 12 heads' or 'all 12 heads'."""
+        if self.method_note:
+            return self.method_note
         if self.kind == "heads":
             return f"all {n_heads} heads"
         return f"head {self.head}" if self.head is not None else f"{self.fuse} of {n_heads} heads"
-
-
-def token_matrix(capture: "Capture", layer: int, head: int | None = None, fuse: Fuse | str = Fuse.mean) -> "np.ndarray":
-    """(query, key) matrix of one layer: a head or the fused heads (the raw-attention method)."""
-    return capture.map(layer, head, fuse)
 
 
 def parse_query(capture: "Capture", query: str | None) -> int | None:
@@ -85,22 +84,39 @@ def query_map(
     head: int | None = None,
     fuse: Fuse | str = Fuse.mean,
     query: int | None = None,
+    method: Method | str = Method.attention,
+    discard_ratio: float = 0.0,
+    gradients: "np.ndarray | None" = None,
+    target_label: str | None = None,
 ) -> AttentionMap:
-    """Image: the query token's attention (default CLS) over the patch grid. Text: the matrix, or one query's row."""
+    """Image: the query token's attention (default CLS) over the patch grid. Text: the matrix, or one query's row.
+
+    ``method`` picks the map (attncli.methods.dispatch); grad-rollout needs ``gradients`` (attncli.gradcapture).
+    """
+    from attncli.methods.dispatch import check_method_options, describe, method_rows
+
+    method = check_method_options(method, head, discard_ratio)
     layer_i = capture.layer_index(layer)
     head_i = capture.head_index(head) if head is not None else None
-    matrix = token_matrix(capture, layer_i, head_i, fuse)  # (Q, K)
     fuse_name = Fuse(fuse).value
+    is_grid = capture.kind == "image" and capture.grid is not None
+    q = (0 if query is None else query) if is_grid else query
+    protect = range(capture.grid.prefix) if is_grid else (0,)  # rollout never discards the CLS-like column(s)
+    matrix = method_rows(capture.attentions, method, layer_i, head=head_i, fuse=fuse, discard_ratio=discard_ratio,
+                         gradients=gradients, protect=protect, queries=None if q is None else [q])  # (Q or 1, K)
+    note = None if method is Method.attention else describe(method, layer_i, head_i, fuse_name, capture.n_heads,
+                                                            discard_ratio, target_label)
     common = dict(layer=layer_i, head=head_i, fuse=fuse_name, model_id=capture.model_id,
-                  labels=list(capture.tokens), special=list(capture.special))
-    if capture.kind == "image" and capture.grid is not None:
-        q = 0 if query is None else query
-        values, outside = _on_grid(matrix[q], capture)
+                  labels=list(capture.tokens), special=list(capture.special), method=method.value, method_note=note)
+    if is_grid:
+        values, outside = _on_grid(matrix[0], capture)
+        if method is Method.grad_rollout:
+            outside = None  # relevance rows do not sum to 1: there is no "share" left on the prefix
         return AttentionMap(values=values, kind="grid", query=q, query_label=capture.tokens[q], outside=outside,
                             **common)
     if query is None:
         return AttentionMap(values=matrix, kind="matrix", query=None, query_label=None, **common)
-    return AttentionMap(values=matrix[query], kind="row", query=query, query_label=capture.tokens[query], **common)
+    return AttentionMap(values=matrix[0], kind="row", query=query, query_label=capture.tokens[query], **common)
 
 
 def head_maps(capture: "Capture", layer: int = -1, query: int | None = None) -> AttentionMap:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from attncli.choices import Device, Fuse
+from attncli.choices import Device, Fuse, Method
 
 ModelOpt = Annotated[
     Optional[str],
@@ -27,3 +27,16 @@ SaveOpt = Annotated[
     Optional[Path], typer.Option("--save", help="Also save the capture to this .npz file (re-render it later).")
 ]
 TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many attended tokens to list.")]
+MethodOpt = Annotated[
+    Method,
+    typer.Option("--method", help="attention: one layer; rollout/flow: every layer up to --layer with the residual "
+                                  "path; grad-rollout: gradient-weighted rollout for --target (classifiers)."),
+]
+DiscardOpt = Annotated[
+    float, typer.Option("--discard-ratio", help="rollout: zero this fraction of the lowest weights per layer "
+                                                "(never the CLS column), as vit-explain does.")
+]
+TargetOpt = Annotated[
+    Optional[str], typer.Option("--target", help="grad-rollout: the class to explain, a label or index "
+                                                 "(default: the prediction).")
+]

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from attncli.choices import Device, Fuse, Task
+from attncli.choices import Device, Fuse, Method, Task
 from attncli.cli.common import check_save_path, err, keep_capture, out, print_json, warn
-from attncli.cli.options import DeviceOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, ModelOpt, SaveOpt, TrustOpt
+from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
+                                 SaveOpt, TargetOpt, TrustOpt)
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ def classify(
     model: ModelOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many labels to show per image.")] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")] = 8,
+    method: MethodOpt = Method.attention,
+    discard_ratio: DiscardOpt = 0.0,
     as_json: JsonOpt = False,
     save: SaveOpt = None,
     device: DeviceOpt = Device.cpu,
@@ -39,6 +42,9 @@ def classify(
 ) -> None:
     """Classify images and say where the CLS token looks (the first image is kept as the last capture)."""
     from attncli.images import collect_images, probe_image
+    from attncli.methods.dispatch import check_method_options
+
+    check_method_options(method, None, discard_ratio)
 
     paths = collect_images(images)
     check_save_path(save, paths)
@@ -51,7 +57,12 @@ def classify(
     rows, first = [], None
     with _progress(len(paths)) as advance:
         for capture in capture_images(paths, loaded, batch_size=batch_size, top_k=top_k, on_batch=advance):
-            rows.append(summarise(capture, top_k))
+            grads = None
+            if method is Method.grad_rollout:  # explains the predicted class
+                from attncli.gradcapture import gradients_for
+
+                grads = gradients_for(capture, None, loaded).gradients
+            rows.append(summarise(capture, top_k, method=method.value, discard_ratio=discard_ratio, gradients=grads))
             first = first or capture  # keep one image's attention, not all of them (22 MB each for ViT-B)
     keep_capture(first, save)
     if len(paths) > 1:
@@ -68,7 +79,9 @@ def classify(
         console.print(predictions_table(row.source, first.model_id, row.predictions))
         best = row.predictions[0]
         console.print(f"Prediction: {best.label} (Confidence: {best.score:.1%})", highlight=False, markup=False)
-        console.print(f"[CLS] at layer {row.cls_layer} (heads averaged) looks most at patches (row,col): "
+        how = (f"at layer {row.cls_layer} (heads averaged) looks most at" if method is Method.attention
+               else f"by {method.value} through layer {row.cls_layer}: top")
+        console.print(f"[CLS] {how} patches (row,col): "
                       + ", ".join(f"({r},{c}) {w:.3f}" for r, c, w in row.cls_top),
                       highlight=False, markup=False, soft_wrap=True)
     else:
@@ -150,12 +163,21 @@ def heatmap(
     output: OutOpt = None,
     terminal: Annotated[bool, typer.Option("--terminal", help="Draw in the terminal instead of writing a file.")] = False,
     text: Annotated[Optional[str], typer.Option("--text", help="Capture this text first (token × token matrix).")] = None,
+    method: MethodOpt = Method.attention,
+    discard_ratio: DiscardOpt = 0.0,
+    target_class: TargetOpt = None,
     model: ModelOpt = None,
     save: SaveOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
 ) -> None:
     """Draw attention as a figure: over the image (CLS or --query patch), or a token × token matrix for text."""
+    from attncli.methods.dispatch import check_method_options
+
+    check_method_options(method, head, discard_ratio, target_class)
+    if all_heads and method is not Method.attention:
+        raise UsageError(f"--all-heads shows each head of one layer; {method.value} combines the heads",
+                         "drop --all-heads, or use --method attention")
     if source is not None and text is not None:
         raise UsageError("give an INPUT or --text, not both")
     if head is not None and all_heads:
@@ -179,6 +201,9 @@ def heatmap(
 
         err().print(f"saved capture to {save_capture(capture, save)}", highlight=False)
     if capture.cross_attentions is not None:  # from attn align / attn caption: draw target × source instead
+        if method is not Method.attention:
+            raise UsageError(f"--method {method.value} applies to self-attention captures",
+                             "a cross-attention capture is drawn with --method attention")
         if query is not None or all_heads:
             raise UsageError("--query and --all-heads apply to self-attention captures",
                              "a cross-attention capture is drawn as target × source (align) or per word (caption)")
@@ -190,7 +215,14 @@ def heatmap(
     from attncli.maps import head_maps, parse_query, query_map
 
     q = parse_query(capture, query)
-    amap = head_maps(capture, layer, q) if all_heads else query_map(capture, layer, head, fuse, q)
+    grads, label = None, None
+    if method is Method.grad_rollout:
+        from attncli.gradcapture import gradients_for
+
+        explained = gradients_for(capture, target_class, model, device=device, trust_remote_code=trust_remote_code)
+        grads, label = explained.gradients, explained.label
+    amap = head_maps(capture, layer, q) if all_heads else query_map(
+        capture, layer, head, fuse, q, method=method, discard_ratio=discard_ratio, gradients=grads, target_label=label)
     if terminal:
         _draw_terminal(capture, amap)
         return
@@ -227,6 +259,8 @@ def _default_name(capture: "Capture", amap) -> Path:
     """heatmap-<image or 'text'>-L<layer>-<head|fusion>.png in the current folder."""
     stem = Path(capture.source).stem if capture.source else capture.kind
     how = "heads" if amap.kind == "heads" else (f"h{amap.head}" if amap.head is not None else amap.fuse)
+    if amap.method != "attention":
+        how = f"{amap.method}-{amap.fuse}"
     default_query = amap.query is None or (capture.kind == "image" and amap.query == 0)
     query = "" if default_query else f"-q{amap.query}"
     return Path(f"heatmap-{stem}-L{amap.layer}-{how}{query}.png")

@@ -81,14 +81,14 @@ def method_rows(
     return matrix if rows is None else matrix[rows]
 
 
-def describe(method: Method | str, layer: int, head: int | None, fuse: str, n_heads: int,
+def describe(method: Method | str, layer: int | None, head: int | None, fuse: str, n_heads: int,
              discard_ratio: float = 0.0, target: str | None = None) -> str:
-    """How a map was made, for titles: 'layer 5 · mean of 12 heads', 'rollout of layers 0–5 (mean)', …"""
+    """How a map was made, for titles: 'rollout of layers 0–5 (mean)', … (layer None: up to each layer)."""
     method = Method(method)
     if method is Method.attention:
         how = f"head {head}" if head is not None else f"{fuse} of {n_heads} heads"
-        return f"layer {layer} · {how}"
-    span = f"layer 0" if layer == 0 else f"layers 0–{layer}"
+        return how if layer is None else f"layer {layer} · {how}"
+    span = "layers 0 to each layer" if layer is None else ("layer 0" if layer == 0 else f"layers 0–{layer}")
     if method is Method.rollout:
         extra = f", discard {discard_ratio:g}" if discard_ratio else ""
         return f"rollout of {span} ({fuse}{extra})"

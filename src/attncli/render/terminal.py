@@ -44,7 +44,7 @@ def how(head: int | None, fuse: str, n_heads: int | None = None) -> str:
 
 def view_title(view: "LayerView", n_heads: int | None = None) -> str:
     """Title line naming layer, head/fusion and model, plus the --skip-special note."""
-    title = f"Layer {view.layer} · {how(view.head, view.fuse, n_heads)} · {view.model_id}"
+    title = f"Layer {view.layer} · {view.method_note or how(view.head, view.fuse, n_heads)} · {view.model_id}"
     if view.skip_special:
         title += "\nspecial tokens hidden; each row renormalised over the remaining tokens"
     return title
@@ -77,7 +77,7 @@ def top_table(view: "LayerView", k: int, n_heads: int | None = None) -> Group:
 def profile_table(profile: "TokenProfile", k: int, n_heads: int | None = None) -> Group:
     """One token's top-k attended tokens at every layer, and which token wins most layers."""
     title = (f'What "{profile.label}" (token {profile.token}) attends to, layer by layer · '
-             f"{how(profile.head, profile.fuse, n_heads)} · {profile.model_id}")
+             f"{profile.method_note or how(profile.head, profile.fuse, n_heads)} · {profile.model_id}")
     if profile.skip_special:
         title += "\nspecial tokens hidden; each row renormalised over the remaining tokens"
     table = Table()
@@ -119,7 +119,9 @@ def matrix_table(view: "LayerView", n_heads: int | None = None) -> Group:
     for i, row in enumerate(view.matrix):
         cells = [Text(f"{w:.2f}".lstrip("0") if w < 1 else "1.0", style=shade(float(w), vmax)) for w in row]
         table.add_row(token_text(view.labels[i], view.special[i]), *cells)
-    return titled(view_title(view, n_heads) + "\nrows attend to columns; each row sums to 1", table)
+    rows_note = ("rows attend to columns; each row sums to 1" if view.method != "grad-rollout" or view.skip_special
+                 else "rows: each column token's relevance to the row token (rows do not sum to 1)")
+    return titled(view_title(view, n_heads) + "\n" + rows_note, table)
 
 
 def softmax_table(result: "SoftmaxResult") -> Group:
