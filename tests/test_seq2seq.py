@@ -194,6 +194,17 @@ def test_empty_texts_are_usage_errors(loaded, image):
         capture_caption(image, loaded["ved"], text="")
 
 
+def test_outputs_longer_than_the_decoder_are_refused(loaded, image):
+    from attncli.seq2seq import capture_caption
+
+    with pytest.raises(UsageError, match="the target has 101 tokens but the decoder takes at most 64"):
+        capture_caption(image, loaded["ved"], text=" ".join(["cat"] * 100))
+    with pytest.raises(UsageError, match="--max-new-tokens 65 is more than the decoder's 64 positions"):
+        capture_caption(image, loaded["ved"], max_new_tokens=65)
+    cap = capture_caption(image, loaded["ved"], text=" ".join(["cat"] * 63))  # 63 words + end token: just fits
+    assert cap.cross_attentions.shape[2] == 64
+
+
 def test_wrong_kind_of_model_is_named(loaded, image):
     from attncli.seq2seq import capture_align, capture_caption
 

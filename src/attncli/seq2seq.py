@@ -139,6 +139,16 @@ def _start_id(model: Any, family: str) -> int:
     raise CaptureError(f"{model.config.model_type}: the config names no decoder start token")
 
 
+def decoder_positions(config: Any, family: str) -> int | None:
+    """How many tokens the decoder can take (None for relative positions, as in T5)."""
+    dec = config.text_config if family == BLIP_FAMILY else config.decoder if family == VED_FAMILY else config
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(dec, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def generate_ids(loaded: "LoadedModel", family: str, inputs: dict[str, Any], max_new_tokens: int,
                  num_beams: int) -> list[int]:
     """Decode deterministically (greedy, or beam search's best beam); the ids start with the decoder start token."""
@@ -148,6 +158,10 @@ def generate_ids(loaded: "LoadedModel", family: str, inputs: dict[str, Any], max
         raise UsageError(f"--max-new-tokens {max_new_tokens}: give at least 1")
     if num_beams < 1:
         raise UsageError(f"--num-beams {num_beams}: give at least 1")
+    limit = decoder_positions(loaded.config, family)
+    if limit is not None and max_new_tokens > limit:  # the last new token is never fed back: limit, not limit - 1
+        raise UsageError(f"--max-new-tokens {max_new_tokens} is more than the decoder's {limit} positions",
+                         f"give at most {limit}")
     kwargs = {"max_new_tokens": max_new_tokens, "num_beams": num_beams, "do_sample": False,
               "num_return_sequences": 1}
     with torch.inference_mode(), warnings.catch_warnings():
@@ -167,7 +181,8 @@ def given_ids(tokenizer: Any, text: str, loaded: "LoadedModel", family: str) -> 
     text = text.strip()
     # Labels as each family trains on them: text_target for seq2seq (BART keeps its leading <s>), the plain
     # tokenizer for VisionEncoderDecoder, and for BLIP the tokenizer's [CLS] replaced by the start token.
-    ids = list(tokenizer(text_target=text)["input_ids"] if family == TEXT_FAMILY else tokenizer(text)["input_ids"])
+    encoded = tokenizer(text_target=text, verbose=False) if family == TEXT_FAMILY else tokenizer(text, verbose=False)
+    ids = list(encoded["input_ids"])  # verbose=False: a too-long target gets our one-line error below instead
     special = set(tokenizer.all_special_ids)
     eos = _eos_id(loaded.model, family)
     if family == BLIP_FAMILY and ids and ids[0] in special and ids[0] != eos:
@@ -176,6 +191,10 @@ def given_ids(tokenizer: Any, text: str, loaded: "LoadedModel", family: str) -> 
         raise UsageError(f"the target {text!r} has no tokens this model's tokenizer knows")
     if eos is not None and ids[-1] != eos:
         ids = ids + [eos]
+    limit = decoder_positions(loaded.config, family)
+    if limit is not None and len(ids) > limit:  # the decoder is fed the start token and all but the last
+        raise UsageError(f"the target has {len(ids)} tokens but the decoder takes at most {limit}",
+                         "give a shorter target")
     return [_start_id(loaded.model, family)] + ids
 
 
