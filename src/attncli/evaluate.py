@@ -9,9 +9,10 @@ Every map is the CLS token's row over the patch grid (rows, cols) from one of th
 - **IoU@k%**: the top ``ceil(k% · patches)`` patches form a region of whole patches; IoU with the object mask
   is counted in pixels.
 - **deletion / insertion AUC** (Petsiuk et al. 2018): patches are replaced by a baseline (the image's mean
-  colour, a blur, or black) one step at a time in the map's order, most important first; the curve is the
-  target class's softmax probability against the fraction of patches changed, its area the score (deletion:
-  lower is better; insertion: starts from the baseline image, higher is better).
+  colour, a blur, or black) a step at a time in the map's order, most important first (a step is
+  ``ceil(patches / 16)`` patches unless given: 17 points per curve); the curve is the target class's softmax
+  probability against the fraction of patches changed, its area the score (deletion: lower is better;
+  insertion: starts from the baseline image, higher is better).
 
 Targets: on shapes the true class (the pointing game asks where the named object is); on other images the
 predicted class.
@@ -35,6 +36,13 @@ if TYPE_CHECKING:
 
 RANDOM = "random"
 BASELINES = ("mean", "blur", "black")
+# Deletion/insertion curves get about this many steps by default (a forward pass per step, per map).
+CURVE_STEPS = 16
+
+
+def default_step(n_patches: int) -> int:
+    """Patches changed per deletion/insertion step so the curve has about CURVE_STEPS steps."""
+    return max(1, math.ceil(n_patches / CURVE_STEPS))
 
 
 @dataclass
@@ -189,7 +197,7 @@ def evaluate(
     top_percent: float = 15.0,
     auc: bool = True,
     baseline: str = "mean",
-    step: int = 1,
+    step: int | None = None,
     batch_size: int = 16,
     dataset: str = "images",
     progress: Callable[[int, int], None] | None = None,
@@ -216,6 +224,7 @@ def evaluate(
         batch = list(images[start:start + batch_size])
         prepared = preprocess(batch, loaded.processor, loaded.config)
         grid = prepared.grid
+        step = step or default_step(grid.n_patches)
         pixels = prepared.pixel_values.to(loaded.device, dtype=next(loaded.model.parameters()).dtype)
         targets = None if labels is None else [int(t) for t in labels[start:start + len(batch)]]
         if need_grads:

@@ -177,7 +177,7 @@ def evaluate(
     tolerance: Annotated[Optional[float], typer.Option("--tolerance", help="Shapes: pointing-game tolerance in pixels [default: half a patch].")] = None,
     auc: Annotated[bool, typer.Option("--auc/--no-auc", help="Compute deletion and insertion AUC (a forward pass per step).")] = True,
     baseline: Annotated[str, typer.Option("--baseline", help="What a deleted patch becomes: mean, blur or black.")] = "mean",
-    step: Annotated[int, typer.Option("--step", min=1, help="Patches changed per deletion/insertion step.")] = 1,
+    step: Annotated[Optional[int], typer.Option("--step", min=1, help="Patches changed per deletion/insertion step [default: patches/16, rounded up].")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")] = 16,
     as_json: JsonOpt = False,
     device: DeviceOpt = Device.cpu,
