@@ -131,3 +131,15 @@ def test_terminal_grid_small_weights_in_per_mille_and_wide_grids_as_blocks():
     console.print(grid_text(wide, width=70))
     lines = console.export_text().splitlines()
     assert lines[1] == "0 " + " " * 60  # 2-character blocks without numbers: 30 × 3 would not fit in 70
+
+
+def test_colour_bar_ticks_and_colours():
+    from attncli.render.raster import _tick_label, inferno, nice_ticks
+
+    assert nice_ticks(0.4) == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    assert nice_ticks(0.0059) == pytest.approx([0.0, 0.002, 0.004])
+    assert nice_ticks(0.012) == pytest.approx([0.0, 0.0025, 0.005, 0.0075, 0.01])
+    assert [_tick_label(v, 0.0025) for v in (0.0, 0.0025)] == ["0.0000", "0.0025"]
+    colours = inferno(np.array([0.0, 0.5, 1.0]), 1.0)
+    assert colours.dtype == np.uint8 and colours.shape == (3, 3)
+    assert tuple(colours[0]) == (0, 0, 4) and tuple(colours[-1]) == (252, 255, 164)  # inferno's two ends

@@ -163,19 +163,22 @@ def test_heatmap_rerender_never_imports_torch(vit, pics, tmp_path, isolated_cach
     code = (
         "import sys\n"
         "from attncli.cli.app import main\n"
-        "for args in (['heatmap', '--layer', '0', '-o', sys.argv[1]], ['heatmap', '--terminal'],\n"
-        "             ['heatmap', '--all-heads', '-o', sys.argv[1]]):\n"
+        "def run(*args):\n"
         "    try:\n"
-        "        main(args)\n"
+        "        main(list(args))\n"
         "    except SystemExit as exc:\n"
         "        assert exc.code in (0, None), exc.code\n"
-        "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
+        "    print('torch' in sys.modules, 'transformers' in sys.modules, 'matplotlib' in sys.modules)\n"
+        "run('heatmap', '--layer', '0', '-o', sys.argv[1])\n"  # the default PNG overlay: Pillow only
+        "run('heatmap', '--terminal')\n"
+        "run('heatmap', '--all-heads', '-o', sys.argv[2])\n"  # matplotlib, still no torch
     )
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.png")], capture_output=True, text=True,
-                          env=env, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.png"), str(tmp_path / "all.svg")],
+                          capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "False False"
-    assert (tmp_path / "r.png").stat().st_size > 10_000
+    flags = [line for line in done.stdout.splitlines() if line.startswith(("True", "False"))]
+    assert flags == ["False False False", "False False False", "False False True"]
+    assert (tmp_path / "r.png").stat().st_size > 10_000 and (tmp_path / "all.svg").stat().st_size > 10_000
 
 
 def test_heatmap_without_a_last_capture(cli):

@@ -42,6 +42,15 @@ class AttentionMap:
     method: str = "attention"  # attncli.choices.Method value
     method_note: str | None = None  # how a non-attention map was made, e.g. "rollout of layers 0–5 (mean)"
 
+    @property
+    def who(self) -> str:
+        """The query as a reader would name it: '[CLS]', 'patch (3,4)' or a token."""
+        if self.query is None:
+            return "every token"
+        if self.kind in ("grid", "heads") and not self.special[self.query]:
+            return f"patch {self.query_label}"
+        return str(self.query_label)
+
     def how(self, n_heads: int) -> str:
         """'head 3', 'mean of 12 heads' or 'all 12 heads'."""
         if self.method_note:

@@ -226,10 +226,10 @@ def heatmap(
     if terminal:
         _draw_terminal(capture, amap)
         return
-    from attncli.render.figures import check_output, heatmap_figure, save_figure
+    from attncli.render.figures import check_output, render_heatmap
 
     target = check_output(output or _default_name(capture, amap), inputs)
-    written = save_figure(heatmap_figure(capture, amap), target)
+    written = render_heatmap(capture, amap, target)
     out().print(str(written), highlight=False, markup=False, soft_wrap=True)
 
 

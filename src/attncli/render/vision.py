@@ -60,7 +60,7 @@ def grid_view(amap: "AttentionMap", n_heads: int, width: int = 80) -> Group:
     vmax = float(values.max()) if values.size else 1.0
     scale, unit = _unit(vmax)
     numbers = "weights in " + ("percent" if unit == "%" else "per mille (‰)")
-    title = Text(f"Layer {amap.layer} · {amap.how(n_heads)} · {amap.query_label} → patches · {amap.model_id}",
+    title = Text(f"Layer {amap.layer} · {amap.how(n_heads)} · {amap.who} → patches · {amap.model_id}",
                  style="bold")
     parts: list = [title]
     if amap.kind == "heads":
