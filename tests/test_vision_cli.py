@@ -74,7 +74,7 @@ def test_classify_folder_json_is_batched_and_matches_single_runs(cli, vit, pics,
 def test_classify_table_for_many_images(cli, vit, pics):
     code, out, err = cli("classify", str(pics), "--model", str(vit))
     assert code == 0, err
-    assert "3 images" in out and "CLS looks at (row,col)" in out
+    assert "3 images" in out and "CLS → (row,col)" in out
     assert out.index("a.png") < out.index("b.jpg") < out.index("c.png")
 
 
@@ -192,7 +192,7 @@ def test_heatmap_without_a_last_capture(cli):
 def test_patches_figure(cli, vit, pics, tmp_path):
     code, out, err = cli("patches", str(pics / "b.jpg"), "--model", str(vit), "-o", str(tmp_path / "p.png"))
     assert code == 0, err
-    assert out.splitlines()[0] == ("32×32 input → 4×4 patches of 8×8 px; 1 prefix token(s) ([CLS]) + 16 patches "
+    assert out.splitlines()[0] == ("32×32 input → 4×4 patches of 8×8 px; 1 prefix token ([CLS]) + 16 patches "
                                    "= 17 tokens")
     with Image.open(tmp_path / "p.png") as im:
         assert im.width > 1000 and im.height > 500

@@ -85,7 +85,8 @@ def classify(
                       + ", ".join(f"({r},{c}) {w:.3f}" for r, c, w in row.cls_top),
                       highlight=False, markup=False, soft_wrap=True)
     else:
-        console.print(batch_table(rows, first.model_id, min(top_k, 3)))
+        # as many label columns as fit: --json has them all
+        console.print(batch_table(rows, first.model_id, min(top_k, 3 if console.width >= 100 else 2)))
 
 
 class _progress:
@@ -139,10 +140,11 @@ def patches(
     positions, position_grid = found if found is not None else (None, None)
     fig = patches_figure(prepared.images[0], grid, loaded.ref.model_id, positions, position_grid, str(image))
     written = save_figure(fig, target)
+    plural = "s" if grid.prefix != 1 else ""
     out().print(f"{grid.image_width}×{grid.image_height} input → {grid.rows}×{grid.cols} patches of "
-                f"{grid.patch_height}×{grid.patch_width} px; {grid.prefix} prefix token(s) "
+                f"{grid.patch_height}×{grid.patch_width} px; {grid.prefix} prefix token{plural} "
                 f"({', '.join(grid.prefix_labels)}) + {grid.n_patches} patches = {grid.n_tokens} tokens",
-                highlight=False, markup=False)
+                highlight=False, markup=False, soft_wrap=True)
     out().print(str(written), highlight=False, markup=False, soft_wrap=True)
 
 

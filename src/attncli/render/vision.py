@@ -93,17 +93,20 @@ def predictions_table(source: str, model_id: str, predictions: "list[Prediction]
 
 def batch_table(rows: "list[ClassifiedImage]", model_id: str, k: int) -> Group:
     """One row per image: its top-k labels and where CLS looks at the last layer."""
-    table = Table()
-    table.add_column("image", no_wrap=True)
+    from rich import box
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("image", no_wrap=True, overflow="ellipsis")
     for n in range(1, k + 1):
-        table.add_column(ordinal(n))
-    table.add_column("CLS looks at (row,col)", no_wrap=True)
+        table.add_column(ordinal(n), no_wrap=True)
+    table.add_column("CLS → (row,col)", no_wrap=True)
     for row in rows:
         cells = [Text.assemble((p.label, "bold" if n == 0 else ""), " ", (f"{p.score:.1%}", "cyan"))
                  for n, p in enumerate(row.predictions[:k])]
         cells += [""] * (k - len(cells))
-        table.add_row(Path(row.source).name, *cells, " ".join(f"({r},{c})" for r, c, _ in row.cls_top))
-    return titled(f"{len(rows)} images · {model_id} · CLS attention at the last layer, heads averaged", table)
+        table.add_row(Path(row.source).name, *cells, " ".join(f"({r},{c})" for r, c, _ in row.cls_top[:2]))
+    return titled(f"{len(rows)} images · {model_id}\nCLS → (row,col): where [CLS] looks most at the last layer "
+                  "(heads averaged)", table)
 
 
 def row_table(amap: "AttentionMap", n_heads: int) -> Group:
