@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "Capture": "attncli.capture",
     "capture_text": "attncli.capture",
+    "capture_image": "attncli.vision",
+    "capture_images": "attncli.vision",
     "load_capture": "attncli.store",
     "save_capture": "attncli.store",
     "AttnError": "attncli.errors",

@@ -180,7 +180,8 @@ def _pair(value: Any) -> tuple[int, int]:
 def grid_from_config(config: Any, image_size: tuple[int, int] | None = None) -> PatchGrid:
     """The model's patch grid: patch size from the config, image size from the input (default the config's)."""
     model_type = getattr(config, "model_type", "?")
-    if model_type in _WINDOWED or getattr(config, "window_size", None) or isinstance(getattr(config, "depths", None), list):
+    windowed = getattr(config, "window_size", None) or isinstance(getattr(config, "depths", None), list)
+    if model_type in _WINDOWED or windowed:
         raise NotSupportedError(
             f"{model_type} models are not supported yet: their attention works in local windows or stages, "
             "not over one global patch grid",

@@ -84,7 +84,8 @@ def parse_query(capture: "Capture", query: str | None) -> int | None:
     try:
         return find_token(capture, text)
     except UsageError as exc:  # same lookup as explain --token; name the option the user typed
-        raise UsageError(exc.message.replace("--token", "--query"), exc.hint and exc.hint.replace("--token", "--query")) from None
+        hint = exc.hint and exc.hint.replace("--token", "--query")
+        raise UsageError(exc.message.replace("--token", "--query"), hint) from None
 
 
 def query_map(

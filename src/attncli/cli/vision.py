@@ -29,7 +29,8 @@ def _image_model(model: str | None) -> str:
 
 
 def classify(
-    images: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.", show_default=False, metavar="IMAGE...")],
+    images: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.", show_default=False,
+                                                 metavar="IMAGE...")],
     model: ModelOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many labels to show per image.")] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")] = 8,
@@ -159,12 +160,15 @@ def heatmap(
     fuse: FuseOpt = Fuse.mean,
     query: Annotated[
         Optional[str],
-        typer.Option("--query", "-q", help="Whose attention: a patch ROW,COL (image; default [CLS]) or a token (text)."),
+        typer.Option("--query", "-q",
+                     help="Whose attention: a patch ROW,COL (image; default [CLS]) or a token (text)."),
     ] = None,
     all_heads: Annotated[bool, typer.Option("--all-heads", help="One panel per head of the layer (images).")] = False,
     output: OutOpt = None,
-    terminal: Annotated[bool, typer.Option("--terminal", help="Draw in the terminal instead of writing a file.")] = False,
-    text: Annotated[Optional[str], typer.Option("--text", help="Capture this text first (token × token matrix).")] = None,
+    terminal: Annotated[
+        bool, typer.Option("--terminal", help="Draw in the terminal instead of writing a file.")] = False,
+    text: Annotated[
+        Optional[str], typer.Option("--text", help="Capture this text first (token × token matrix).")] = None,
     method: MethodOpt = Method.attention,
     discard_ratio: DiscardOpt = 0.0,
     target_class: TargetOpt = None,

@@ -44,7 +44,8 @@ def check_output(path: Path, inputs: Iterable[Path | str] = ()) -> Path:
     for item in inputs:
         item = Path(item)
         if item.exists() and path.exists() and path.resolve() == item.resolve():
-            raise UsageError(f"-o {path} is one of the inputs", "choose another file name; inputs are never overwritten")
+            raise UsageError(f"-o {path} is one of the inputs",
+                             "choose another file name; inputs are never overwritten")
     parent = path.resolve().parent
     existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
     if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
