@@ -293,5 +293,5 @@ def test_shapes_model_classifies_fresh_held_out_images(tmp_path):
     predicted = [c.predictions[0].label for c in caps]
     truth = [CLASSES[s.label] for s in samples]
     accuracy = np.mean([p == t for p, t in zip(predicted, truth)])
-    assert accuracy >= 0.9, list(zip(predicted, truth))
+    assert accuracy >= 0.95, list(zip(predicted, truth))  # the bar the README states for held-out images
     assert caps[0].grid.rows >= 8 and caps[0].grid.cols >= 8
