@@ -246,7 +246,7 @@ def test_output_errors_leave_files_alone(cli, vit, pics, tmp_path):
     blocker = tmp_path / "file.txt"
     blocker.write_text("a file, not a folder")
     _one_line_error(cli("heatmap", str(image), "--model", str(vit), "-o", str(blocker / "h.png")), 2,
-                    "cannot write in")
+                    "is a file, not a folder")
     _one_line_error(cli("heatmap", str(image), "--model", str(vit), "-o", str(tmp_path)), 2, "is a folder")
     # a failing render leaves an existing figure untouched
     keep = tmp_path / "keep.png"

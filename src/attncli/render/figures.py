@@ -46,9 +46,11 @@ def check_output(path: Path, inputs: Iterable[Path | str] = ()) -> Path:
         if item.exists() and path.exists() and path.resolve() == item.resolve():
             raise UsageError(f"-o {path} is one of the inputs",
                              "choose another file name; inputs are never overwritten")
-    parent = path.resolve().parent
+    parent = path.parent  # as typed, so errors name what the user wrote
     existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
-    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    if existing is not None and not existing.is_dir():
+        raise UsageError(f"-o {path}: {existing} is a file, not a folder", "choose a file name in a folder")
+    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"-o {path}: cannot write in {existing or parent}", "choose a writable folder")
     if path.exists() and not os.access(path, os.W_OK):
         raise UsageError(f"-o {path}: the file is read-only", "choose another file name")
