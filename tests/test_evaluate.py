@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from attncli.evaluate import deletion_insertion, pointing_hit, topk_iou
+from attncli.evaluate import deletion_insertion, pointing_hit, ranking, topk_iou
 from attncli.grid import PatchGrid
 
 GRID = PatchGrid(rows=2, cols=2, patch_height=8, patch_width=8, image_height=16, image_width=16)
@@ -23,6 +23,19 @@ def test_pointing_game_by_hand():
     far[12, 12] = True  # centre (12.5, 12.5): 12.02 px away
     assert not pointing_hit(heat, far, GRID, tolerance=4)
     assert pointing_hit(heat, far, GRID, tolerance=12.1)
+
+
+def test_pointing_game_scores_the_share_of_tied_top_patches():
+    mask = np.zeros((16, 16), dtype=bool)
+    mask[:8, :8] = True  # the object fills patch (0, 0)
+    tied = np.array([[0.3, 0.3], [0.3, 0.1]])  # three patches tie at the top, one of them on the object
+    assert pointing_hit(tied, mask, GRID, tolerance=1) == pytest.approx(1 / 3)
+
+
+def test_ties_are_ordered_by_the_tie_break_keys_not_by_position():
+    heat = np.array([[0.2, 0.5], [0.5, 0.1]])
+    assert ranking(heat).tolist() == [1, 2, 0, 3]  # stable without keys
+    assert ranking(heat, np.array([0.0, 0.9, 0.1, 0.0])).tolist() == [2, 1, 0, 3]
 
 
 def test_topk_iou_by_hand():

@@ -5,7 +5,9 @@ Every map is the CLS token's row over the patch grid (rows, cols) from one of th
 
 - **pointing game** (Zhang et al. 2016): a hit when the centre of the map's top patch lies within
   ``tolerance`` pixels of an object pixel (default half a patch — the role of the paper's 15 px at 224 px).
-  Work is at the patch grid: the map is never upsampled, the mask stays at image pixels.
+  Work is at the patch grid: the map is never upsampled, the mask stays at image pixels. When patches tie
+  for the top (attention flow saturates: many input tokens receive the same maximal flow), the score is the
+  share of tied top patches that hit — what a random pick among them scores on average.
 - **IoU@k%**: the top ``ceil(k% · patches)`` patches form a region of whole patches; IoU with the object mask
   is counted in pixels.
 - **deletion / insertion AUC** (Petsiuk et al. 2018): patches are replaced by a baseline (the image's mean
@@ -13,6 +15,9 @@ Every map is the CLS token's row over the patch grid (rows, cols) from one of th
   ``ceil(patches / 16)`` patches unless given: 17 points per curve); the curve is the target class's softmax
   probability against the fraction of patches changed, its area the score (deletion: lower is better;
   insertion: starts from the baseline image, higher is better).
+
+Everywhere else, equal map values are ordered at random (seeded by ``seed``, the same order for every
+method of an image), never by position, which would favour the top-left of the image.
 
 Targets: on shapes the true class (the pointing game asks where the named object is); on other images the
 predicted class.
@@ -92,24 +97,47 @@ def patch_centres(grid: "PatchGrid") -> "np.ndarray":
     return np.stack(np.meshgrid(ys, xs, indexing="ij"), axis=-1)
 
 
-def pointing_hit(heat: "np.ndarray", mask: "np.ndarray", grid: "PatchGrid", tolerance: float) -> bool:
-    """Whether the centre of the map's top patch is within ``tolerance`` px of an object pixel's centre."""
+def top_cells(heat: "np.ndarray", rtol: float = 1e-6) -> "np.ndarray":
+    """Flat indices of the cells tied at the map's maximum (attention flow often saturates at one value)."""
     import numpy as np
 
-    r, c = divmod(int(np.argmax(heat)), grid.cols)  # ties: the first in row-major order
-    y, x = patch_centres(grid)[r, c]
+    flat = heat.reshape(-1)
+    top = float(flat.max())
+    return np.flatnonzero(flat >= top - abs(top) * rtol)
+
+
+def ranking(heat: "np.ndarray", tie_break: "np.ndarray | None" = None) -> "np.ndarray":
+    """Flat patch indices from the highest value down; equal values ordered by ``tie_break`` (e.g. random keys)."""
+    import numpy as np
+
+    flat = heat.reshape(-1)
+    if tie_break is None:
+        return np.argsort(-flat, kind="stable")
+    return np.lexsort((tie_break.reshape(-1), -flat))  # last key sorts first
+
+
+def pointing_hit(heat: "np.ndarray", mask: "np.ndarray", grid: "PatchGrid", tolerance: float) -> float:
+    """1 when the centre of the map's top patch is within ``tolerance`` px of an object pixel's centre, else 0.
+
+    When several patches tie for the top, the share of them that hit: the expected score of a random pick.
+    """
+    import numpy as np
+
     obj = np.argwhere(mask) + 0.5  # (n, 2) centres of object pixels
     if obj.size == 0:
-        return False
-    return bool(np.min(np.hypot(obj[:, 0] - y, obj[:, 1] - x)) <= tolerance + 1e-9)
+        return 0.0
+    centres = patch_centres(grid).reshape(-1, 2)[top_cells(heat)]  # (ties, 2) as (y, x)
+    dist = np.hypot(obj[None, :, 0] - centres[:, None, 0], obj[None, :, 1] - centres[:, None, 1]).min(axis=1)
+    return float(np.mean(dist <= tolerance + 1e-9))
 
 
-def topk_iou(heat: "np.ndarray", mask: "np.ndarray", grid: "PatchGrid", percent: float) -> float:
+def topk_iou(heat: "np.ndarray", mask: "np.ndarray", grid: "PatchGrid", percent: float,
+             tie_break: "np.ndarray | None" = None) -> float:
     """Pixel IoU between the object mask and the region of the top ``percent``% patches of the map."""
     import numpy as np
 
     k = max(1, math.ceil(percent / 100.0 * grid.n_patches))
-    top = np.argsort(-heat.reshape(-1), kind="stable")[:k]
+    top = ranking(heat, tie_break)[:k]
     chosen = np.zeros(grid.n_patches, dtype=bool)
     chosen[top] = True
     region = np.kron(chosen.reshape(grid.rows, grid.cols),
@@ -218,6 +246,7 @@ def evaluate(
     names = [m.value for m in chosen] + [RANDOM]
     sums = {name: {"pointing": 0.0, "iou": 0.0, "deletion": 0.0, "insertion": 0.0, "seconds": 0.0} for name in names}
     rng = np.random.default_rng([seed, 1])  # the random baseline's own stream, repeatable with --seed
+    ties = np.random.default_rng([seed, 2])  # random order among equal map values, the same for every method
     correct, done, grid = 0, 0, None
     need_grads = Method.grad_rollout in chosen
     for start in range(0, len(images), batch_size):
@@ -237,15 +266,16 @@ def evaluate(
                                      layer=layer, fuse=fuse, discard_ratio=discard_ratio)
             maps[RANDOM], seconds[RANDOM] = rng.random((grid.rows, grid.cols)), 0.0
             mask = None if masks is None else _mask_at(masks[start + i], grid)
+            tie_break = ties.random(grid.n_patches)
             for name, heat in maps.items():
                 acc = sums[name]
                 acc["seconds"] += seconds[name]
                 if mask is not None:
                     acc["pointing"] += pointing_hit(heat, mask, grid, grid.patch_height / 2 if tolerance is None
                                                     else tolerance)
-                    acc["iou"] += topk_iou(heat, mask, grid, top_percent)
+                    acc["iou"] += topk_iou(heat, mask, grid, top_percent, tie_break)
                 if auc:
-                    order = np.argsort(-heat.reshape(-1), kind="stable")
+                    order = ranking(heat, tie_break)
                     d, ins = deletion_insertion(loaded.model, pixels[i], order, grid, res.target, baseline, step)
                     acc["deletion"] += d
                     acc["insertion"] += ins

@@ -117,8 +117,9 @@ def evaluate_table(report: "EvalReport") -> "RenderableType":
     notes = [f"CLS maps on the {s['grid']} patch grid; layer {s['layer']}, heads fused by {s['fuse']}; "
              f"target: {s['target']}; random = uniform noise maps"]
     if has_masks:
-        notes.append(f"pointing: top patch centre within {s['tolerance_px']:g} px of the object; "
-                     f"IoU of the top {s['top_percent']:g}% patches with the mask")
+        notes.append(f"pointing: top patch centre within {s['tolerance_px']:g} px of the object (tied tops: the "
+                     f"share that hit); IoU of the top {s['top_percent']:g}% patches with the mask; "
+                     "other ties broken at random (seeded)")
     if has_auc:
         notes.append(f"deletion/insertion: target probability as patches change in map order "
                      f"({s['patches_per_step']} per step, baseline {s['baseline']})")
