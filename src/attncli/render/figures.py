@@ -89,7 +89,8 @@ def _title(capture: "Capture", amap: "AttentionMap") -> str:
     line = f"{capture.model_id}\nlayer {amap.layer} · {head}"
     if amap.kind in ("grid", "heads"):
         prefix = "/".join(t for t, s in zip(amap.labels, amap.special) if s)
-        line += f"\nattention of {amap.who} over the patches"
+        noun = "relevance" if amap.method == "grad-rollout" else "attention"  # gradient rollout is not a weight
+        line += f"\n{noun} of {amap.who} over the patches"
         if amap.outside is not None:
             line += f" ({amap.outside:.0%} went to {prefix or 'other tokens'})"
     return line
@@ -127,7 +128,7 @@ def overlay_figure(capture: "Capture", amap: "AttentionMap") -> "Figure":
         ax.set_xticks([])
         ax.set_yticks([])
     bar = fig.colorbar(shown, cax=fig.add_axes((0.905, 0.08, 0.015, 0.66)))
-    bar.set_label("attention weight", fontsize=8)
+    bar.set_label("relevance" if amap.method == "grad-rollout" else "attention weight", fontsize=8)
     bar.ax.tick_params(labelsize=8)
     fig.suptitle(_title(capture, amap), fontsize=10, y=0.975)
     return fig
@@ -226,7 +227,8 @@ def matrix_figure(capture: "Capture", amap: "AttentionMap") -> "Figure":
         for tick, special in zip(ticks, flags):
             tick.set_color("grey" if special else "black")
     bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
-    bar.set_label("attention weight (rows sum to 1)", fontsize=8)
+    bar.set_label("relevance (rows do not sum to 1)" if amap.method == "grad-rollout"
+                  else "attention weight (rows sum to 1)", fontsize=8)
     fig.suptitle(_title(capture, amap), fontsize=10)
     return fig
 
