@@ -107,13 +107,15 @@ def overlay_png(capture: "Capture", amap: "AttentionMap", title: str, left_title
         cw, ch = pw / grid.cols, ph / grid.rows
         draw.rectangle((x_right + col * cw, top + row * ch, x_right + (col + 1) * cw, top + (row + 1) * ch),
                        outline="cyan", width=3)
-    _colour_bar(canvas, draw, x_right + pw + 30, top + ph // 10, bar_w, ph * 8 // 10, vmax, small)
+    bar_label = "relevance" if amap.method == "grad-rollout" else "attention weight"  # gradients are not weights
+    _colour_bar(canvas, draw, x_right + pw + 30, top + ph // 10, bar_w, ph * 8 // 10, vmax, small, bar_label)
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", compress_level=1, dpi=(150, 150), pnginfo=_info())
     return buf.getvalue()
 
 
-def _colour_bar(canvas: "Image.Image", draw, x: int, y: int, w: int, h: int, vmax: float, small) -> None:
+def _colour_bar(canvas: "Image.Image", draw, x: int, y: int, w: int, h: int, vmax: float, small,
+                label_text: str = "attention weight") -> None:
     """A vertical colour bar for [0, vmax] with ticks, labels and its name."""
     import numpy as np
     from PIL import Image
@@ -132,7 +134,7 @@ def _colour_bar(canvas: "Image.Image", draw, x: int, y: int, w: int, h: int, vma
     label = Image.new("L", (h, 22), 0)
     from PIL import ImageDraw
 
-    ImageDraw.Draw(label).text((h / 2, 11), "attention weight", font=small, fill=255, anchor="mm")
+    ImageDraw.Draw(label).text((h / 2, 11), label_text, font=small, fill=255, anchor="mm")
     rotated = label.rotate(90, expand=True)
     canvas.paste((0, 0, 0), (x + w + 70, y), mask=rotated)
 
