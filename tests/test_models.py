@@ -94,3 +94,11 @@ def test_uncached_hub_id_in_subprocess_is_one_line(tmp_path, attn):
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--model minilm" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_missing_embedded_files_are_named(monkeypatch, tmp_path):
+    from dataclasses import replace
+
+    monkeypatch.setitem(EMBEDDED, "shapes", replace(EMBEDDED["shapes"], locate=lambda: tmp_path / "gone"))
+    with pytest.raises(ModelLoadError, match="embedded model 'shapes' is missing"):
+        resolve_model("shapes")

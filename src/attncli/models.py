@@ -117,6 +117,9 @@ def resolve_model(ref: str, task: Task | None = None) -> ModelRef:
         raise UsageError("--model is empty", "give an alias, a hub id or a folder")
     if ref in EMBEDDED:
         emb = EMBEDDED[ref]
+        if not (emb.locate() / "config.json").is_file():
+            raise ModelLoadError(f"the embedded model {ref!r} is missing from {emb.locate()}",
+                                 "reinstall attncli (pip install -e .) so its files are in place")
         return ModelRef("alias", str(emb.locate()), emb.model_id, emb)
     for emb in EMBEDDED.values():
         # The hub id of an embedded model resolves to the shipped copy: same weights, no network.
