@@ -68,7 +68,8 @@ def grid_view(amap: "AttentionMap", n_heads: int, width: int = 80) -> Group:
             parts += [Text(f"head {h}", style="bold"), grid_text(values[h], vmax, width)]
     else:
         parts.append(grid_text(values, vmax, width))
-    note = f"{numbers}; darker = more attention (max {vmax:.3f})"
+    quantity = "relevance" if amap.method == "grad-rollout" else "attention"
+    note = f"{numbers}; darker = more {quantity} (max {vmax:.3f})"
     if amap.outside is not None:
         prefix = "/".join(label for label, special in zip(amap.labels, amap.special) if special)
         note += f"; {amap.outside:.0%} of it went to {prefix or 'non-patch tokens'}"
