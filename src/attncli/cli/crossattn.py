@@ -9,8 +9,7 @@ import typer
 
 from attncli.choices import Device, Fuse
 from attncli.cli.common import check_save_path, keep_capture, out, print_json, warn
-from attncli.cli.options import DeviceOpt, FuseOpt, HeadOpt, JsonOpt, SaveOpt, TrustOpt
-from attncli.cli.vision import OutOpt
+from attncli.cli.options import DeviceOpt, FuseOpt, HeadOpt, JsonOpt, OutOpt, SaveOpt, TrustOpt
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:

@@ -40,3 +40,6 @@ TargetOpt = Annotated[
     Optional[str], typer.Option("--target", help="grad-rollout: the class to explain, a label or index "
                                                  "(default: the prediction).")
 ]
+OutOpt = Annotated[
+    Optional[Path], typer.Option("--output", "-o", help="Figure file: .png (default), .svg or .pdf.")
+]

@@ -10,16 +10,11 @@ import typer
 from attncli.choices import Device, Fuse, Method, Task
 from attncli.cli.common import check_save_path, err, keep_capture, out, print_json, warn
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
-                                 SaveOpt, TargetOpt, TrustOpt)
+                                 OutOpt, SaveOpt, TargetOpt, TrustOpt)
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
     from attncli.capture import Capture
-
-OutOpt = Annotated[
-    Optional[Path], typer.Option("--output", "-o", help="Figure file: .png (default), .svg or .pdf.")
-]
-
 
 def _image_model(model: str | None) -> str:
     """--model, or the default image classifier (the seed's ViT-B/16)."""

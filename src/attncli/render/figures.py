@@ -252,7 +252,6 @@ def patches_figure(
 ) -> "Figure":
     """Left: the preprocessed image cut into its patch grid with indices. Right: position-embedding similarity."""
     import matplotlib.patheffects as effects
-    import numpy as np
 
     height, width = image.shape[:2]
     fig = _new_figure(11.0, 5.6)
