@@ -69,8 +69,6 @@ def capture_images(
     Each Capture holds ``attentions`` (layers, heads, tokens, tokens) float32, the patch ``grid``, the image as
     the model saw it and the top-k ``predictions``. ``on_batch(n)`` is called after each batch of n images.
     """
-    import torch
-
     from attncli.images import load_image, preprocess, supports_grid
 
     loaded = load_image_model(model, device=device, trust_remote_code=trust_remote_code)
@@ -81,34 +79,52 @@ def capture_images(
         grid_from_config(config)  # raises NotSupportedError for windowed models; others are checked below
     arch = architecture(config)
     step = max(1, int(batch_size))
-    for start in range(0, len(paths), step):
-        chunk = list(paths[start:start + step])
-        images = [load_image(p) for p in chunk]
-        prepared = preprocess(images, loaded.processor, config)
-        pixel_values = prepared.pixel_values.to(loaded.device, dtype=_dtype(loaded.model))
-        with torch.inference_mode():
-            out = loaded.model(pixel_values=pixel_values, output_attentions=True)
-        batch_att = stack_attentions(getattr(out, "attentions", None), item=None)  # (B, L, H, T, T)
-        logits = out.logits.detach().float().cpu().numpy()  # (B, C)
-        grid = prepared.grid
-        _check_tokens(batch_att.shape[-1], grid, loaded.ref.model_id)
-        tokens, special = patch_tokens(grid)
-        preds = predictions_from_logits(logits, config, top_k)
-        for i, path in enumerate(chunk):
-            yield Capture(
-                attentions=batch_att[i],  # (L, H, T, T), a view into this batch's array
-                tokens=tokens,
-                special=special,
-                model_id=loaded.ref.model_id,
-                kind="image",
-                arch=arch,
-                grid=grid,
-                image=prepared.images[i],
-                source=str(path),
-                predictions=preds[i],
-            )
-        if on_batch is not None:
-            on_batch(len(chunk))
+    chunks = [list(paths[start:start + step]) for start in range(0, len(paths), step)]
+
+    def prepare(chunk: list) -> Any:
+        return preprocess([load_image(p) for p in chunk], loaded.processor, config)
+
+    # Decode and preprocess the next batch on a worker thread while this one runs through the model
+    # (torch releases the GIL); errors still surface in file order, when that batch is reached.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(prepare, chunks[0]) if chunks else None
+        for n, chunk in enumerate(chunks):
+            prepared = pending.result()
+            pending = pool.submit(prepare, chunks[n + 1]) if n + 1 < len(chunks) else None
+            yield from _run_batch(loaded, chunk, prepared, arch, top_k)
+            if on_batch is not None:
+                on_batch(len(chunk))
+
+
+def _run_batch(loaded: "LoadedModel", chunk: list, prepared: Any, arch: dict, top_k: int) -> Iterator[Capture]:
+    """One forward pass with attentions over a preprocessed batch; one Capture per image."""
+    import torch
+
+    config = loaded.config
+    pixel_values = prepared.pixel_values.to(loaded.device, dtype=_dtype(loaded.model))
+    with torch.inference_mode():
+        out = loaded.model(pixel_values=pixel_values, output_attentions=True)
+    batch_att = stack_attentions(getattr(out, "attentions", None), item=None)  # (B, L, H, T, T)
+    logits = out.logits.detach().float().cpu().numpy()  # (B, C)
+    grid = prepared.grid
+    _check_tokens(batch_att.shape[-1], grid, loaded.ref.model_id)
+    tokens, special = patch_tokens(grid)
+    preds = predictions_from_logits(logits, config, top_k)
+    for i, path in enumerate(chunk):
+        yield Capture(
+            attentions=batch_att[i],  # (L, H, T, T), a view into this batch's array
+            tokens=tokens,
+            special=special,
+            model_id=loaded.ref.model_id,
+            kind="image",
+            arch=arch,
+            grid=grid,
+            image=prepared.images[i],
+            source=str(path),
+            predictions=preds[i],
+        )
 
 
 def capture_image(path: Path | str, model: "str | LoadedModel" = "shapes", **kwargs: Any) -> Capture:
