@@ -15,6 +15,8 @@ from attncli.errors import UsageError
 
 if TYPE_CHECKING:
     from attncli.capture import Capture
+    from attncli.models import LoadedModel
+
 
 def _image_model(model: str | None) -> str:
     """--model, or the default image classifier (the seed's ViT-B/16)."""
@@ -194,7 +196,7 @@ def heatmap(
         from attncli.render.figures import check_output
 
         check_output(output, inputs)  # before any model loads: a bad -o fails fast
-    capture = _heatmap_capture(source, text, model, is_capture_file, device, trust_remote_code)
+    capture, loaded = _heatmap_capture(source, text, model, is_capture_file, device, trust_remote_code)
     if text is not None or (source is not None and not is_capture_file):
         keep_capture(capture, save)  # a fresh capture becomes the last one, like every capturing command
     elif save is not None:
@@ -220,7 +222,8 @@ def heatmap(
     if method is Method.grad_rollout:
         from attncli.gradcapture import gradients_for
 
-        explained = gradients_for(capture, target_class, model, device=device, trust_remote_code=trust_remote_code)
+        explained = gradients_for(capture, target_class, loaded or model, device=device,
+                                  trust_remote_code=trust_remote_code)
         grads, label = explained.gradients, explained.label
     amap = head_maps(capture, layer, q) if all_heads else query_map(
         capture, layer, head, fuse, q, method=method, discard_ratio=discard_ratio, gradients=grads, target_label=label)
@@ -235,25 +238,26 @@ def heatmap(
 
 
 def _heatmap_capture(source: Path | None, text: str | None, model: str | None, is_capture_file: bool,
-                     device: Device, trust_remote_code: bool) -> "Capture":
-    """The capture to draw: the last one, a saved .npz, a fresh image capture, or a fresh text capture."""
+                     device: Device, trust_remote_code: bool) -> "tuple[Capture, LoadedModel | None]":
+    """The capture to draw (the last one, a saved .npz, a fresh image or text capture) and the image model loaded."""
     if text is not None:
         from attncli.capture import capture_text
         from attncli.inputs import read_text
 
         capture = capture_text(read_text(text), model or "minilm", device=device, trust_remote_code=trust_remote_code)
         warn(capture.warnings)
-        return capture
+        return capture, None
     if source is None or is_capture_file:
         from attncli.store import load_capture
 
-        return load_capture(source)
+        return load_capture(source), None
     from attncli.images import probe_image
 
     probe_image(source)
-    from attncli.vision import capture_image
+    from attncli.vision import capture_image, load_image_model
 
-    return capture_image(source, _image_model(model), device=device, trust_remote_code=trust_remote_code)
+    loaded = load_image_model(_image_model(model), device=device, trust_remote_code=trust_remote_code)
+    return capture_image(source, loaded), loaded  # the model is kept so grad-rollout need not load it again
 
 
 def _default_name(capture: "Capture", amap) -> Path:
