@@ -9,7 +9,7 @@ import math
 import textwrap
 from typing import TYPE_CHECKING
 
-from attncli.render.figures import OVERLAY_CMAP
+from attncli.render.figures import OVERLAY_CMAP, new_figure, panel_axes
 from attncli.render.terminal import how
 
 if TYPE_CHECKING:
@@ -24,20 +24,13 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
 
 
-def _new_figure(width: float, height: float) -> "Figure":
-    """A pyplot-free figure."""
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
 def align_figure(view: "AlignView") -> "Figure":
     """Target tokens (rows) × source tokens (columns), shaded by cross-attention, best source outlined."""
     import numpy as np
     from matplotlib.patches import Rectangle
 
     n_t, n_s = view.matrix.shape
-    fig = _new_figure(min(18.0, max(4.5, 0.32 * n_s + 2.5)), min(18.0, max(3.0, 0.32 * n_t + 2.2)))
+    fig = new_figure(min(18.0, max(4.5, 0.32 * n_s + 2.5)), min(18.0, max(3.0, 0.32 * n_t + 2.2)))
     ax = fig.subplots()
     shown = ax.imshow(view.matrix, cmap="Blues", vmin=0.0, vmax=float(view.matrix.max()) or 1.0, aspect="auto")
     font = 9 if max(n_s, n_t) <= 24 else max(4, int(9 - (max(n_s, n_t) - 24) / 10))
@@ -65,15 +58,9 @@ def caption_figure(view: "CaptionView", image: "np.ndarray") -> "Figure":
     n = len(view.words) + 1
     cols = min(n, 5)
     rows = math.ceil(n / cols)
-    fig = _new_figure(2.3 * cols + 0.4, 2.5 * rows + 0.9)
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for i in range(rows * cols):
-        ax = axes[i // cols][i % cols]
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i >= n:
-            ax.set_axis_off()
-            continue
+    fig = new_figure(2.3 * cols + 0.4, 2.5 * rows + 0.9)
+    panels, _ = panel_axes(fig, n, cols)
+    for i, ax in enumerate(panels):
         ax.imshow(image)
         if i == 0:
             ax.set_title(f"input ({width}×{height})", fontsize=8)

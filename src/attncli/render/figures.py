@@ -76,11 +76,28 @@ def save_figure(fig: "Figure", path: Path) -> Path:
         raise AttnError(f"cannot write {path}: {exc.strerror or exc}", "choose a writable folder") from None
 
 
-def _new_figure(width: float, height: float) -> "Figure":
+def new_figure(width: float, height: float) -> "Figure":
     """A pyplot-free figure."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
+
+
+def panel_axes(fig: "Figure", n: int, cols: int) -> tuple[list, "np.ndarray"]:
+    """A rows × cols grid of tick-less panels: the first n axes to draw in, and the whole grid (extras hidden)."""
+    import math
+
+    rows = math.ceil(n / cols)
+    grid = fig.subplots(rows, cols, squeeze=False)
+    panels = []
+    for i, ax in enumerate(grid.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i < n:
+            panels.append(ax)
+        else:
+            ax.set_axis_off()
+    return panels, grid
 
 
 def _title(capture: "Capture", amap: "AttentionMap") -> str:
@@ -185,17 +202,11 @@ def heads_figure(capture: "Capture", amap: "AttentionMap") -> "Figure":
     n = amap.values.shape[0]
     cols = min(n, 4 if n <= 8 else 6)
     rows = math.ceil(n / cols)
-    fig = _new_figure(max(6.5, 2.4 * cols + 0.8), 2.4 * rows + 1.0)
-    axes = fig.subplots(rows, cols, squeeze=False)
+    fig = new_figure(max(6.5, 2.4 * cols + 0.8), 2.4 * rows + 1.0)
+    panels, axes = panel_axes(fig, n, cols)
     vmax = float(amap.values.max()) or 1.0
     shown = None
-    for h in range(rows * cols):
-        ax = axes[h // cols][h % cols]
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if h >= n:
-            ax.set_axis_off()
-            continue
+    for h, ax in enumerate(panels):
         ax.imshow(image)
         shown = ax.imshow(upsample(amap.values[h], height, width), cmap=OVERLAY_CMAP, alpha=0.6, vmin=0.0,
                           vmax=vmax, interpolation="nearest")
@@ -213,7 +224,7 @@ def matrix_figure(capture: "Capture", amap: "AttentionMap") -> "Figure":
     values = amap.values if amap.values.ndim == 2 else amap.values[None, :]  # (Q, K)
     n_q, n_k = values.shape
     size = min(18.0, max(6.0, 0.28 * n_k + 2.0))
-    fig = _new_figure(size, min(18.0, max(2.2, 0.28 * n_q + 2.0)) if n_q > 1 else 2.6)
+    fig = new_figure(size, min(18.0, max(2.2, 0.28 * n_q + 2.0)) if n_q > 1 else 2.6)
     ax = fig.subplots()
     shown = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=float(values.max()) or 1.0, aspect="auto")
     font = 9 if n_k <= 24 else max(4, int(9 - (n_k - 24) / 10))
@@ -254,7 +265,7 @@ def patches_figure(
     import matplotlib.patheffects as effects
 
     height, width = image.shape[:2]
-    fig = _new_figure(11.0, 5.6)
+    fig = new_figure(11.0, 5.6)
     left, right = fig.subplots(1, 2)
     left.imshow(image, extent=(0, width, height, 0))
     for c in range(1, grid.cols):
