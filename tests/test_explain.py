@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from attncli.capture import Capture, capture_text
+from attncli.capture import Capture
+from attncli.families.text_capture import capture_text
 from attncli.errors import UsageError
-from attncli.explain import find_token, layer_view, token_profile
+from attncli.views.explain import find_token, layer_view, token_profile
 from attncli.render.terminal import top_table
 from conftest import CAT
 

@@ -195,7 +195,7 @@ def test_collect_images_errors(tmp_path):
 def test_grid_from_configs():
     from transformers import BeitConfig, DeiTConfig, Dinov2WithRegistersConfig, ViTConfig
 
-    from attncli.images import grid_from_config
+    from attncli.families.vit import grid_from_config
 
     vit = grid_from_config(ViTConfig(image_size=224, patch_size=16))
     assert (vit.rows, vit.cols, vit.prefix, vit.n_tokens) == (14, 14, 1, 197)
@@ -214,7 +214,7 @@ def test_grid_from_configs():
 def test_windowed_and_odd_grids_are_not_supported():
     from transformers import SwinConfig, ViTConfig
 
-    from attncli.images import grid_from_config
+    from attncli.families.vit import grid_from_config
 
     with pytest.raises(NotSupportedError, match="not supported yet"):
         grid_from_config(SwinConfig())
@@ -225,7 +225,8 @@ def test_windowed_and_odd_grids_are_not_supported():
 def test_seen_image_undoes_the_processor(vit, tmp_path):
     from transformers import AutoConfig, AutoImageProcessor
 
-    from attncli.images import load_image, preprocess
+    from attncli.families.vit import preprocess
+    from attncli.images import load_image
 
     processor = AutoImageProcessor.from_pretrained(vit)
     src = Image.fromarray(np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8))
@@ -242,7 +243,7 @@ def test_seen_image_undoes_the_processor(vit, tmp_path):
 
 @pytest.mark.parametrize("builder,prefix", [("vit", 1), ("deit", 2), ("registers", 4), ("beit", 1)])
 def test_capture_images_layout_and_prefix(builder, prefix, request, tmp_path):
-    from attncli.vision import capture_images
+    from attncli.families.vit import capture_images
 
     folder = request.getfixturevalue(builder)
     paths = [photo(tmp_path / f"{i}.png", size=(40 + 8 * i, 40)) for i in range(3)]
@@ -264,15 +265,15 @@ def test_capture_images_layout_and_prefix(builder, prefix, request, tmp_path):
 
 
 def test_sequence_length_mismatch_is_reported(vit, tmp_path, monkeypatch):
-    import attncli.vision as vision
+    import attncli.families.vit as vision
 
-    monkeypatch.setattr("attncli.images.prefix_labels", lambda config: ("[CLS]", "[X]"))
+    monkeypatch.setattr(vision.FAMILY, "prefix_labels", lambda config: ("[CLS]", "[X]"))
     with pytest.raises(CaptureError, match="expected 18 tokens"):
         next(vision.capture_images([photo(tmp_path / "a.png")], str(vit)))
 
 
 def test_position_embeddings_found_per_family(vit, registers, beit):
-    from attncli.vision import load_image_model, position_embeddings
+    from attncli.families.vit import load_image_model, position_embeddings
 
     table, grid = position_embeddings(load_image_model(str(vit)))
     assert table.shape == (16, 16) and (grid.rows, grid.cols) == (4, 4)

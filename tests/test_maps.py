@@ -30,7 +30,7 @@ def image_capture(prefix_labels=("[CLS]",)) -> Capture:
 
 
 def test_cls_map_is_the_patch_part_of_the_row_not_renormalised():
-    from attncli.maps import query_map
+    from attncli.views.maps import query_map
 
     amap = query_map(image_capture(), layer=-1, head=0)
     assert amap.kind == "grid" and amap.layer == 1 and amap.head == 0 and amap.query_label == "[CLS]"
@@ -42,7 +42,7 @@ def test_cls_map_is_the_patch_part_of_the_row_not_renormalised():
 
 
 def test_prefix_tokens_shift_the_grid():
-    from attncli.maps import query_map
+    from attncli.views.maps import query_map
 
     cap = image_capture(("[CLS]", "[DIST]", "[REG0]"))
     amap = query_map(cap, layer=1, head=0)
@@ -51,7 +51,7 @@ def test_prefix_tokens_shift_the_grid():
 
 
 def test_query_patch_and_head_maps():
-    from attncli.maps import head_maps, parse_query, query_map
+    from attncli.views.maps import head_maps, parse_query, query_map
 
     cap = image_capture()
     q = parse_query(cap, "1,2")
@@ -70,7 +70,7 @@ def test_query_patch_and_head_maps():
 
 
 def test_text_matrix_and_row():
-    from attncli.maps import head_maps, parse_query, query_map
+    from attncli.views.maps import head_maps, parse_query, query_map
 
     att = np.random.default_rng(0).dirichlet(np.ones(4), size=(1, 2, 4)).astype(np.float32)  # (1, 2, 4, 4)
     cap = Capture(att, ["[CLS]", "the", "cat", "[SEP]"], [True, False, False, True], "tiny/bert")
@@ -85,7 +85,7 @@ def test_text_matrix_and_row():
 
 
 def test_top_patches():
-    from attncli.maps import describe_top, query_map, top_patches
+    from attncli.views.maps import describe_top, query_map, top_patches
 
     amap = query_map(image_capture(), 1, 0)
     assert top_patches(amap, 2) == [(0, 0, pytest.approx(0.4)), (0, 1, pytest.approx(0.2))]
@@ -93,7 +93,7 @@ def test_top_patches():
 
 
 def test_terminal_grid_exact_text():
-    from attncli.maps import query_map
+    from attncli.views.maps import query_map
     from attncli.render.vision import grid_view
 
     console = Console(record=True, width=60, color_system="truecolor")

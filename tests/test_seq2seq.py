@@ -27,9 +27,11 @@ def s2s_models(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def loaded(s2s_models):
     """Each tiny model loaded once through the real loader."""
-    from attncli.seq2seq import load_cross_model
+    from attncli.families.encdec import load_cross_model
 
-    return {name: load_cross_model(str(path), "image" if name in ("ved", "blip") else "text")
+    from attncli.choices import Purpose
+
+    return {name: load_cross_model(str(path), Purpose.caption if name in ("ved", "blip") else Purpose.align)
             for name, path in s2s_models.items()}
 
 
@@ -47,7 +49,7 @@ def _rows_sum_to_one(a: np.ndarray) -> bool:
 
 @pytest.mark.parametrize("name", ["marian", "t5", "bart"])
 def test_align_capture_shapes_and_rows(loaded, name):
-    from attncli.seq2seq import capture_align
+    from attncli.families.encdec import capture_align
 
     cap = capture_align(SOURCE, loaded[name], max_new_tokens=6)
     n_src, n_tgt = len(cap.tokens), len(cap.target_tokens)
@@ -68,7 +70,7 @@ def test_align_capture_shapes_and_rows(loaded, name):
 @pytest.mark.parametrize("name", ["marian", "t5"])
 def test_align_labels_line_up_with_tokens(loaded, name):
     from attncli.inputs import clean_label
-    from attncli.seq2seq import capture_align
+    from attncli.families.encdec import capture_align
 
     tok = loaded[name].processor
     cap = capture_align(SOURCE, loaded[name], target="die katze sass")
@@ -86,7 +88,7 @@ def test_align_labels_line_up_with_tokens(loaded, name):
 
 def test_bart_target_keeps_its_leading_bos(loaded):
     """BART trains on labels "<s> ... </s>" after the start token </s>: a given target is scored the same way."""
-    from attncli.seq2seq import capture_align
+    from attncli.families.encdec import capture_align
 
     cap = capture_align(SOURCE, loaded["bart"], target="die katze")
     tok = loaded["bart"].processor
@@ -98,7 +100,7 @@ def test_bart_target_keeps_its_leading_bos(loaded):
 
 @pytest.mark.parametrize("name", ["ved", "blip"])
 def test_caption_capture_grid_image_and_rows(loaded, image, name):
-    from attncli.seq2seq import capture_caption
+    from attncli.families.encdec import capture_caption
 
     cap = capture_caption(image, loaded[name], max_new_tokens=4)
     grid = cap.grid
@@ -114,7 +116,7 @@ def test_caption_capture_grid_image_and_rows(loaded, image, name):
 
 @pytest.mark.parametrize("name, end", [("ved", "<|endoftext|>"), ("blip", "[SEP]")])
 def test_given_caption_is_scored_word_by_word(loaded, image, name, end):
-    from attncli.seq2seq import capture_caption
+    from attncli.families.encdec import capture_caption
 
     cap = capture_caption(image, loaded[name], text="a cat on the mat")
     assert cap.target_tokens == ["a", "cat", "on", "the", "mat", end]
@@ -127,9 +129,7 @@ def test_given_caption_is_scored_word_by_word(loaded, image, name, end):
 
 def _inputs(name, loaded, image):
     from attncli.images import load_image
-    from attncli.seq2seq import split_processor
-
-    tok, images = split_processor(loaded)
+    tok, images = loaded.family.split_processor(loaded)
     if name in ("marian", "t5", "bart"):
         return dict(tok(SOURCE, return_tensors="pt"))
     return {"pixel_values": images(images=[load_image(image)], return_tensors="pt")["pixel_values"]}
@@ -140,7 +140,7 @@ def test_teacher_forced_scoring_equals_generation(loaded, image, name):
     """Step t of generation attends and scores exactly like row t of the teacher-forced pass over its tokens."""
     import torch
 
-    from attncli.seq2seq import capture_align, capture_caption
+    from attncli.families.encdec import capture_align, capture_caption
 
     lm = loaded[name]
     inputs = _inputs(name, lm, image)
@@ -167,14 +167,14 @@ def test_teacher_forced_scoring_equals_generation(loaded, image, name):
 def test_beam_search_keeps_the_best_beam(loaded):
     import torch
 
-    from attncli.seq2seq import capture_align, generate_ids, split_processor
+    from attncli.families.encdec import capture_align, generate_ids
 
     lm = loaded["marian"]
-    tok, _ = split_processor(lm)
+    tok, _ = lm.family.split_processor(lm)
     with torch.inference_mode():
         best = lm.model.generate(**tok(SOURCE, return_tensors="pt"), max_new_tokens=6, num_beams=3,
                                  do_sample=False)[0].tolist()
-    assert generate_ids(lm, "text", dict(tok(SOURCE, return_tensors="pt")), 6, 3) == best
+    assert generate_ids(lm, lm.family, dict(tok(SOURCE, return_tensors="pt")), 6, 3) == best
     cap = capture_align(SOURCE, lm, max_new_tokens=6, num_beams=3)
     assert len(cap.target_tokens) == len(best) - 1
     assert cap.decoding["strategy"] == "beam search (best beam)" and cap.decoding["num_beams"] == 3
@@ -184,7 +184,7 @@ def test_beam_search_keeps_the_best_beam(loaded):
 # --- bad inputs ------------------------------------------------------------------------------------------------
 
 def test_empty_texts_are_usage_errors(loaded, image):
-    from attncli.seq2seq import capture_align, capture_caption
+    from attncli.families.encdec import capture_align, capture_caption
 
     with pytest.raises(UsageError, match="source text is empty"):
         capture_align("  ", loaded["marian"])
@@ -195,7 +195,7 @@ def test_empty_texts_are_usage_errors(loaded, image):
 
 
 def test_outputs_longer_than_the_decoder_are_refused(loaded, image):
-    from attncli.seq2seq import capture_caption
+    from attncli.families.encdec import capture_caption
 
     with pytest.raises(UsageError, match="the target has 101 tokens but the decoder takes at most 64"):
         capture_caption(image, loaded["ved"], text=" ".join(["cat"] * 100))
@@ -206,16 +206,16 @@ def test_outputs_longer_than_the_decoder_are_refused(loaded, image):
 
 
 def test_wrong_kind_of_model_is_named(loaded, image):
-    from attncli.seq2seq import capture_align, capture_caption
+    from attncli.families.encdec import capture_align, capture_caption
 
-    with pytest.raises(UsageError, match="reads images, but attn align takes text"):
+    with pytest.raises(UsageError, match=r"is a vision encoder-decoder \(vision-encoder-decoder\), but attn align takes"):
         capture_align(SOURCE, loaded["ved"])
-    with pytest.raises(UsageError, match="text-to-text model, but attn caption takes an image model"):
+    with pytest.raises(UsageError, match=r"is a text encoder-decoder \(t5\), but attn caption takes"):
         capture_caption(image, loaded["t5"])
 
 
 def test_models_without_cross_attention_are_refused(tiny_bert, tiny_gpt2, tmp_path, image):
-    from attncli.seq2seq import capture_align, capture_caption
+    from attncli.families.encdec import capture_align, capture_caption
 
     with pytest.raises(NotSupportedError) as info:
         capture_align(SOURCE, str(tiny_bert))
@@ -223,8 +223,8 @@ def test_models_without_cross_attention_are_refused(tiny_bert, tiny_gpt2, tmp_pa
     vit = make_vit(tmp_path / "vit")
     with pytest.raises(NotSupportedError) as info:
         capture_caption(image, str(vit))
-    assert "(vit) has no cross-attention" in str(info.value) and "VisionEncoderDecoder" in str(info.value)
-    with pytest.raises(NotSupportedError, match=r"\(gpt2\) has no cross-attention"):
+    assert "(vit) and has no cross-attention" in str(info.value) and "VisionEncoderDecoder" in str(info.value)
+    with pytest.raises(NotSupportedError, match=r"\(gpt2\) and has no cross-attention"):
         capture_align(SOURCE, str(tiny_gpt2))
 
 
@@ -232,7 +232,7 @@ def test_models_without_cross_attention_are_refused(tiny_bert, tiny_gpt2, tmp_pa
 
 @pytest.mark.parametrize("name", ["t5", "ved"])
 def test_capture_round_trips_through_the_store(loaded, image, tmp_path, name):
-    from attncli.seq2seq import capture_align, capture_caption
+    from attncli.families.encdec import capture_align, capture_caption
     from attncli.store import load_capture, save_capture
 
     cap = capture_align(SOURCE, loaded[name], max_new_tokens=3) if name == "t5" else \
@@ -256,7 +256,7 @@ def _hand_capture() -> Capture:
 
 
 def test_align_view_best_and_skip_special():
-    from attncli.cross import align_view
+    from attncli.views.cross import align_view
 
     view = align_view(_hand_capture())
     assert view.best() == [(0, pytest.approx(0.5)), (0, pytest.approx(0.1))]  # never the special </s>
@@ -271,7 +271,7 @@ def test_align_view_best_and_skip_special():
 def test_align_table_renders_exactly():
     from rich.console import Console
 
-    from attncli.cross import align_view
+    from attncli.views.cross import align_view
     from attncli.render.cross import align_table
 
     console = Console(record=True, width=80, color_system=None)
@@ -291,8 +291,8 @@ def test_align_table_renders_exactly():
 
 
 def test_caption_view_top_patches_and_prefix(loaded, image):
-    from attncli.cross import caption_view
-    from attncli.seq2seq import capture_caption
+    from attncli.views.cross import caption_view
+    from attncli.families.encdec import capture_caption
 
     cap = capture_caption(image, loaded["blip"], text="a cat")
     view = caption_view(cap, layer=-1, head=1)
@@ -349,8 +349,8 @@ def test_cli_bad_inputs_are_one_line(cli, s2s_models, image, tiny_bert):
         (("align", "", "--model", marian), 2, "the text is empty"),
         (("align", SOURCE, "--model", marian, "--target", ""), 2, "--target is empty"),
         (("align", str(image), "--model", marian), 2, "is an image; attn align takes text"),
-        (("align", SOURCE, "--model", ved), 2, "reads images, but attn align takes text"),
-        (("caption", str(image), "--model", marian), 2, "text-to-text model"),
+        (("align", SOURCE, "--model", ved), 2, "is a vision encoder-decoder (vision-encoder-decoder), but attn align"),
+        (("caption", str(image), "--model", marian), 2, "is a text encoder-decoder (marian), but attn caption"),
         (("caption", str(image), "--model", ved, "--text", " "), 2, "--text is empty"),
         (("caption", str(image), "--model", ved, "-o", "words.txt"), 2, "unknown figure format"),
         (("align", SOURCE, "--model", str(tiny_bert)), 1, "has no cross-attention"),

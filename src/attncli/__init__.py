@@ -13,9 +13,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Capture": "attncli.capture",
-    "capture_text": "attncli.capture",
-    "capture_image": "attncli.vision",
-    "capture_images": "attncli.vision",
+    "capture_text": "attncli.families.text_capture",
+    "capture_image": "attncli.families.vit",
+    "capture_images": "attncli.families.vit",
     "load_capture": "attncli.store",
     "save_capture": "attncli.store",
     "AttnError": "attncli.errors",

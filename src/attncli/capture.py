@@ -9,15 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from attncli.choices import Device, Fuse, Task
+from attncli.choices import Fuse, Kind
 from attncli.errors import CaptureError, NotSupportedError
 from attncli.grid import PatchGrid
 from attncli.methods.heads import layer_map, resolve_index
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from attncli.models import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -37,6 +35,7 @@ class Capture:
         attentions: ``(layers, heads, query, key)`` float32; for text ``query == key == len(tokens)``,
             for images ``len(tokens) == grid.n_tokens`` (prefix tokens first, then patches row-major).
         image: ``(height, width, 3)`` uint8, the image as the model saw it after preprocessing (or None).
+        source: the absolute path of the input file (image, or text file) when there was one.
 
     Encoder-decoder captures (``attn align``, ``attn caption``; ``cross_attentions is not None``):
         attentions: the ENCODER's self-attention over the source, so ``tokens``/``special``/``grid`` label the
@@ -54,7 +53,7 @@ class Capture:
     tokens: list[str]
     special: list[bool]
     model_id: str
-    kind: str = "text"
+    kind: Kind = Kind.text
     arch: dict[str, Any] = field(default_factory=dict)
     text: str | None = None
     grid: PatchGrid | None = None
@@ -69,6 +68,11 @@ class Capture:
     target_scores: list[float] = field(default_factory=list)
     target_text: str | None = None
     decoding: dict[str, Any] = field(default_factory=dict)
+    model_path: str | None = None  # absolute folder (or hub id) the model was loaded from: grad-rollout reloads it
+    input_size: tuple[int, int] | None = None  # (width, height) of the image file before preprocessing
+
+    def __post_init__(self) -> None:
+        self.kind = Kind(self.kind)
 
     @property
     def n_layers(self) -> int:
@@ -139,41 +143,3 @@ def stack_attentions(attentions: Any, what: str = "attention", item: int | None 
     else:
         stacked = torch.stack([a[item] for a in attentions])  # (L, H, Q, K)
     return stacked.detach().to(torch.float32).cpu().numpy()
-
-
-def capture_text(
-    text: str,
-    model: "str | LoadedModel" = "minilm",
-    *,
-    device: str | Device = Device.cpu,
-    trust_remote_code: bool = False,
-) -> Capture:
-    """Tokenize text, run the model once with attentions returned, and return a Capture."""
-    import torch
-
-    from attncli.inputs import prepare_text
-    from attncli.models import load_model
-
-    loaded = model if not isinstance(model, str) else load_model(
-        model, Task.text, device=device, trust_remote_code=trust_remote_code
-    )
-    config = loaded.config
-    if getattr(config, "is_encoder_decoder", False):
-        raise NotSupportedError(
-            f"{loaded.ref.model_id} is an encoder-decoder model",
-            "explain shows self-attention of encoders and decoders; use a text encoder (BERT) or decoder (GPT-2)",
-        )
-    prepared = prepare_text(text, loaded.processor, config)
-    inputs = {k: v.to(loaded.device) for k, v in prepared.model_inputs.items()}
-    with torch.inference_mode():
-        out = loaded.model(**inputs, output_attentions=True)
-    return Capture(
-        attentions=stack_attentions(getattr(out, "attentions", None)),
-        tokens=prepared.labels,
-        special=prepared.special,
-        model_id=loaded.ref.model_id,
-        kind="text",
-        arch=architecture(config),
-        text=prepared.text,
-        warnings=list(prepared.warnings),
-    )

@@ -21,14 +21,30 @@ class Fuse(str, Enum):
     min = "min"
 
 
-class Task(str, Enum):
-    """What a model is loaded for: picks the Auto classes."""
+class Purpose(str, Enum):
+    """What a command needs a model for; the model's family says whether it can serve it."""
+
+    text = "text"  # self-attention over text tokens (explain, stats, heatmap --text)
+    image = "image"  # self-attention over an image's patch grid (heatmap, patches, stats)
+    image_classification = "image-classification"  # the same, with a trained classifier (classify, evaluate)
+    text_classification = "text-classification"  # a trained text classifier (grad-rollout on text)
+    align = "align"  # cross-attention from output text to source text (attn align)
+    caption = "caption"  # cross-attention from output text to an image (attn caption)
+
+
+class Kind(str, Enum):
+    """What a capture's (source) tokens are."""
 
     text = "text"
-    image_classification = "image-classification"
-    text_classification = "text-classification"
-    seq2seq = "seq2seq"
-    image_to_text = "image-to-text"
+    image = "image"
+
+
+class Scale(str, Enum):
+    """How a map's colours span its values."""
+
+    zero = "zero"  # 0 .. max: honest for weights, a wash when all values are close
+    minmax = "minmax"  # min .. max of the values shown
+    percentile = "percentile"  # 1st .. 99th percentile: one outlier does not flatten the rest
 
 
 class Method(str, Enum):

@@ -233,7 +233,7 @@ def evaluate(
     """Score every method and a random map on PIL images (masks and labels: the pointing game and IoU too)."""
     import numpy as np
 
-    from attncli.images import preprocess
+    from attncli.families.vit import preprocess
     from attncli.methods.gradients import attention_gradients
 
     chosen = [Method(m) for m in methods]
@@ -329,7 +329,7 @@ def _mask_at(mask: "np.ndarray", grid: "PatchGrid") -> "np.ndarray":
 
 def shapes_set(loaded: "LoadedModel", n: int, seed: int) -> tuple[list, list["np.ndarray"], list[int]]:
     """n fresh shapes images at the model's input size (seeded), their masks and true labels."""
-    from attncli.images import grid_from_config
+    from attncli.families.vit import grid_from_config
     from attncli.methods.gradients import class_labels
     from attncli.synthetic import CLASSES, make_dataset
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from attncli.choices import Device, Task
-from attncli.errors import CaptureError, NotSupportedError, UsageError
+from attncli.choices import Device, Purpose
+from attncli.errors import CaptureError, UsageError
 
 if TYPE_CHECKING:
     from attncli.capture import Capture
@@ -24,36 +24,22 @@ if TYPE_CHECKING:
 MATCH_ATOL = 1e-4
 
 
-def is_text_classifier(location: str, trust_remote_code: bool = False) -> bool:
-    """True when a model's config says it was saved as a sequence classifier (so its head is trained)."""
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(location, trust_remote_code=trust_remote_code)
-    return any(str(a).endswith("ForSequenceClassification") for a in (getattr(config, "architectures", None) or []))
-
-
 def load_classifier(kind: str, model: "str | LoadedModel", *, device: str | Device = Device.cpu,
                     trust_remote_code: bool = False) -> "LoadedModel":
-    """A classifier for kind "image" or "text" (text: only a model saved with a classification head)."""
-    from attncli.models import load_model, resolve_model
+    """A classifier for kind "image" or "text": a model saved without a trained classifier is refused."""
+    from attncli.models import load_model
 
     if not isinstance(model, str):
         return model
-    ref = resolve_model(model)
-    if kind == "image":
-        return load_model(ref, Task.image_classification, device=device, trust_remote_code=trust_remote_code)
-    if ref.kind != "hub" and not is_text_classifier(ref.location, trust_remote_code):
-        raise NotSupportedError(
-            f"{ref.model_id} has no trained classification head, so there is no class to explain",
-            "grad-rollout on text needs a ...ForSequenceClassification model (--model); or use --method rollout",
-        )
-    return load_model(ref, Task.text_classification, device=device, trust_remote_code=trust_remote_code)
+    purpose = Purpose.image_classification if kind == "image" else Purpose.text_classification
+    return load_model(model, purpose, device=device, trust_remote_code=trust_remote_code)
 
 
 def model_inputs(capture: "Capture", loaded: "LoadedModel") -> dict:
     """The capture's input rebuilt for the model: the image file it came from, or its text."""
     if capture.kind == "image":
-        from attncli.images import load_image, preprocess
+        from attncli.families.vit import preprocess
+        from attncli.images import load_image
 
         if not capture.source or not Path(capture.source).is_file():
             raise UsageError(f"grad-rollout needs the image this capture came from ({capture.source or 'unknown'})",
@@ -78,7 +64,7 @@ def gradients_for(capture: "Capture", target: str | int | None = None, model: "s
 
     from attncli.methods.gradients import attention_gradients
 
-    loaded = load_classifier(capture.kind, model or capture.model_id, device=device,
+    loaded = load_classifier(capture.kind, model or capture.model_path or capture.model_id, device=device,
                              trust_remote_code=trust_remote_code)
     result = attention_gradients(loaded.model, model_inputs(capture, loaded), target)[0]
     if result.attentions.shape != capture.attentions.shape or not np.allclose(

@@ -1,4 +1,4 @@
-"""Images in: read files safely, find them in folders, derive the patch grid, preprocess like the model does.
+"""Images in: read files safely, find them in folders, preprocess like the model does.
 
 Pillow and numpy only at import time; transformers/torch are imported inside the functions that need them.
 """
@@ -8,12 +8,10 @@ from __future__ import annotations
 import os
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from attncli.errors import NotSupportedError, UsageError
-from attncli.grid import PatchGrid
+from attncli.errors import UsageError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,13 +19,6 @@ if TYPE_CHECKING:
 
 # 64 megapixels: larger than any camera photo a person would classify, far below what exhausts memory.
 DEFAULT_MAX_PIXELS = 64_000_000
-
-# Families whose attention runs over one global grid of patches, and the prefix tokens they put first.
-_GLOBAL_GRID = {"vit", "deit", "beit", "data2vec-vision", "dinov2", "dinov2_with_registers", "vit_msn", "dinov3_vit"}
-# Families that attend inside local windows or shrink the grid stage by stage.
-_WINDOWED = {"swin", "swinv2", "donut-swin", "maskformer-swin", "pvt", "pvt_v2", "levit", "mobilevit", "mobilevitv2",
-             "focalnet", "dinat", "nat", "hiera", "efficientformer", "poolformer", "segformer", "cvt", "vitdet"}
-
 
 def max_pixels() -> int:
     """Largest image (width × height) attncli decodes: $ATTN_MAX_IMAGE_PIXELS, else 64 megapixels."""
@@ -170,68 +161,12 @@ def collect_images(paths: Iterable[Path | str]) -> list[Path]:
     return unique
 
 
-def _pair(value: Any) -> tuple[int, int]:
-    """An int or (h, w) pair from a config as (h, w)."""
-    if isinstance(value, (list, tuple)):
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
-
-
-def grid_from_config(config: Any, image_size: tuple[int, int] | None = None) -> PatchGrid:
-    """The model's patch grid: patch size from the config, image size from the input (default the config's)."""
-    model_type = getattr(config, "model_type", "?")
-    windowed = getattr(config, "window_size", None) or isinstance(getattr(config, "depths", None), list)
-    if model_type in _WINDOWED or windowed:
-        raise NotSupportedError(
-            f"{model_type} models are not supported yet: their attention works in local windows or stages, "
-            "not over one global patch grid",
-            "use a ViT, DeiT, BEiT or DINOv2 classifier",
-        )
-    if getattr(config, "patch_size", None) is None or getattr(config, "image_size", None) is None:
-        raise NotSupportedError(f"{model_type} models are not supported yet: the config names no patch grid",
-                                "use a ViT, DeiT, BEiT or DINOv2 classifier")
-    ph, pw = _pair(config.patch_size)
-    ih, iw = image_size if image_size is not None else _pair(config.image_size)
-    if ih % ph or iw % pw:
-        raise NotSupportedError(f"a {ih}×{iw} input does not split into {ph}×{pw} patches")
-    labels = prefix_labels(config)
-    return PatchGrid(rows=ih // ph, cols=iw // pw, patch_height=ph, patch_width=pw, image_height=ih,
-                     image_width=iw, prefix=len(labels), prefix_labels=labels)
-
-
-def prefix_labels(config: Any) -> tuple[str, ...]:
-    """Names of the tokens before the patches: CLS, DeiT's distillation token, register tokens."""
-    model_type = getattr(config, "model_type", "")
-    labels = ["[CLS]"]
-    if model_type == "deit":
-        labels.append("[DIST]")  # every DeiT embedding layer adds it, with or without the teacher head
-    registers = int(getattr(config, "num_register_tokens", 0) or 0)
-    labels += [f"[REG{i}]" for i in range(registers)]
-    return tuple(labels)
-
-
-def supports_grid(config: Any) -> bool:
-    """True for the families known to attend over one global patch grid."""
-    return getattr(config, "model_type", "") in _GLOBAL_GRID
-
-
-@dataclass
-class Preprocessed:
-    """A batch as the model takes it, plus each image as the model sees it."""
-
-    pixel_values: Any  # torch.Tensor (batch, channels, height, width)
-    images: list["np.ndarray"]  # per image (height, width, 3) uint8, normalisation undone
-    grid: PatchGrid
-
-
-def preprocess(images: Sequence["Image.Image"], processor: Any, config: Any) -> Preprocessed:
-    """Run the model's own image processor and recover the pixels it produces as uint8 images."""
+def processed_pixels(images: Sequence["Image.Image"], processor: Any) -> tuple[Any, list["np.ndarray"]]:
+    """Run the model's own image processor: (pixel_values (B, C, H, W), each image as the model sees it)."""
     batch = processor(images=list(images), return_tensors="pt")
     pixel_values = batch["pixel_values"]  # (B, C, H, W)
-    height, width = int(pixel_values.shape[-2]), int(pixel_values.shape[-1])
-    grid = grid_from_config(config, (height, width))
     arr = pixel_values.detach().float().cpu().numpy()  # (B, C, H, W)
-    return Preprocessed(pixel_values=pixel_values, images=[seen_image(a, processor) for a in arr], grid=grid)
+    return pixel_values, [seen_image(a, processor) for a in arr]
 
 
 def seen_image(pixels: "np.ndarray", processor: Any) -> "np.ndarray":

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from attncli.choices import Device, Task
-from attncli.errors import DeviceError, ModelLoadError, ModelNotFoundError, UsageError
+from attncli.choices import Device, Purpose
+from attncli.errors import DeviceError, ModelLoadError, ModelNotFoundError, NotSupportedError, UsageError
 
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
@@ -40,7 +42,7 @@ class EmbeddedModel:
 
     alias: str
     model_id: str
-    task: Task
+    purpose: Purpose
     locate: Callable[[], Path]
     sha256: str | None = None
     description: str = ""
@@ -50,7 +52,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     "minilm": EmbeddedModel(
         "minilm",
         "sentence-transformers/all-MiniLM-L6-v2",
-        Task.text,
+        Purpose.text,
         _minilm_dir,
         MINILM_SHA256,
         "BERT-style sentence encoder, 6 layers x 12 heads (default text model)",
@@ -58,22 +60,21 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     "shapes": EmbeddedModel(
         "shapes",
         "attncli/shapes-vit",
-        Task.image_classification,
+        Purpose.image_classification,
         _shapes_dir,
         None,
         "small ViT trained here on synthetic shapes (default offline image model)",
     ),
 }
 
-DEFAULT_MODELS = {Task.text: "minilm", Task.image_classification: "google/vit-base-patch16-224"}
-
-# Which Auto classes load a model and its preprocessor for each task.
-_AUTO: dict[Task, tuple[str, str]] = {
-    Task.text: ("AutoModel", "AutoTokenizer"),
-    Task.image_classification: ("AutoModelForImageClassification", "AutoImageProcessor"),
-    Task.text_classification: ("AutoModelForSequenceClassification", "AutoTokenizer"),
-    Task.seq2seq: ("AutoModelForSeq2SeqLM", "AutoTokenizer"),
-    Task.image_to_text: ("AutoModelForImageTextToText", "AutoProcessor"),
+# The model each purpose uses when --model is not given (hub ids need network once, then the HF cache).
+DEFAULT_MODELS = {
+    Purpose.text: "minilm",
+    Purpose.text_classification: "minilm",
+    Purpose.image: "google/vit-base-patch16-224",
+    Purpose.image_classification: "google/vit-base-patch16-224",
+    Purpose.align: "Helsinki-NLP/opus-mt-en-de",
+    Purpose.caption: "nlpconnect/vit-gpt2-image-captioning",
 }
 
 
@@ -89,12 +90,13 @@ class ModelRef:
 
 @dataclass
 class LoadedModel:
-    """A model in eval mode with eager attention, its tokenizer/processor and where it came from."""
+    """A model in eval mode with eager attention, its tokenizer/processor, family and where it came from."""
 
     model: Any
     processor: Any
     ref: ModelRef
     device: str
+    family: Any = None  # attncli.families.base.Family
 
     @property
     def config(self) -> Any:
@@ -102,15 +104,17 @@ class LoadedModel:
         return self.model.config
 
 
-def _offline_alias_hint(task: Task | None) -> str:
-    """Name the offline alias for the task so a user without network knows what works."""
-    alias = next((e.alias for e in EMBEDDED.values() if e.task == task), None)
+def _offline_alias_hint(purpose: Purpose | None) -> str:
+    """Name the offline alias for the purpose so a user without network knows what works."""
+    modality = {Purpose.image: Purpose.image_classification, Purpose.text_classification: Purpose.text}
+    wanted = modality.get(purpose, purpose) if purpose is not None else None
+    alias = next((e.alias for e in EMBEDDED.values() if e.purpose == wanted), None)
     if alias is None:  # no embedded model of this kind (seq2seq, image-to-text)
         return "offline, download it once while online, or pass a downloaded model folder with --model PATH"
     return f"offline, use the embedded model with --model {alias}, or a downloaded folder with --model PATH"
 
 
-def resolve_model(ref: str, task: Task | None = None) -> ModelRef:
+def resolve_model(ref: str) -> ModelRef:
     """Turn a user's model reference into an alias, a local folder or a hub id."""
     ref = ref.strip()
     if not ref:
@@ -163,7 +167,7 @@ def check_device(device: str | Device) -> str:
     return name
 
 
-def _hub_cached(repo_id: str) -> bool:
+def hub_cached(repo_id: str) -> bool:
     """True when the hub id's config.json is in the local HF cache."""
     from huggingface_hub import try_to_load_from_cache
 
@@ -195,13 +199,16 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def load_model(
     ref: str | ModelRef,
-    task: Task = Task.text,
+    purpose: Purpose = Purpose.text,
     *,
     device: str | Device = Device.cpu,
     trust_remote_code: bool = False,
 ) -> LoadedModel:
-    """Load a model (eval mode, eager attention) and its tokenizer or processor."""
-    mref = resolve_model(ref, task) if isinstance(ref, str) else ref
+    """Load a model (eval mode, eager attention) with its task head, its tokenizer or processor, and its family.
+
+    The config is read first: a model whose family cannot serve ``purpose`` is refused before any weights load.
+    """
+    mref = resolve_model(ref) if isinstance(ref, str) else ref
     torch_device = check_device(device)
     if mref.kind == "hub" and not _offline() and not _hub_reachable():
         # Behave as HF_HUB_OFFLINE=1: use the cache if it has the model, fail at once if not.
@@ -209,41 +216,75 @@ def load_model(
         import huggingface_hub.constants
 
         huggingface_hub.constants.HF_HUB_OFFLINE = True
-    if mref.kind == "hub" and _offline() and not _hub_cached(mref.location):
+    if mref.kind == "hub" and _offline() and not hub_cached(mref.location):
         raise ModelNotFoundError(f"{mref.location} is not in the Hugging Face cache and the hub is offline",
-                                 _offline_alias_hint(task))
+                                 _offline_alias_hint(purpose))
     if mref.embedded is not None and mref.embedded.sha256:
         verify_sha256(Path(mref.location) / "model.safetensors", mref.embedded.sha256)
     import transformers
 
+    from attncli.families import require
+
     transformers.utils.logging.disable_progress_bar()
-    model_cls_name, proc_cls_name = _AUTO[task]
-    model_cls = getattr(transformers, model_cls_name)
-    proc_cls = getattr(transformers, proc_cls_name)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    try:
+    with _load_errors(mref, purpose):
         config = transformers.AutoConfig.from_pretrained(mref.location, **kwargs)
+    family = require(config, purpose, mref.model_id)
+    _require_head(config, purpose, mref.model_id)
+    with _load_errors(mref, purpose), warnings.catch_warnings():
+        # MarianTokenizer recommends sacremoses on every load; it is optional for the tokenization used here.
+        warnings.filterwarnings("ignore", message=".*sacremoses.*")
+        model_cls = family.model_class(config, purpose)
         model = model_cls.from_pretrained(mref.location, config=config, attn_implementation="eager", **kwargs)
-        processor = proc_cls.from_pretrained(mref.location, **kwargs)
+        processor = family.processor(mref.location, trust_remote_code)
+    _require_head(model.config, purpose, mref.model_id, type(model).__name__)
+    model.eval()
+    model.to(torch_device)
+    return LoadedModel(model=model, processor=processor, ref=mref, device=torch_device, family=family)
+
+
+# Class-name endings of models that carry a trained classifier, per purpose that needs one.
+_HEADS = {Purpose.image_classification: ("ForImageClassification", "ForImageClassificationWithTeacher"),
+          Purpose.text_classification: ("ForSequenceClassification", "ForTokenClassification")}
+
+
+def _require_head(config: Any, purpose: Purpose, model_id: str, loaded_as: str | None = None) -> None:
+    """Refuse a checkpoint saved without the classifier a purpose needs (it would predict from random weights)."""
+    endings = _HEADS.get(purpose)
+    if endings is None:
+        return
+    names = [loaded_as] if loaded_as else [str(a) for a in getattr(config, "architectures", None) or []]
+    if not names or any(n.endswith(endings) for n in names):
+        return
+    what = "image" if purpose is Purpose.image_classification else "text"
+    raise NotSupportedError(
+        f"{model_id} was saved as {names[0]}, with no trained classification head, so there is no class to predict "
+        "or explain",
+        "its attention is still there: attn heatmap IMAGE --model " + model_id if what == "image"
+        else "grad-rollout on text needs a ...ForSequenceClassification model (--model); or use --method rollout")
+
+
+@contextmanager
+def _load_errors(mref: ModelRef, purpose: Purpose) -> Iterator[None]:
+    """Turn transformers' ways of failing to load into one-line errors with a fix."""
+    try:
+        yield
     except ValueError as exc:
         text = str(exc)
         if "trust_remote_code" in text:
             raise ModelLoadError(f"{mref.model_id} needs its own Python code to load",
                                  "rerun with --trust-remote-code if you trust that repository") from exc
         if "Unrecognized configuration class" in text or "Unrecognized model" in text:
-            raise ModelLoadError(f"{mref.model_id} is not a {task.value} model transformers can load",
+            raise ModelLoadError(f"{mref.model_id} is not a model transformers can load",
                                  "pick a model made for this command") from exc
         raise ModelLoadError(f"could not load {mref.model_id}: {_first_line(text)}") from exc
     except OSError as exc:
         if mref.kind == "hub":
             raise ModelNotFoundError(
                 f"{mref.location} is neither cached nor reachable on the Hugging Face hub",
-                _offline_alias_hint(task),
+                _offline_alias_hint(purpose),
             ) from exc
         raise ModelLoadError(f"could not load {mref.model_id}: {_first_line(str(exc))}") from exc
-    model.eval()
-    model.to(torch_device)
-    return LoadedModel(model=model, processor=processor, ref=mref, device=torch_device)
 
 
 def _first_line(text: str) -> str:

@@ -52,13 +52,13 @@ def load_input(kind: str, value: str | None, text: str | None, model: str | None
 
         return load_capture(None if kind == "last" else value)
     if kind == "image":
-        from attncli.choices import Task
+        from attncli.choices import Purpose
         from attncli.models import DEFAULT_MODELS
-        from attncli.vision import capture_image
+        from attncli.families.vit import capture_image
 
-        return capture_image(value, model or DEFAULT_MODELS[Task.image_classification], device=device,
+        return capture_image(value, model or DEFAULT_MODELS[Purpose.image_classification], device=device,
                              trust_remote_code=trust_remote_code)
-    from attncli.capture import capture_text
+    from attncli.families.text_capture import capture_text
     from attncli.inputs import read_text
 
     source = read_text(text if kind == "text" and text is not None else value)
@@ -204,13 +204,13 @@ def evaluate(
 
     paths = [] if shapes else collect_images(images)
 
-    from attncli.choices import Task
+    from attncli.choices import Purpose
     from attncli.evaluate import evaluate as run_evaluation
     from attncli.evaluate import shapes_set
     from attncli.models import DEFAULT_MODELS, load_model
 
-    loaded = load_model(model or ("shapes" if shapes else DEFAULT_MODELS[Task.image_classification]),
-                        Task.image_classification, device=device, trust_remote_code=trust_remote_code)
+    loaded = load_model(model or ("shapes" if shapes else DEFAULT_MODELS[Purpose.image_classification]),
+                        Purpose.image_classification, device=device, trust_remote_code=trust_remote_code)
     if shapes:
         pictures, masks, labels = shapes_set(loaded, n or 100, seed)
     else:

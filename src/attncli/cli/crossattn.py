@@ -69,7 +69,10 @@ def align(
 
         check_output(output, inputs)
 
-    from attncli.seq2seq import DEFAULT_ALIGN_MODEL, capture_align
+    from attncli.families.encdec import capture_align
+    from attncli.models import DEFAULT_MODELS
+    from attncli.choices import Purpose
+    DEFAULT_ALIGN_MODEL = DEFAULT_MODELS[Purpose.align]
 
     capture = capture_align(source, model or DEFAULT_ALIGN_MODEL, target=target,
                             max_new_tokens=max_new_tokens, num_beams=num_beams, device=device,
@@ -82,7 +85,7 @@ def align(
 def show_align(capture: "Capture", layer: int, head: int | None, fuse: Fuse, skip_special: bool,
                output: Path | None, as_json: bool) -> None:
     """Print the align table (or JSON) and write the heatmap when asked."""
-    from attncli.cross import align_view
+    from attncli.views.cross import align_view
 
     view = align_view(capture, layer, head, fuse, skip_special)
     if output is not None:
@@ -128,7 +131,10 @@ def caption(
 
         check_output(output, [image])
 
-    from attncli.seq2seq import DEFAULT_CAPTION_MODEL, capture_caption
+    from attncli.families.encdec import capture_caption
+    from attncli.models import DEFAULT_MODELS
+    from attncli.choices import Purpose
+    DEFAULT_CAPTION_MODEL = DEFAULT_MODELS[Purpose.caption]
 
     capture = capture_caption(image, model or DEFAULT_CAPTION_MODEL, text=text,
                               max_new_tokens=max_new_tokens, num_beams=num_beams, device=device,
@@ -141,7 +147,7 @@ def caption(
 def show_caption(capture: "Capture", layer: int, head: int | None, fuse: Fuse, top_k: int, skip_special: bool,
                  output: Path | None, as_json: bool) -> None:
     """Print the word → patches table (or JSON) and write the per-word overlays when asked."""
-    from attncli.cross import caption_view
+    from attncli.views.cross import caption_view
 
     view = caption_view(capture, layer, head, fuse, skip_special)
     if output is not None:
@@ -168,13 +174,13 @@ def draw_cross(capture: "Capture", layer: int, head: int | None, fuse: Fuse, out
     from attncli.render.figures import check_output
 
     if capture.kind == "image":
-        from attncli.cross import caption_view
+        from attncli.views.cross import caption_view
         from attncli.render.crossfig import caption_figure
 
         view = caption_view(capture, layer, head, fuse)
         fig, name = caption_figure(view, capture.image), "caption"
     else:
-        from attncli.cross import align_view
+        from attncli.views.cross import align_view
         from attncli.render.crossfig import align_figure
 
         view = align_view(capture, layer, head, fuse)

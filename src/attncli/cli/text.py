@@ -47,8 +47,8 @@ def explain(
     source = read_text(text, file)
     check_save_path(save, [file] if file else [])
 
-    from attncli.capture import capture_text
-    from attncli.explain import find_token, layer_view, token_profile
+    from attncli.families.text_capture import capture_text
+    from attncli.views.explain import find_token, layer_view, token_profile
     from attncli.render import terminal
 
     loaded = None

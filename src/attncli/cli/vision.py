@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from attncli.choices import Device, Fuse, Method, Task
+from attncli.choices import Device, Fuse, Method, Purpose
 from attncli.cli.common import check_save_path, err, keep_capture, out, print_json, warn
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
                                  OutOpt, SaveOpt, TargetOpt, TrustOpt)
@@ -22,7 +22,7 @@ def _image_model(model: str | None) -> str:
     """--model, or the default image classifier (the seed's ViT-B/16)."""
     from attncli.models import DEFAULT_MODELS
 
-    return model or DEFAULT_MODELS[Task.image_classification]
+    return model or DEFAULT_MODELS[Purpose.image_classification]
 
 
 def classify(
@@ -49,7 +49,8 @@ def classify(
     for path in paths:
         probe_image(path)  # headers only: a bad file fails now, not after the model has loaded
 
-    from attncli.vision import capture_images, classify_document, load_image_model, summarise
+    from attncli.families.vit import capture_images, load_image_model
+    from attncli.views.classify import classify_document, summarise
 
     loaded = load_image_model(_image_model(model), device=device, trust_remote_code=trust_remote_code)
     rows, first = [], None
@@ -127,9 +128,10 @@ def patches(
     probe_image(image)
     target = check_output(output or Path(f"patches-{image.stem}.png"), [image])
 
-    from attncli.images import load_image, preprocess
+    from attncli.families.vit import preprocess
+    from attncli.images import load_image
     from attncli.render.figures import patches_figure, save_figure
-    from attncli.vision import load_image_model, position_embeddings
+    from attncli.families.vit import load_image_model, position_embeddings
 
     loaded = load_image_model(_image_model(model), device=device, trust_remote_code=trust_remote_code)
     prepared = preprocess([load_image(image)], loaded.processor, loaded.config)
@@ -215,7 +217,7 @@ def heatmap(
         draw_cross(capture, layer, head, fuse, output, terminal)
         return
 
-    from attncli.maps import head_maps, parse_query, query_map
+    from attncli.views.maps import head_maps, parse_query, query_map
 
     q = parse_query(capture, query)
     grads, label = None, None
@@ -241,7 +243,7 @@ def _heatmap_capture(source: Path | None, text: str | None, model: str | None, i
                      device: Device, trust_remote_code: bool) -> "tuple[Capture, LoadedModel | None]":
     """The capture to draw (the last one, a saved .npz, a fresh image or text capture) and the image model loaded."""
     if text is not None:
-        from attncli.capture import capture_text
+        from attncli.families.text_capture import capture_text
         from attncli.inputs import read_text
 
         capture = capture_text(read_text(text), model or "minilm", device=device, trust_remote_code=trust_remote_code)
@@ -254,7 +256,7 @@ def _heatmap_capture(source: Path | None, text: str | None, model: str | None, i
     from attncli.images import probe_image
 
     probe_image(source)
-    from attncli.vision import capture_image, load_image_model
+    from attncli.families.vit import capture_image, load_image_model
 
     loaded = load_image_model(_image_model(model), device=device, trust_remote_code=trust_remote_code)
     return capture_image(source, loaded), loaded  # the model is kept so grad-rollout need not load it again
@@ -281,7 +283,7 @@ def _draw_terminal(capture: "Capture", amap) -> None:
     elif amap.kind == "row":
         console.print(view.row_table(amap, capture.n_heads))
     else:
-        from attncli.explain import layer_view
+        from attncli.views.explain import layer_view
         from attncli.render.terminal import matrix_table
 
         console.print(matrix_table(layer_view(capture, amap.layer, amap.head, amap.fuse), capture.n_heads))

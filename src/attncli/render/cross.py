@@ -13,7 +13,7 @@ from attncli.render.terminal import how, ordinal, shade, titled, token_text
 if TYPE_CHECKING:
     from rich.console import Group
 
-    from attncli.cross import AlignView, CaptionView
+    from attncli.views.cross import AlignView, CaptionView
 
 
 def decoding_note(decoding: dict[str, Any], n_tokens: int) -> str:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import numpy as np
     from matplotlib.figure import Figure
 
-    from attncli.cross import AlignView, CaptionView
+    from attncli.views.cross import AlignView, CaptionView
 
 
 def _printable(text: str) -> str:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from attncli.capture import Capture
     from attncli.grid import PatchGrid
-    from attncli.maps import AttentionMap
+    from attncli.views.maps import AttentionMap
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 DPI = 150

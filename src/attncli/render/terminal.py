@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from attncli.explain import LayerView, TokenProfile
+    from attncli.views.explain import LayerView, TokenProfile
     from attncli.methods.softmax import SoftmaxResult
 
 _ORDINALS = ["1st", "2nd", "3rd"]

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from attncli.capture import Prediction
-    from attncli.vision import ClassifiedImage
-    from attncli.maps import AttentionMap
+    from attncli.views.classify import ClassifiedImage
+    from attncli.views.maps import AttentionMap
 
 
 def _unit(vmax: float) -> tuple[float, str]:
@@ -54,7 +54,7 @@ def grid_text(values: "np.ndarray", vmax: float | None = None, width: int = 80) 
 
 def grid_view(amap: "AttentionMap", n_heads: int, width: int = 80) -> Group:
     """A titled patch grid (or one grid per head) for `attn heatmap --terminal`."""
-    from attncli.maps import describe_top
+    from attncli.views.maps import describe_top
 
     values = amap.values
     vmax = float(values.max()) if values.size else 1.0

@@ -79,7 +79,7 @@ def parse_query(capture: "Capture", query: str | None) -> int | None:
         row = resolve_index(row, grid.rows, "row", "the patch grid")
         col = resolve_index(col, grid.cols, "column", "the patch grid")
         return grid.token_of(row, col)
-    from attncli.explain import find_token
+    from attncli.views.explain import find_token
 
     try:
         return find_token(capture, text)

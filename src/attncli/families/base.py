@@ -1,0 +1,65 @@
+"""What every model family says about itself: how it is loaded, what it reads, what its tokens are.
+
+A family is one module under ``attncli.families`` holding one instance of a :class:`Family` subclass. The
+registry (``attncli.families.FAMILIES``) asks each in turn whether a config belongs to it; the commands ask the
+family found whether it can serve them (:class:`Purpose`). Adding a family is one module and one line there.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from attncli.choices import Purpose
+
+
+class Modality(str, Enum):
+    """What the encoder (or the only stack) of a model reads."""
+
+    text = "text"
+    image = "image"
+    speech = "speech"
+
+
+
+
+class Family:
+    """One kind of architecture. Subclasses set the attributes and override what differs."""
+
+    name = "model"  # how the family is called in messages, e.g. "text encoder"
+    examples = ""  # a few model types a reader knows, e.g. "BERT, RoBERTa, MiniLM"
+    modality = Modality.text
+    cross = False  # has cross-attention from a decoder to an encoder
+    purposes: frozenset[Purpose] = frozenset()
+    default_class = "AutoModel"  # used when config.architectures names no class transformers has
+    processor_class = "AutoTokenizer"
+    unsupported: str | None = None  # why no command can use this family yet (said instead of "wrong kind")
+
+    def matches(self, config: Any) -> bool:
+        """Whether a transformers config describes a model of this family."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """'text encoder (BERT, RoBERTa, MiniLM)'."""
+        return f"{self.name} ({self.examples})" if self.examples else self.name
+
+    def model_class(self, config: Any, purpose: Purpose) -> Any:
+        """The class that loads the checkpoint with its task head: the one its config names, else the default."""
+        import transformers
+
+        for name in getattr(config, "architectures", None) or []:
+            cls = getattr(transformers, str(name), None)
+            if cls is not None:
+                return cls
+        return getattr(transformers, self.default_class)
+
+    def processor(self, location: str, trust_remote_code: bool) -> Any:
+        """The tokenizer or image processor that prepares inputs like the model was trained on."""
+        import transformers
+
+        return getattr(transformers, self.processor_class).from_pretrained(location,
+                                                                            trust_remote_code=trust_remote_code)
+
+    def prefix_labels(self, config: Any) -> tuple[str, ...]:
+        """Names of the tokens an image encoder puts before its patches (none for text)."""
+        return ()
