@@ -84,7 +84,8 @@ def test_json_schema(cli, tiny_bert):
                          "--layer", "0", "--head", "1")
     assert code == 0, err
     doc = json.loads(out)
-    assert set(doc) == {"schema", "model", "method", "layer", "head", "fuse", "skip_special", "tokens", "weights", "top"}
+    assert set(doc) == {"schema", "title", "notes", "model", "method", "layer", "head", "fuse", "skip_special", "tokens",
+                        "weights", "top"}
     assert doc["schema"] == "attncli.explain/1"
     assert (doc["layer"], doc["head"], doc["fuse"]) == (0, 1, None)
     assert len(doc["weights"]) == len(doc["tokens"]) == 5

@@ -29,82 +29,109 @@ def image_capture(prefix_labels=("[CLS]",)) -> Capture:
                    image=np.zeros((8, 12, 3), np.uint8), source="x.png")
 
 
-def test_cls_map_is_the_patch_part_of_the_row_not_renormalised():
-    from attncli.views.maps import query_map
+def spec(**kw):
+    from attncli.views.common import MapSpec
 
-    amap = query_map(image_capture(), layer=-1, head=0)
-    assert amap.kind == "grid" and amap.layer == 1 and amap.head == 0 and amap.query_label == "[CLS]"
+    return MapSpec(**kw)
+
+
+def test_cls_map_is_the_patch_part_of_the_row_not_renormalised():
+    from attncli.views.maps import PatchMap, patch_map
+
+    amap = patch_map(image_capture(), spec(layer=-1, head=0))
+    assert isinstance(amap, PatchMap) and amap.layer == 1 and amap.head == 0 and amap.query_label == "[CLS]"
     assert np.allclose(amap.values, [[0.4, 0.2, 0.1], [0.05, 0.1, 0.05]])
     assert amap.outside == pytest.approx(0.1)
-    fused = query_map(image_capture(), layer=1, fuse="max")
+    fused = patch_map(image_capture(), spec(layer=1, fuse="max"))
     assert fused.head is None and fused.values[0, 0] == pytest.approx(0.4)  # max over the two heads
-    assert np.allclose(query_map(image_capture(), 0).values, 1 / 7)
+    assert np.allclose(patch_map(image_capture(), spec(layer=0)).values, 1 / 7)
 
 
 def test_prefix_tokens_shift_the_grid():
-    from attncli.views.maps import query_map
+    from attncli.views.maps import patch_map
 
     cap = image_capture(("[CLS]", "[DIST]", "[REG0]"))
-    amap = query_map(cap, layer=1, head=0)
+    amap = patch_map(cap, spec(layer=1, head=0))
     assert np.allclose(amap.values, [[0.4, 0.2, 0.1], [0.05, 0.1, 0.05]])
     assert amap.outside == pytest.approx(0.1)
 
 
 def test_query_patch_and_head_maps():
-    from attncli.views.maps import head_maps, parse_query, query_map
+    from attncli.views.maps import head_panels, parse_query, patch_map
 
     cap = image_capture()
     q = parse_query(cap, "1,2")
     assert q == 6 and parse_query(cap, "-1,-1") == 6 and parse_query(cap, "cls") == 0
-    amap = query_map(cap, 1, 0, query=q)
-    assert amap.query_label == "(1,2)" and amap.values[0, 1] == 1.0 and amap.values.sum() == 1.0
-    heads = head_maps(cap, 1)
-    assert heads.kind == "heads" and heads.values.shape == (2, 2, 3)
+    assert parse_query(cap, "(1,2)") == 6 and parse_query(cap, "5") == 6  # (row, col) or a row-major patch index
+    amap = patch_map(cap, spec(layer=1, head=0, query="1,2"))
+    assert amap.who == "patch (1,2)" and amap.cell == (1, 2)
+    assert amap.values[0, 1] == 1.0 and amap.values.sum() == 1.0
+    heads = head_panels(cap, spec(layer=1))
+    assert heads.values.shape == (2, 2, 3)
     assert np.allclose(heads.values[1].reshape(-1), np.roll(CLS_ROW, 1)[1:])
     with pytest.raises(UsageError, match=r"row 2 is out of range: the patch grid has 2 rows \(0..1"):
         parse_query(cap, "2,0")
     with pytest.raises(UsageError, match="ROW,COL"):
         parse_query(cap, "middle")
+    with pytest.raises(UsageError, match=r"patch 6 is out of range"):
+        parse_query(cap, "6")
     with pytest.raises(UsageError, match=r"layer 5 is out of range"):
-        query_map(cap, 5)
+        patch_map(cap, spec(layer=5))
 
 
 def test_text_matrix_and_row():
-    from attncli.views.maps import head_maps, parse_query, query_map
+    from attncli.views.explain import TokenMatrix, layer_matrix
+    from attncli.views.maps import head_panels, parse_query, token_row
 
     att = np.random.default_rng(0).dirichlet(np.ones(4), size=(1, 2, 4)).astype(np.float32)  # (1, 2, 4, 4)
     cap = Capture(att, ["[CLS]", "the", "cat", "[SEP]"], [True, False, False, True], "tiny/bert")
-    full = query_map(cap, 0)
-    assert full.kind == "matrix" and np.allclose(full.values, att[0].mean(0))
-    row = query_map(cap, 0, head=1, query=parse_query(cap, "cat"))
-    assert row.kind == "row" and np.allclose(row.values, att[0, 1, 2])
+    full = layer_matrix(cap, spec(layer=0), view=TokenMatrix)
+    assert np.allclose(full.matrix, att[0].mean(0))
+    row = token_row(cap, spec(layer=0, head=1, query="cat"))
+    assert row.query == 2 and np.allclose(row.values, att[0, 1, 2])
     with pytest.raises(UsageError, match="--query"):
         parse_query(cap, "dog")
     with pytest.raises(UsageError, match="needs an image capture"):
-        head_maps(cap, 0)
+        head_panels(cap, spec(layer=0))
 
 
 def test_top_patches():
-    from attncli.views.maps import describe_top, query_map, top_patches
+    from attncli.views.maps import describe_top, patch_map
 
-    amap = query_map(image_capture(), 1, 0)
-    assert top_patches(amap, 2) == [(0, 0, pytest.approx(0.4)), (0, 1, pytest.approx(0.2))]
+    amap = patch_map(image_capture(), spec(layer=1, head=0))
+    assert amap.top(2) == [(0, 0, pytest.approx(0.4)), (0, 1, pytest.approx(0.2))]
     assert describe_top(amap, 2) == "(0,0) 0.400, (0,1) 0.200"
 
 
+def test_colour_scales():
+    from attncli.choices import Method, Scale
+    from attncli.views.common import colour_range, default_scale
+    from attncli.views.maps import patch_map
+
+    values = np.array([[0.2, 0.3], [0.25, 0.9]])
+    assert colour_range(values, Scale.zero) == (0.0, 0.9)
+    assert colour_range(values, Scale.minmax) == (0.2, 0.9)
+    lo, hi = colour_range(values, Scale.percentile)
+    assert 0.2 < lo < 0.21 and 0.85 < hi < 0.9  # the 1st and 99th percentiles
+    assert colour_range(np.full((2, 2), 0.5), Scale.minmax) == (0.5, 1.0)  # never an empty range
+    assert default_scale(Method.attention) is Scale.zero and default_scale(Method.rollout) is Scale.minmax
+    amap = patch_map(image_capture(), spec(layer=1, head=0, scale=Scale.minmax))
+    assert (amap.vmin, amap.vmax) == (pytest.approx(0.05), pytest.approx(0.4))
+
+
 def test_terminal_grid_exact_text():
-    from attncli.views.maps import query_map
     from attncli.render.vision import grid_view
+    from attncli.views.maps import patch_map
 
     console = Console(record=True, width=60, color_system="truecolor")
-    console.print(grid_view(query_map(image_capture(), 1, 0), 2, width=60))
+    console.print(grid_view(patch_map(image_capture(), spec(layer=1, head=0)), width=60))
     assert console.export_text(styles=False) == (
         "Layer 1 · head 0 · [CLS] → patches · tiny/vit\n"
         "    0  1  2\n"
         "0  40 20 10\n"
         "1   5 10  5\n"
-        "weights in percent; darker = more attention (max 0.400); 10%\n"
-        "of it went to [CLS]\n"
+        "weights in percent; darker = more attention; colours \n"
+        "0.000–0.400 (zero); 10% of it went to [CLS]\n"
         "top patches (row,col): (0,0) 0.400, (0,1) 0.200, (0,2) 0.100\n"
     )
 

@@ -57,7 +57,7 @@ def test_classify_summary_uses_the_method(cli, vit_and_image):
     assert (entry["cls_top_patches"][0]["row"], entry["cls_top_patches"][0]["col"]) == tuple(int(i) for i in best)
     code, out, err = cli("classify", str(image), "--model", str(vit), "--method", "grad-rollout")
     assert code == 0, err
-    assert "[CLS] by grad-rollout through layer 1: top patches (row,col):" in out
+    assert "[CLS] (gradient rollout of layers 0–1) looks most at patches (row,col):" in out
 
 
 def test_explain_token_rollout_rows_are_rollout_after_each_layer(cli, tiny_bert):

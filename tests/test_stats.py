@@ -11,7 +11,8 @@ import pytest
 from attncli.capture import Capture
 from attncli.errors import UsageError
 from attncli.grid import PatchGrid
-from attncli.methods.stats import capture_stats, is_causal
+from attncli.methods.stats import is_causal
+from attncli.views.stats import capture_stats
 
 N = 8  # [CLS] a b c d e f [SEP]
 TOKENS = ["[CLS]", "a", "b", "c", "d", "e", "f", "[SEP]"]

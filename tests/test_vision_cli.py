@@ -48,7 +48,7 @@ def test_classify_one_image_prints_table_seed_line_and_cls_summary(cli, vit, pic
     best = cap.predictions[0]
     assert f"Prediction: {best.label} (Confidence: {best.score:.1%})" in out
     assert out.count("%") >= 3 and "rank" in out and "a.png" in out
-    assert "[CLS] at layer 1 (heads averaged) looks most at patches (row,col): (" in out
+    assert "[CLS] (layer 1 · mean of 2 heads) looks most at patches (row,col): (" in out
     assert cap.kind == "image" and cap.source == str(pics / "a.png") and cap.attentions.shape == (2, 2, 17, 17)
 
 
@@ -104,7 +104,7 @@ def test_heatmap_of_an_image_writes_a_sane_png(cli, vit, pics, tmp_path, isolate
     out_file = tmp_path / "figs" / "h.png"
     code, out, err = cli("heatmap", str(pics / "a.png"), "--model", str(vit), "--layer", "0", "-o", str(out_file))
     assert code == 0, err
-    assert out.strip() == str(out_file)
+    assert out == "" and err.strip() == f"wrote {out_file}"  # data on stdout, what was written on stderr
     with Image.open(out_file) as im:
         assert im.format == "PNG" and 900 <= im.width <= 2000 and 400 <= im.height <= 1200
     assert 10_000 < out_file.stat().st_size < 2_000_000
@@ -117,7 +117,7 @@ def test_heatmap_formats_and_views_from_the_last_capture(cli, vit, pics, tmp_pat
     assert cli("classify", str(pics / "a.png"), "--model", str(vit))[0] == 0
     code, out, err = cli("heatmap", "--layer", "1", "--head", "1")
     assert code == 0, err
-    assert out.strip() == "heatmap-a-L1-h1.png"
+    assert out == "" and err.strip() == "wrote heatmap-a-L1-h1.png"
     assert (tmp_path / "heatmap-a-L1-h1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert cli("heatmap", "--fuse", "max", "-o", "m.svg")[0] == 0
     assert (tmp_path / "m.svg").read_text().lstrip().startswith("<?xml")
@@ -125,7 +125,7 @@ def test_heatmap_formats_and_views_from_the_last_capture(cli, vit, pics, tmp_pat
     assert (tmp_path / "heads.pdf").read_bytes()[:5] == b"%PDF-"
     code, out, err = cli("heatmap", "--query", "3,3")
     assert code == 0, err
-    assert out.strip() == "heatmap-a-L1-mean-q16.png"
+    assert err.strip() == "wrote heatmap-a-L1-mean-r3c3.png"  # patches are named (row, col) everywhere
 
 
 def test_heatmap_terminal_draws_the_grid(cli, vit, pics):
@@ -192,8 +192,9 @@ def test_heatmap_without_a_last_capture(cli):
 def test_patches_figure(cli, vit, pics, tmp_path):
     code, out, err = cli("patches", str(pics / "b.jpg"), "--model", str(vit), "-o", str(tmp_path / "p.png"))
     assert code == 0, err
-    assert out.splitlines()[0] == ("32×32 input → 4×4 patches of 8×8 px; 1 prefix token ([CLS]) + 16 patches "
-                                   "= 17 tokens")
+    assert out.splitlines()[0] == ("32×32 input (resized from the 72×40 file) → 4×4 patches of 8×8 px; 1 prefix "
+                                   "token ([CLS]) + 16 patches = 17 tokens")
+    assert err.strip() == f"wrote {tmp_path / 'p.png'}"
     with Image.open(tmp_path / "p.png") as im:
         assert im.width > 1000 and im.height > 500
 

@@ -54,3 +54,13 @@ class Method(str, Enum):
     rollout = "rollout"
     flow = "flow"
     grad_rollout = "grad-rollout"
+
+
+class Format(str, Enum):
+    """Where a view goes: one renderer module per format (attncli.render)."""
+
+    terminal = "terminal"  # rich tables and shaded grids on stdout
+    json = "json"  # a stable document on stdout
+    csv = "csv"  # rows for spreadsheets (attn stats)
+    figure = "figure"  # PNG, SVG or PDF file
+    html = "html"  # one standalone interactive page

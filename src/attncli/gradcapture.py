@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from attncli.choices import Device, Purpose
+from attncli.choices import Device, Kind, Purpose
 from attncli.errors import CaptureError, UsageError
 
 if TYPE_CHECKING:
@@ -27,17 +27,18 @@ MATCH_ATOL = 1e-4
 def load_classifier(kind: str, model: "str | LoadedModel", *, device: str | Device = Device.cpu,
                     trust_remote_code: bool = False) -> "LoadedModel":
     """A classifier for kind "image" or "text": a model saved without a trained classifier is refused."""
-    from attncli.models import load_model
+    from attncli.models import load_model, require_head
 
-    if not isinstance(model, str):
-        return model
     purpose = Purpose.image_classification if kind == "image" else Purpose.text_classification
+    if not isinstance(model, str):
+        require_head(model.config, purpose, model.ref.model_id, type(model.model).__name__)
+        return model
     return load_model(model, purpose, device=device, trust_remote_code=trust_remote_code)
 
 
 def model_inputs(capture: "Capture", loaded: "LoadedModel") -> dict:
     """The capture's input rebuilt for the model: the image file it came from, or its text."""
-    if capture.kind == "image":
+    if capture.kind is Kind.image:
         from attncli.families.vit import preprocess
         from attncli.images import load_image
 

@@ -230,14 +230,14 @@ def load_model(
     with _load_errors(mref, purpose):
         config = transformers.AutoConfig.from_pretrained(mref.location, **kwargs)
     family = require(config, purpose, mref.model_id)
-    _require_head(config, purpose, mref.model_id)
+    require_head(config, purpose, mref.model_id)
     with _load_errors(mref, purpose), warnings.catch_warnings():
         # MarianTokenizer recommends sacremoses on every load; it is optional for the tokenization used here.
         warnings.filterwarnings("ignore", message=".*sacremoses.*")
         model_cls = family.model_class(config, purpose)
         model = model_cls.from_pretrained(mref.location, config=config, attn_implementation="eager", **kwargs)
         processor = family.processor(mref.location, trust_remote_code)
-    _require_head(model.config, purpose, mref.model_id, type(model).__name__)
+    require_head(model.config, purpose, mref.model_id, type(model).__name__)
     model.eval()
     model.to(torch_device)
     return LoadedModel(model=model, processor=processor, ref=mref, device=torch_device, family=family)
@@ -248,7 +248,7 @@ _HEADS = {Purpose.image_classification: ("ForImageClassification", "ForImageClas
           Purpose.text_classification: ("ForSequenceClassification", "ForTokenClassification")}
 
 
-def _require_head(config: Any, purpose: Purpose, model_id: str, loaded_as: str | None = None) -> None:
+def require_head(config: Any, purpose: Purpose, model_id: str, loaded_as: str | None = None) -> None:
     """Refuse a checkpoint saved without the classifier a purpose needs (it would predict from random weights)."""
     endings = _HEADS.get(purpose)
     if endings is None:

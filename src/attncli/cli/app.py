@@ -19,14 +19,29 @@ app = typer.Typer(
     help="See what a transformer attends to: tables in the terminal, heatmaps, JSON.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=True,  # attn --install-completion / --show-completion
+    rich_markup_mode=None,  # plain click help: no type column, no choices broken mid-word
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
+
+
+def version_line() -> str:
+    """'attn 0.1.0 (torch 2.13.0+cpu, transformers 5.24.0, Python 3.11.7)', read without importing torch."""
+    import platform
+    from importlib import metadata
+
+    parts = []
+    for name in ("torch", "transformers"):
+        try:
+            parts.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{name} not installed")
+    return f"attn {__version__} ({', '.join(parts)}, Python {platform.python_version()})"
 
 
 def _version(value: bool) -> None:
     if value:
-        print(f"attn {__version__}")
+        print(version_line())
         raise typer.Exit()
 
 

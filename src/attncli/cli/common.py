@@ -1,58 +1,159 @@
-"""Small helpers the commands share: consoles, warnings, saving captures, JSON output."""
+"""What every command shares: where output goes (one `show` call per command), warnings, keeping captures."""
 
 from __future__ import annotations
 
-import json
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from attncli.choices import Format
 from attncli.errors import AttnError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from attncli.capture import Capture
+    from attncli.sources import Resolved
 
 
-def out() -> "Console":
-    """Console for data (stdout)."""
+@dataclass(frozen=True)
+class Target:
+    """One destination of a view: a format, and a file (None: stdout)."""
+
+    fmt: Format
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Every destination of a command's view, and the terminal width tables are laid out for."""
+
+    targets: tuple[Target, ...]
+    width: int | None = None
+
+    @property
+    def files(self) -> list[Path]:
+        """The files that will be written."""
+        return [t.path for t in self.targets if t.path is not None]
+
+
+def outputs(*, as_json: bool = False, output: Path | None = None, terminal: bool = True, width: int | None = None,
+            file_formats: Iterable[Format] = (Format.figure,), inputs: Iterable[Path | str] = (),
+            extra: Iterable[Target] = ()) -> Outputs:
+    """The destinations a command's flags ask for, checked before any work (bad suffix, folder, an input)."""
+    from attncli.outputs import check_output, output_format
+
+    targets: list[Target] = []
+    inputs = list(inputs)
+    if output is not None:
+        checked = check_output(output, inputs)
+        targets.append(Target(output_format(output, file_formats), checked))
+    for target in extra:
+        if target.path is not None:
+            check_output(target.path, inputs, "--csv" if target.fmt is Format.csv else "--plot")
+        targets.append(target)
+    if as_json:
+        targets.append(Target(Format.json))
+    elif terminal:
+        targets.append(Target(Format.terminal))
+    stdout = [t for t in targets if t.path is None]
+    if len(stdout) > 1:
+        raise UsageError(f"{' and '.join(_flag(t.fmt) for t in stdout)} both write to stdout",
+                         "write one of them to a file, or drop one")
+    return Outputs(tuple(targets), width)
+
+
+def _flag(fmt: Format) -> str:
+    """The option that asks for a format on stdout."""
+    return {Format.json: "--json", Format.csv: "--csv -", Format.terminal: "the table"}.get(fmt, fmt.value)
+
+
+def terminal_width(width: int | None = None) -> int:
+    """--width, else COLUMNS, else the terminal's width; unlimited when stdout is not a terminal (a file gets all)."""
+    if width is not None:
+        return width
+    env = os.environ.get("COLUMNS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if sys.stdout.isatty():
+        import shutil
+
+        return shutil.get_terminal_size().columns
+    from attncli.render.terminal import DATA_WIDTH
+
+    return DATA_WIDTH
+
+
+def out(width: int | None = None) -> "Console":
+    """Console for data (stdout), laid out for the terminal width (see terminal_width)."""
     from rich.console import Console
 
-    return Console(soft_wrap=False)
+    return Console(soft_wrap=False, width=terminal_width(width), highlight=False)
 
 
 def err() -> "Console":
-    """Console for progress, warnings and errors (stderr)."""
+    """Console for progress, warnings and errors (stderr); plain text when stderr is not a terminal."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def say(message: str) -> None:
+    """One line on stderr (what was written, what was saved): the same words for every command."""
+    err().print(message, markup=False)
 
 
 def warn(messages: Iterable[str]) -> None:
     """Print warnings on stderr, one line each."""
-    console = err()
     for message in messages:
-        console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        say(f"warning: {message}")
 
 
-def print_json(doc: Any) -> None:
-    """Write a JSON document to stdout (plain, no colour codes)."""
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
-    sys.stdout.flush()
+def show(view: Any, where: Outputs) -> None:
+    """Render one view to every destination: files are written atomically, data goes to stdout."""
+    from attncli.render import render
+
+    width = terminal_width(where.width)
+    for target in where.targets:
+        result = render(view, target.fmt, path=target.path, width=width)
+        if isinstance(result, Path):
+            say(f"wrote {result}")
+        elif target.path is not None:  # text formats written to a file
+            from attncli.render.figures import write_bytes
+
+            say(f"wrote {write_bytes(target.path, str(result).encode('utf-8'))}")
+        elif isinstance(result, str):
+            sys.stdout.write(result)
+            sys.stdout.flush()
+        else:
+            out(where.width).print(result, crop=False)  # never-wrapped lines (see render.terminal.line) stay whole
 
 
-def check_save_path(save: Path | None, inputs: Iterable[Path] = ()) -> None:
+def check_save_path(save: Path | None, inputs: Iterable[Path | str] = ()) -> None:
     """Refuse a --save target before any work: wrong suffix, or the name of an input."""
     if save is None:
         return
     if save.suffix.lower() != ".npz":
         raise UsageError(f"--save {save}: a capture is saved as .npz", "give a file name ending in .npz")
     for path in inputs:
+        path = Path(path)
         if path.exists() and save.exists() and save.resolve() == path.resolve():
             raise UsageError(f"--save {save} is one of the inputs", "choose another file name; inputs are never overwritten")
     if save.is_dir():
         raise UsageError(f"--save {save} is a folder", "give a file name ending in .npz")
+
+
+def keep(resolved: "Resolved", save: Path | None) -> None:
+    """Show the source's warnings, then store a fresh capture as the last capture and, when asked, to --save."""
+    warn(resolved.warnings)
+    if resolved.plan.fresh:
+        keep_capture(resolved.capture, save)
+    elif save is not None:
+        from attncli.store import save_capture
+
+        say(f"saved capture to {save_capture(resolved.capture, save)}")
 
 
 def keep_capture(capture: "Capture", save: Path | None) -> None:
@@ -64,5 +165,18 @@ def keep_capture(capture: "Capture", save: Path | None) -> None:
     except AttnError as exc:
         warn([f"could not store the last capture: {exc.message}"])
     if save is not None:
-        path = save_capture(capture, save)
-        err().print(f"saved capture to {path}", highlight=False)
+        say(f"saved capture to {save_capture(capture, save)}")
+
+
+def gradients(resolved: "Resolved", spec: Any) -> tuple[Any, str | None]:
+    """(attention gradients, explained class) when the spec's method is grad-rollout, else (None, None)."""
+    from attncli.choices import Method
+
+    if spec.method is not Method.grad_rollout:
+        return None, None
+    from attncli.gradcapture import gradients_for
+
+    req = resolved.plan.request
+    explained = gradients_for(resolved.capture, spec.target, resolved.loaded, device=req.device,
+                              trust_remote_code=req.trust_remote_code)
+    return explained.gradients, explained.label

@@ -1,4 +1,4 @@
-"""Options shared by several commands, written once as Annotated aliases."""
+"""Options shared by several commands, written once as Annotated aliases (metavars keep --help plain)."""
 
 from __future__ import annotations
 
@@ -7,39 +7,58 @@ from typing import Annotated, Optional
 
 import typer
 
-from attncli.choices import Device, Fuse, Method
+from attncli.choices import Device, Fuse, Method, Scale
 
 ModelOpt = Annotated[
     Optional[str],
-    typer.Option("--model", "-m", help="Embedded alias (minilm, shapes), Hugging Face hub id, or local folder."),
+    typer.Option("--model", "-m", metavar="NAME|PATH",
+                 help="Embedded alias (minilm, shapes), Hugging Face hub id, or local folder."),
 ]
-LayerOpt = Annotated[int, typer.Option("--layer", "-l", help="Layer, 0-based; -1 is the last.")]
+LayerOpt = Annotated[int, typer.Option("--layer", "-l", metavar="N", help="Layer, 0-based; -1 is the last.")]
 HeadOpt = Annotated[
-    Optional[int], typer.Option("--head", help="One head, 0-based (-1 the last). Default: all heads fused.")
+    Optional[int],
+    typer.Option("--head", metavar="N", help="One head, 0-based (-1 the last). Default: all heads fused."),
 ]
-FuseOpt = Annotated[Fuse, typer.Option("--fuse", help="How heads are combined when --head is not given.")]
-DeviceOpt = Annotated[Device, typer.Option("--device", help="Where the model runs.")]
+FuseOpt = Annotated[Fuse, typer.Option("--fuse", metavar="mean|max|min",
+                                       help="How heads are combined when --head is not given.")]
+DeviceOpt = Annotated[Device, typer.Option("--device", metavar="cpu|cuda|mps", help="Where the model runs.")]
 TrustOpt = Annotated[
     bool, typer.Option("--trust-remote-code", help="Allow a hub model to run its own Python code.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables.")]
 SaveOpt = Annotated[
-    Optional[Path], typer.Option("--save", help="Also save the capture to this .npz file (re-render it later).")
+    Optional[Path], typer.Option("--save", metavar="FILE.npz",
+                                 help="Also save the capture to this .npz file (re-render it later).")
 ]
-TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many attended tokens to list.")]
+TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, metavar="K", help="How many attended tokens to list.")]
 MethodOpt = Annotated[
     Method,
-    typer.Option("--method", help="attention: one layer; rollout/flow: every layer up to --layer with the residual "
-                                  "path; grad-rollout: gradient-weighted rollout for --target (classifiers)."),
+    typer.Option("--method", metavar="attention|rollout|flow|grad-rollout",
+                 help="attention: one layer; rollout/flow: every layer up to --layer with the residual path; "
+                      "grad-rollout: gradient-weighted rollout for --target (classifiers)."),
 ]
 DiscardOpt = Annotated[
-    float, typer.Option("--discard-ratio", help="rollout: zero this fraction of the lowest weights per layer "
-                                                "(never the CLS column), as vit-explain does.")
+    float, typer.Option("--discard-ratio", metavar="R", help="rollout: zero this fraction of the lowest weights per "
+                                                             "layer (never the CLS column), as vit-explain does.")
 ]
 TargetOpt = Annotated[
-    Optional[str], typer.Option("--target", help="grad-rollout: the class to explain, a label or index "
-                                                 "(default: the prediction).")
+    Optional[str], typer.Option("--target", metavar="CLASS", help="grad-rollout: the class to explain, a label or "
+                                                                   "index (default: the prediction).")
 ]
 OutOpt = Annotated[
-    Optional[Path], typer.Option("--output", "-o", help="Figure file: .png (default), .svg or .pdf.")
+    Optional[Path], typer.Option("--output", "-o", metavar="FILE",
+                                 help="Also write the view to FILE: .png, .svg or .pdf (a figure).")
+]
+WidthOpt = Annotated[
+    Optional[int], typer.Option("--width", min=20, metavar="N",
+                                help="Lay tables out for N columns (default: the terminal's, or COLUMNS; "
+                                     "unlimited when stdout is not a terminal).")
+]
+ScaleOpt = Annotated[
+    Optional[Scale], typer.Option("--scale", metavar="zero|minmax|percentile",
+                                  help="Colour range of maps: 0..max, min..max, or the 1st..99th percentile "
+                                       "(default: zero for attention and grad-rollout, minmax for rollout and flow).")
+]
+SkipSpecialOpt = Annotated[
+    bool, typer.Option("--skip-special", help="Hide [CLS]/[SEP]-like tokens and renormalise rows over the rest.")
 ]

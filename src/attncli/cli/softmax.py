@@ -6,18 +6,22 @@ from typing import Annotated, Optional
 
 import typer
 
-from attncli.cli.common import out, print_json
-from attncli.cli.options import JsonOpt
+from attncli.cli.common import outputs, show
+from attncli.cli.options import JsonOpt, WidthOpt
 from attncli.errors import UsageError
 
 
 def softmax(
-    scores: Annotated[list[str], typer.Argument(help="Attention scores, e.g. 1 2 3 (negative numbers work).")],
+    scores: Annotated[list[str], typer.Argument(metavar="SCORE...", show_default=False,
+                                                help="Attention scores, e.g. 1 2 3 (negative numbers work).")],
     scale: Annotated[
-        Optional[int], typer.Option("--scale", help="Divide scores by √D first, as attention does with key size D.")
+        Optional[int], typer.Option("--scale", metavar="D",
+                                    help="Divide scores by √D first, as attention does with key size D.")
     ] = None,
-    temperature: Annotated[float, typer.Option("--temperature", "-T", help="Divide scores by T (>1 flattens).")] = 1.0,
+    temperature: Annotated[float, typer.Option("--temperature", "-T", metavar="T",
+                                               help="Divide scores by T (>1 flattens).")] = 1.0,
     as_json: JsonOpt = False,
+    width: WidthOpt = None,
 ) -> None:
     """Turn scores into attention weights: softmax([1, 2, 3]) → 0.09 0.24 0.67."""
     from attncli.methods.softmax import softmax as compute
@@ -28,10 +32,4 @@ def softmax(
             values.append(float(raw))
         except ValueError:
             raise UsageError(f"{raw!r} is not a number", "give scores like: attn softmax 1 2 3") from None
-    result = compute(values, scale, temperature)
-    if as_json:
-        print_json(result.to_dict())
-    else:
-        from attncli.render.terminal import softmax_table
-
-        out().print(softmax_table(result))
+    show(compute(values, scale, temperature), outputs(as_json=as_json, width=width))

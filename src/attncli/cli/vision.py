@@ -3,111 +3,99 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from attncli.choices import Device, Fuse, Method, Purpose
-from attncli.cli.common import check_save_path, err, keep_capture, out, print_json, warn
+from attncli.choices import Device, Format, Fuse, Kind, Method, Purpose
+from attncli.cli.common import (Target, check_save_path, err, gradients, keep, keep_capture, outputs, say, show)
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
-                                 OutOpt, SaveOpt, TargetOpt, TrustOpt)
+                                 OutOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TrustOpt, WidthOpt)
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
     from attncli.capture import Capture
-    from attncli.models import LoadedModel
-
-
-def _image_model(model: str | None) -> str:
-    """--model, or the default image classifier (the seed's ViT-B/16)."""
-    from attncli.models import DEFAULT_MODELS
-
-    return model or DEFAULT_MODELS[Purpose.image_classification]
 
 
 def classify(
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.", show_default=False,
                                                  metavar="IMAGE...")],
     model: ModelOpt = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="How many labels to show per image.")] = 5,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per forward pass.")] = 8,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, metavar="K",
+                                       help="How many labels to show per image.")] = 5,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, metavar="N",
+                                            help="Images per forward pass.")] = 8,
     method: MethodOpt = Method.attention,
     discard_ratio: DiscardOpt = 0.0,
+    output: OutOpt = None,
     as_json: JsonOpt = False,
+    width: WidthOpt = None,
     save: SaveOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
 ) -> None:
     """Classify images and say where the CLS token looks (the first image is kept as the last capture)."""
-    from attncli.images import collect_images, probe_image
+    from attncli import sources
     from attncli.methods.dispatch import check_method_options
+    from attncli.views.common import MapSpec
 
     check_method_options(method, None, discard_ratio)
-
-    paths = collect_images(images)
+    paths = sources.image_files(images)
     check_save_path(save, paths)
-    for path in paths:
-        probe_image(path)  # headers only: a bad file fails now, not after the model has loaded
+    where = outputs(as_json=as_json, output=output, width=width, inputs=paths)
 
     from attncli.families.vit import capture_images, load_image_model
-    from attncli.views.classify import classify_document, summarise
+    from attncli.models import DEFAULT_MODELS
+    from attncli.views.classify import classify_result, summarise
 
-    loaded = load_image_model(_image_model(model), device=device, trust_remote_code=trust_remote_code)
+    loaded = load_image_model(model or DEFAULT_MODELS[Purpose.image_classification], device=device,
+                              trust_remote_code=trust_remote_code)
+    spec = MapSpec(method=method, discard_ratio=discard_ratio)
     rows, first = [], None
-    with _progress(len(paths)) as advance:
-        for capture in capture_images(paths, loaded, batch_size=batch_size, top_k=top_k, on_batch=advance):
+    with _Progress(len(paths), "classifying") as advance:
+        for capture in capture_images(paths, loaded, batch_size=batch_size, top_k=top_k,
+                                      on_batch=lambda n: advance(n, None)):
             grads = None
             if method is Method.grad_rollout:  # explains the predicted class
                 from attncli.gradcapture import gradients_for
 
                 grads = gradients_for(capture, None, loaded).gradients
-            rows.append(summarise(capture, top_k, method=method.value, discard_ratio=discard_ratio, gradients=grads))
-            first = first or capture  # keep one image's attention, not all of them (22 MB each for ViT-B)
-    keep_capture(first, save)
+            row, amap = summarise(capture, top_k, spec=spec, gradients=grads)
+            rows.append(row)
+            first = first or (capture, amap)  # keep one image's attention, not all of them (22 MB each for ViT-B)
+    assert first is not None
+    keep_capture(first[0], save)
     if len(paths) > 1:
-        err().print(f"last capture: {first.source} (the first image); `attn heatmap` re-renders it, "
-                    "`attn heatmap IMAGE` captures another", highlight=False, markup=False, soft_wrap=True)
-    if as_json:
-        print_json(classify_document(rows, first.model_id, first.grid, first.source))
-        return
-    from attncli.render.vision import batch_table, predictions_table
-
-    console = out()
-    if len(rows) == 1:
-        row = rows[0]
-        console.print(predictions_table(row.source, first.model_id, row.predictions))
-        best = row.predictions[0]
-        console.print(f"Prediction: {best.label} (Confidence: {best.score:.1%})", highlight=False, markup=False)
-        how = (f"at layer {row.cls_layer} (heads averaged) looks most at" if method is Method.attention
-               else f"by {method.value} through layer {row.cls_layer}: top")
-        console.print(f"[CLS] {how} patches (row,col): "
-                      + ", ".join(f"({r},{c}) {w:.3f}" for r, c, w in row.cls_top),
-                      highlight=False, markup=False, soft_wrap=True)
-    else:
-        # as many label columns as fit: --json has them all
-        console.print(batch_table(rows, first.model_id, min(top_k, 3 if console.width >= 100 else 2)))
+        say(f"last capture: {first[0].source} (the first image); `attn heatmap` re-renders it, "
+            "`attn heatmap IMAGE` captures another")
+    show(classify_result(rows, first[1], first[0].source), where)
 
 
-class _progress:
-    """A rich progress bar on stderr for several images (nothing for one, or when stderr is not a terminal)."""
+class _Progress:
+    """A rich progress bar on stderr (only when stderr is a terminal and there is more than one item)."""
 
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.bar = None
+    def __init__(self, total: int, what: str) -> None:
+        self.total, self.what = total, what
+        self.bar: Any = None
 
     def __enter__(self):
         if self.total > 1 and err().is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("classifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            self.bar = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                                 console=err(), transient=True)
             self.bar.start()
-            self.task = self.bar.add_task("images", total=self.total)
+            self.task = self.bar.add_task(self.what, total=self.total)
         return self.advance
 
-    def advance(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task, n)
+    def advance(self, done: int, total: int | None) -> None:
+        """Advance by ``done`` items, or (with ``total``) set the count done."""
+        if self.bar is None:
+            return
+        if total is None:
+            self.bar.advance(self.task, done)
+        else:
+            self.bar.update(self.task, completed=done, total=total)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
@@ -116,41 +104,34 @@ class _progress:
 
 def patches(
     image: Annotated[Path, typer.Argument(help="An image file.", show_default=False, metavar="IMAGE")],
-    output: OutOpt = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", metavar="FILE", help="Figure file: .png (default patches-IMAGE.png), .svg or .pdf.")] = None,
     model: ModelOpt = None,
+    as_json: JsonOpt = False,
+    width: WidthOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
 ) -> None:
     """Draw the image as the model sees it, cut into its patch grid, and its position-embedding similarity."""
-    from attncli.images import probe_image
-    from attncli.render.figures import check_output
+    from attncli import sources
 
-    probe_image(image)
-    target = check_output(output or Path(f"patches-{image.stem}.png"), [image])
+    plan = sources.plan(sources.Request(value=str(image), model=model, purpose=Purpose.image, value_is_path=True,
+                                        accepts=frozenset({sources.InputKind.image}), device=device,
+                                        trust_remote_code=trust_remote_code))
+    where = outputs(as_json=as_json, output=output or Path(f"patches-{image.stem}.png"), width=width,
+                    inputs=plan.inputs)
+    resolved = sources.resolve(plan)
+    from attncli.families.vit import position_embeddings
+    from attncli.views.patches import patches_view
 
-    from attncli.families.vit import preprocess
-    from attncli.images import load_image
-    from attncli.render.figures import patches_figure, save_figure
-    from attncli.families.vit import load_image_model, position_embeddings
-
-    loaded = load_image_model(_image_model(model), device=device, trust_remote_code=trust_remote_code)
-    prepared = preprocess([load_image(image)], loaded.processor, loaded.config)
-    grid = prepared.grid
-    found = position_embeddings(loaded)
-    positions, position_grid = found if found is not None else (None, None)
-    fig = patches_figure(prepared.images[0], grid, loaded.ref.model_id, positions, position_grid, str(image))
-    written = save_figure(fig, target)
-    plural = "s" if grid.prefix != 1 else ""
-    out().print(f"{grid.image_width}×{grid.image_height} input → {grid.rows}×{grid.cols} patches of "
-                f"{grid.patch_height}×{grid.patch_width} px; {grid.prefix} prefix token{plural} "
-                f"({', '.join(grid.prefix_labels)}) + {grid.n_patches} patches = {grid.n_tokens} tokens",
-                highlight=False, markup=False, soft_wrap=True)
-    out().print(str(written), highlight=False, markup=False, soft_wrap=True)
+    view = patches_view(resolved.capture, position_embeddings(resolved.loaded))
+    keep(resolved, None)
+    show(view, where)
 
 
 def heatmap(
     source: Annotated[
-        Optional[Path],
+        Optional[str],
         typer.Argument(help="An image, or a capture saved with --save (.npz). Default: the last capture.",
                        show_default=False, metavar="[INPUT]"),
     ] = None,
@@ -159,131 +140,129 @@ def heatmap(
     fuse: FuseOpt = Fuse.mean,
     query: Annotated[
         Optional[str],
-        typer.Option("--query", "-q",
-                     help="Whose attention: a patch ROW,COL (image; default [CLS]) or a token (text)."),
+        typer.Option("--query", "-q", metavar="ROW,COL|INDEX|TOKEN",
+                     help="Whose attention: a patch as ROW,COL or its index (image; default [CLS]), or a token "
+                          "(text)."),
     ] = None,
     all_heads: Annotated[bool, typer.Option("--all-heads", help="One panel per head of the layer (images).")] = False,
-    output: OutOpt = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", metavar="FILE", help="Figure file: .png (default name: heatmap-…png), .svg or .pdf.")] = None,
     terminal: Annotated[
         bool, typer.Option("--terminal", help="Draw in the terminal instead of writing a file.")] = False,
     text: Annotated[
-        Optional[str], typer.Option("--text", help="Capture this text first (token × token matrix).")] = None,
+        Optional[str], typer.Option("--text", metavar="TEXT", help="Capture this text first (token × token matrix).")
+    ] = None,
     method: MethodOpt = Method.attention,
     discard_ratio: DiscardOpt = 0.0,
     target_class: TargetOpt = None,
+    scale: ScaleOpt = None,
+    skip_special: SkipSpecialOpt = False,
+    as_json: JsonOpt = False,
+    width: WidthOpt = None,
     model: ModelOpt = None,
     save: SaveOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
 ) -> None:
     """Draw attention as a figure: over the image (CLS or --query patch), or a token × token matrix for text."""
+    from attncli import sources
     from attncli.methods.dispatch import check_method_options
+    from attncli.views.common import MapSpec
 
     check_method_options(method, head, discard_ratio, target_class)
     if all_heads and method is not Method.attention:
         raise UsageError(f"--all-heads shows each head of one layer; {method.value} combines the heads",
                          "drop --all-heads, or use --method attention")
-    if source is not None and text is not None:
-        raise UsageError("give an INPUT or --text, not both")
     if head is not None and all_heads:
         raise UsageError("--head and --all-heads draw different figures", "use one of them")
     if terminal and output is not None:
         raise UsageError("--terminal draws in the terminal and writes no file", "drop -o or --terminal")
-    is_capture_file = source is not None and source.suffix.lower() == ".npz"
-    if model is not None and text is None and (source is None or is_capture_file):
-        raise UsageError("--model applies when capturing an image or --text; a saved capture already names its model")
-    inputs = [source] if source is not None else []
-    check_save_path(save, inputs)
-    if output is not None and not terminal:
-        from attncli.render.figures import check_output
-
-        check_output(output, inputs)  # before any model loads: a bad -o fails fast
-    capture, loaded = _heatmap_capture(source, text, model, is_capture_file, device, trust_remote_code)
-    if text is not None or (source is not None and not is_capture_file):
-        keep_capture(capture, save)  # a fresh capture becomes the last one, like every capturing command
-    elif save is not None:
-        from attncli.store import save_capture
-
-        err().print(f"saved capture to {save_capture(capture, save)}", highlight=False)
-    if capture.cross_attentions is not None:  # from attn align / attn caption: draw target × source instead
-        if method is not Method.attention:
-            raise UsageError(f"--method {method.value} applies to self-attention captures",
-                             "a cross-attention capture is drawn with --method attention")
-        if query is not None or all_heads:
-            raise UsageError("--query and --all-heads apply to self-attention captures",
-                             "a cross-attention capture is drawn as target × source (align) or per word (caption)")
-        from attncli.cli.crossattn import draw_cross
-
-        draw_cross(capture, layer, head, fuse, output, terminal)
-        return
-
-    from attncli.views.maps import head_maps, parse_query, query_map
-
-    q = parse_query(capture, query)
-    grads, label = None, None
-    if method is Method.grad_rollout:
-        from attncli.gradcapture import gradients_for
-
-        explained = gradients_for(capture, target_class, loaded or model, device=device,
-                                  trust_remote_code=trust_remote_code)
-        grads, label = explained.gradients, explained.label
-    amap = head_maps(capture, layer, q) if all_heads else query_map(
-        capture, layer, head, fuse, q, method=method, discard_ratio=discard_ratio, gradients=grads, target_label=label)
-    if terminal:
-        _draw_terminal(capture, amap)
-        return
-    from attncli.render.figures import check_output, render_heatmap
-
-    target = check_output(output or _default_name(capture, amap), inputs)
-    written = render_heatmap(capture, amap, target)
-    out().print(str(written), highlight=False, markup=False, soft_wrap=True)
-
-
-def _heatmap_capture(source: Path | None, text: str | None, model: str | None, is_capture_file: bool,
-                     device: Device, trust_remote_code: bool) -> "tuple[Capture, LoadedModel | None]":
-    """The capture to draw (the last one, a saved .npz, a fresh image or text capture) and the image model loaded."""
+    if terminal and as_json:
+        raise UsageError("--terminal and --json both write to stdout", "use one of them")
     if text is not None:
-        from attncli.families.text_capture import capture_text
-        from attncli.inputs import read_text
-
-        capture = capture_text(read_text(text), model or "minilm", device=device, trust_remote_code=trust_remote_code)
-        warn(capture.warnings)
-        return capture, None
-    if source is None or is_capture_file:
-        from attncli.store import load_capture
-
-        return load_capture(source), None
-    from attncli.images import probe_image
-
-    probe_image(source)
-    from attncli.families.vit import capture_image, load_image_model
-
-    loaded = load_image_model(_image_model(model), device=device, trust_remote_code=trust_remote_code)
-    return capture_image(source, loaded), loaded  # the model is kept so grad-rollout need not load it again
-
-
-def _default_name(capture: "Capture", amap) -> Path:
-    """heatmap-<image or 'text'>-L<layer>-<head|fusion>.png in the current folder."""
-    stem = Path(capture.source).stem if capture.source else capture.kind
-    how = "heads" if amap.kind == "heads" else (f"h{amap.head}" if amap.head is not None else amap.fuse)
-    if amap.method != "attention":
-        how = f"{amap.method}-{amap.fuse}"
-    default_query = amap.query is None or (capture.kind == "image" and amap.query == 0)
-    query = "" if default_query else f"-q{amap.query}"
-    return Path(f"heatmap-{stem}-L{amap.layer}-{how}{query}.png")
-
-
-def _draw_terminal(capture: "Capture", amap) -> None:
-    """Patch grid or token matrix in colour on stdout."""
-    from attncli.render import vision as view
-
-    console = out()
-    if amap.kind in ("grid", "heads"):
-        console.print(view.grid_view(amap, capture.n_heads, width=console.width))
-    elif amap.kind == "row":
-        console.print(view.row_table(amap, capture.n_heads))
+        purpose = Purpose.text_classification if method is Method.grad_rollout else Purpose.text
     else:
-        from attncli.views.explain import layer_view
-        from attncli.render.terminal import matrix_table
+        purpose = Purpose.image
+    plan = sources.plan(sources.Request(
+        value=source, text=text, model=(model or "minilm") if text is not None else model, purpose=purpose,
+        accepts=frozenset({sources.InputKind.image, sources.InputKind.capture, sources.InputKind.last,
+                           sources.InputKind.text}), default_last=True, value_is_path=True, device=device,
+        trust_remote_code=trust_remote_code))
+    check_save_path(save, plan.inputs)
+    where = outputs(as_json=as_json, output=output, terminal=terminal, width=width, inputs=plan.inputs)
+    resolved = sources.resolve(plan)
+    capture = resolved.capture
+    spec = MapSpec(method=method, layer=layer, head=head, fuse=fuse, query=query, skip_special=skip_special,
+                   discard_ratio=discard_ratio, scale=scale, target=target_class)
+    if capture.cross_attentions is not None:  # from attn align / attn caption: target × source instead
+        view: Any = _cross_view(capture, spec, all_heads)
+    else:
+        if skip_special and capture.kind is Kind.image:
+            raise UsageError("--skip-special hides special tokens of a text matrix; patch maps never show the "
+                             "prefix tokens", "drop --skip-special")
+        grads, label = gradients(resolved, spec)
+        view = _self_view(capture, spec, all_heads, grads, label)
+    if not (terminal or as_json or output is not None):  # the default: a figure with a name that says what it is
+        from attncli.outputs import check_output
 
-        console.print(matrix_table(layer_view(capture, amap.layer, amap.head, amap.fuse), capture.n_heads))
+        name = check_output(_default_name(capture, view), plan.inputs)
+        where = outputs(output=name, terminal=False, width=width, inputs=plan.inputs)
+    keep(resolved, save)
+    show(view, where)
+
+
+def _self_view(capture: "Capture", spec: Any, all_heads: bool, grads: Any, label: str | None) -> Any:
+    """Patch map, per-head panels, token matrix or one token's row."""
+    from attncli.views import maps
+
+    if all_heads:
+        return maps.head_panels(capture, spec)
+    if capture.kind is Kind.image:
+        return maps.patch_map(capture, spec, grads, label)
+    if spec.query is not None:
+        return maps.token_row(capture, spec, grads, label)
+    from attncli.views.explain import TokenMatrix, layer_matrix
+
+    return layer_matrix(capture, spec, grads, label, TokenMatrix)
+
+
+def _cross_view(capture: "Capture", spec: Any, all_heads: bool) -> Any:
+    """The align matrix, or the caption's per-word maps, of a cross-attention capture."""
+    if spec.method is not Method.attention:
+        raise UsageError(f"--method {spec.method.value} applies to self-attention captures",
+                         "a cross-attention capture is drawn with --method attention")
+    if spec.query is not None or all_heads:
+        raise UsageError("--query and --all-heads apply to self-attention captures",
+                         "a cross-attention capture is drawn as target × source (align) or per word (caption)")
+    from attncli.views.cross import align_view, caption_view
+
+    if capture.kind is Kind.image:
+        return caption_view(capture, spec.layer, spec.head, spec.fuse, spec.skip_special)
+    return align_view(capture, spec.layer, spec.head, spec.fuse, spec.skip_special)
+
+
+def _default_name(capture: "Capture", view: Any) -> Path:
+    """heatmap-<input>-L<layer>-<head|fusion|method>[-r<row>c<col>|-q<token>].png in the current folder."""
+    from attncli.views.cross import AlignView, CaptionView
+    from attncli.views.maps import HeadPanels, PatchMap, TokenRow
+
+    stem = Path(capture.source).stem if capture.source else capture.kind.value
+    if isinstance(view, (AlignView, CaptionView)):
+        how = f"h{view.head}" if view.head is not None else view.fuse
+        kind = "caption" if isinstance(view, CaptionView) else "align"
+        return Path(f"{kind}-{stem}-L{view.layer}-{how}.png")
+    if isinstance(view, HeadPanels):
+        how = "heads"
+    elif view.method is not Method.attention:
+        how = f"{view.method.value}-{view.fuse}"
+    else:
+        how = f"h{view.head}" if view.head is not None else view.fuse
+    query = ""
+    if isinstance(view, (PatchMap, HeadPanels)) and view.query >= view.grid.prefix:
+        row, col = view.grid.cell_of(view.query)
+        query = f"-r{row}c{col}"
+    elif isinstance(view, (PatchMap, HeadPanels)) and view.query > 0:
+        query = f"-{view.query_label.strip('[]').lower()}"
+    elif isinstance(view, TokenRow):
+        query = f"-q{view.query}"
+    return Path(f"heatmap-{stem}-L{view.layer}-{how}{query}.png")

@@ -23,6 +23,11 @@ class SoftmaxResult:
         """Index of the element that gets the most attention (first on ties)."""
         return max(range(len(self.weights)), key=lambda i: (self.weights[i], -i))
 
+    @property
+    def title(self) -> str:
+        """What the table shows."""
+        return "softmax(scores)"
+
     def to_dict(self) -> dict:
         """JSON-able view."""
         return {

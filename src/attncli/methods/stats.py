@@ -20,123 +20,15 @@ token, which every query can see):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
-
-from attncli.errors import UsageError
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from attncli.capture import Capture
 
 SCORE_THRESHOLD = 0.5  # a head putting half its attention on one kind of target is that kind of head
 LOCAL_THRESHOLD = 0.5  # at most half the distance uniform attention would cover
 ROLE_ORDER = ("sink", "previous-token", "next-token", "self")  # tie order among score roles
-COLUMNS = ("layer", "head", "entropy", "entropy_norm", "distance", "distance_rel", "sink", "self", "prev", "next",
-           "role")
-
-
-def _attr(column: str) -> str:
-    """HeadStats attribute of a column name (``self`` is a reserved parameter name in Python)."""
-    return "self_" if column == "self" else column
-
-
-@dataclass(frozen=True)
-class HeadStats:
-    """One head's statistics (see the module docstring for definitions)."""
-
-    layer: int
-    head: int
-    entropy: float
-    entropy_norm: float
-    distance: float
-    distance_rel: float
-    sink: float
-    self_: float  # "self" in tables, JSON and CSV
-    prev: float
-    next: float
-    role: str
-
-    def value(self, column: str) -> "float | int | str":
-        """The value of one column by its table name."""
-        return getattr(self, _attr(column))
-
-    def to_dict(self) -> dict:
-        """Columns by name, floats rounded to 6 decimals; an undefined number (NaN) becomes None."""
-        return {c: _plain(self.value(c)) for c in COLUMNS}
-
-
-@dataclass
-class StatsReport:
-    """Statistics of every (layer, head) of one capture; ``unit`` is "px" (images) or "tokens" (text)."""
-
-    model_id: str
-    kind: str
-    unit: str
-    n_tokens: int
-    sinks: list[int]
-    sink_labels: list[str]
-    causal: bool
-    heads: list[HeadStats]
-    source: str | None = None
-    thresholds: dict[str, float] = field(
-        default_factory=lambda: {"score": SCORE_THRESHOLD, "local_distance_rel": LOCAL_THRESHOLD})
-
-    def select(self, layer: int | None = None, sort: str | None = None, ascending: bool = False) -> "StatsReport":
-        """A copy with only one layer's heads and/or sorted by a column (numbers largest first unless ascending)."""
-        heads = self.heads
-        if layer is not None:
-            from attncli.methods.heads import resolve_index
-
-            n_layers = max(h.layer for h in self.heads) + 1
-            layer_i = resolve_index(layer, n_layers, "layer")
-            heads = [h for h in heads if h.layer == layer_i]
-        if sort is not None:
-            if sort not in COLUMNS:
-                raise UsageError(f"--sort {sort}: not a column", "one of " + ", ".join(COLUMNS))
-            descending = sort not in ("layer", "head", "role") and not ascending
-            keyed = sorted(heads, key=lambda h: (h.layer, h.head))
-            undefined = [h for h in keyed if _plain(h.value(sort)) is None]  # NaN sorts last either way
-            defined = [h for h in keyed if _plain(h.value(sort)) is not None]
-            heads = sorted(defined, key=lambda h: h.value(sort), reverse=descending) + undefined
-        return StatsReport(self.model_id, self.kind, self.unit, self.n_tokens, self.sinks, self.sink_labels,
-                           self.causal, heads, self.source, dict(self.thresholds))
-
-    def to_dict(self) -> dict:
-        """The JSON document of `attn stats --json` (schema attncli.stats/1)."""
-        return {
-            "schema": "attncli.stats/1",
-            "model": self.model_id,
-            "kind": self.kind,
-            "source": self.source,
-            "distance_unit": self.unit,
-            "tokens": self.n_tokens,
-            "causal": self.causal,
-            "sinks": [{"index": i, "token": t} for i, t in zip(self.sinks, self.sink_labels)],
-            "thresholds": self.thresholds,
-            "heads": [h.to_dict() for h in self.heads],
-        }
-
-    def to_csv(self) -> str:
-        """One header line and one line per head, columns as in COLUMNS."""
-        import csv
-        import io
-
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        for h in self.heads:
-            row = [_plain(h.value(c)) for c in COLUMNS]
-            writer.writerow(["" if v is None else (f"{v:.6g}" if isinstance(v, float) else v) for v in row])
-        return buf.getvalue()
-
-
-def _plain(value: "float | int | str") -> "float | int | str | None":
-    """JSON-safe value: floats rounded, NaN (e.g. the distance of a head that only looks at sinks) as None."""
-    if isinstance(value, float):
-        return round(value, 6) if math.isfinite(value) else None
-    return value
 
 
 def is_causal(attentions: "np.ndarray", tol: float = 1e-9) -> bool:
@@ -210,43 +102,3 @@ def head_statistics(attentions: "np.ndarray", positions: "np.ndarray", sinks: Se
     nxt = att[..., has_next, has_next + 1].mean(axis=-1) if has_next.size else np.zeros(sink.shape)
     return {"entropy": ent_q.mean(axis=-1), "entropy_norm": entropy_norm, "distance": distance,
             "distance_rel": distance_rel, "sink": sink, "self": self_, "prev": prev, "next": nxt}
-
-
-def token_positions(capture: "Capture") -> "tuple[np.ndarray, str]":
-    """(tokens, dims) positions and their unit: patch centres in pixels for images, indices for text."""
-    import numpy as np
-
-    grid = capture.grid
-    if capture.kind == "image" and grid is not None:
-        pos = np.zeros((grid.n_tokens, 2))
-        for t in range(grid.prefix, grid.n_tokens):
-            r, c = grid.cell_of(t)
-            pos[t] = ((r + 0.5) * grid.patch_height, (c + 0.5) * grid.patch_width)
-        return pos, "px"
-    return np.arange(capture.n_tokens, dtype=np.float64)[:, None], "tokens"
-
-
-def sink_tokens(capture: "Capture", causal: bool) -> list[int]:
-    """Sink positions: special tokens (prefix tokens of images); the first token of causal text without any."""
-    if capture.kind == "image" and capture.grid is not None:
-        return list(range(capture.grid.prefix))
-    sinks = [i for i, s in enumerate(capture.special) if s]
-    if not sinks and causal:
-        sinks = [0]
-    return sinks
-
-
-def capture_stats(capture: "Capture") -> StatsReport:
-    """Statistics for every head of a capture's (self-)attention."""
-    causal = capture.kind != "image" and is_causal(capture.attentions)
-    sinks = sink_tokens(capture, causal)
-    positions, unit = token_positions(capture)
-    stats = head_statistics(capture.attentions, positions, sinks, causal)
-    heads = []
-    for layer in range(capture.n_layers):
-        for head in range(capture.n_heads):
-            v = {_attr(k): float(a[layer, head]) for k, a in stats.items()}
-            role = role_of(v["sink"], v["self_"], v["prev"], v["next"], v["distance_rel"])
-            heads.append(HeadStats(layer, head, **v, role=role))
-    return StatsReport(capture.model_id, capture.kind, unit, capture.n_tokens, sinks,
-                       [capture.tokens[i] for i in sinks], causal, heads, capture.source)

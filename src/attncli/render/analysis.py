@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from attncli.evaluate import EvalReport
-    from attncli.methods.stats import StatsReport
+    from attncli.views.stats import StatsReport
 
 _ROLE_STYLE = {"sink": "dim", "previous-token": "magenta", "next-token": "magenta", "self": "yellow",
                "local": "green", "global": "cyan"}
@@ -38,8 +38,7 @@ def stats_table(report: "StatsReport") -> "RenderableType":
                       _num(h.prev, 2), _num(h.next, 2), f"[{_ROLE_STYLE.get(h.role, '')}]{h.role}[/]")
     sinks = ", ".join(report.sink_labels) or "none"
     unit = "pixels" if report.unit == "px" else "tokens"
-    title = (f"Head statistics · {report.model_id} · {report.n_tokens} tokens · sinks: {sinks}"
-             + (" · causal" if report.causal else ""))
+    title = report.title
     note = (f"H: entropy (nats); H/max: H / log(visible keys); dist: mean attention distance ({unit}); "
             f"d/unif: dist / uniform attention's; role: a score ≥ {report.thresholds['score']:g}, "
             f"else local if d/unif ≤ {report.thresholds['local_distance_rel']:g}, else global")
@@ -73,13 +72,6 @@ def distance_figure(report: "StatsReport"):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     return fig
-
-
-def distance_plot(report: "StatsReport", path: Path) -> Path:
-    """Write the attention-distance figure (PNG/SVG/PDF by suffix) atomically and return its path."""
-    from attncli.render.figures import save_figure
-
-    return save_figure(distance_figure(report), path)
 
 
 def evaluate_table(report: "EvalReport") -> "RenderableType":

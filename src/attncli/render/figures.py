@@ -2,64 +2,56 @@
 
 matplotlib is imported inside the functions, without pyplot (no GUI backend, no global state); each
 figure is rendered into memory and written atomically, so a failed render never leaves a partial file.
+Long inputs stay readable: figures are capped in size and, past ``MAX_LABELS`` tokens, only every n-th
+token is labelled (the axis label says so).
 """
 
 from __future__ import annotations
 
 import io
-import os
+import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Sequence
 
 from attncli.errors import AttnError, UsageError
+from attncli.outputs import FIGURE_SUFFIXES
 
 if TYPE_CHECKING:
     import numpy as np
     from matplotlib.figure import Figure
 
-    from attncli.capture import Capture
-    from attncli.grid import PatchGrid
-    from attncli.views.maps import AttentionMap
+    from attncli.views.explain import LayerMatrix, TokenProfile
+    from attncli.views.maps import HeadPanels, ImageFacts, PatchMap, TokenRow
+    from attncli.views.patches import PatchesView
 
-FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 DPI = 150
 OVERLAY_CMAP = "inferno"
+MAX_INCHES = 12.0  # 1800 px at DPI: a long input gets thinner labels, not a bigger image
+MAX_LABELS = 60  # tokens labelled along one axis before labels are thinned
 
 
 def figure_format(path: Path) -> str:
     """matplotlib format name from the file suffix; anything but .png/.svg/.pdf is a usage error."""
-    fmt = FORMATS.get(Path(path).suffix.lower())
+    fmt = FIGURE_SUFFIXES.get(Path(path).suffix.lower())
     if fmt is None:
         raise UsageError(f"-o {path}: unknown figure format {Path(path).suffix or '(no suffix)'}",
                          "end the file name with .png, .svg or .pdf")
     return fmt
 
 
-def check_output(path: Path, inputs: Iterable[Path | str] = ()) -> Path:
-    """Refuse an output path before any work: bad suffix, a folder, one of the inputs, or an unwritable folder."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        raise UsageError(f"-o {path} is a folder", "give a file name such as heatmap.png")
-    figure_format(path)
-    for item in inputs:
-        item = Path(item)
-        if item.exists() and path.exists() and path.resolve() == item.resolve():
-            raise UsageError(f"-o {path} is one of the inputs",
-                             "choose another file name; inputs are never overwritten")
-    parent = path.parent  # as typed, so errors name what the user wrote
-    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise UsageError(f"-o {path}: {existing} is a file, not a folder", "choose a file name in a folder")
-    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"-o {path}: cannot write in {existing or parent}", "choose a writable folder")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UsageError(f"-o {path}: the file is read-only", "choose another file name")
-    return path
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Write a rendered file atomically, as a one-line error when the disk refuses."""
+    from attncli.store import write_atomic
+
+    try:
+        return write_atomic(Path(path), data)
+    except OSError as exc:
+        raise AttnError(f"cannot write {path}: {exc.strerror or exc}", "choose a writable folder") from None
 
 
 def save_figure(fig: "Figure", path: Path) -> Path:
     """Render a figure in memory and write it atomically; the format follows the suffix."""
-    from attncli.store import write_atomic
+    import warnings
 
     path = Path(path)
     fmt = figure_format(path)
@@ -69,24 +61,21 @@ def save_figure(fig: "Figure", path: Path) -> Path:
                 "pdf": {"Creator": "attncli", "CreationDate": None}}[fmt]
     # zlib level 1: half the encoding time of the default for ~25% more bytes (it dominates a re-render)
     extra = {"pil_kwargs": {"compress_level": 1}} if fmt == "png" else {}
-    fig.savefig(buf, format=fmt, dpi=DPI, metadata=metadata, **extra)
-    try:
-        return write_atomic(path, buf.getvalue())
-    except OSError as exc:
-        raise AttnError(f"cannot write {path}: {exc.strerror or exc}", "choose a writable folder") from None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")  # drawn as a box
+        fig.savefig(buf, format=fmt, dpi=DPI, metadata=metadata, **extra)
+    return write_bytes(path, buf.getvalue())
 
 
-def new_figure(width: float, height: float) -> "Figure":
+def new_figure(width: float, height: float, layout: str | None = "constrained") -> "Figure":
     """A pyplot-free figure."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), layout="constrained")
+    return Figure(figsize=(width, height), layout=layout)
 
 
 def panel_axes(fig: "Figure", n: int, cols: int) -> tuple[list, "np.ndarray"]:
     """A rows × cols grid of tick-less panels: the first n axes to draw in, and the whole grid (extras hidden)."""
-    import math
-
     rows = math.ceil(n / cols)
     grid = fig.subplots(rows, cols, squeeze=False)
     panels = []
@@ -100,92 +89,146 @@ def panel_axes(fig: "Figure", n: int, cols: int) -> tuple[list, "np.ndarray"]:
     return panels, grid
 
 
-def _title(capture: "Capture", amap: "AttentionMap") -> str:
-    """'model · layer 6 · mean of 12 heads' plus what the map shows."""
-    head = amap.how(capture.n_heads)
-    line = f"{capture.model_id}\nlayer {amap.layer} · {head}"
-    if amap.kind in ("grid", "heads"):
-        prefix = "/".join(t for t, s in zip(amap.labels, amap.special) if s)
-        noun = "relevance" if amap.method == "grad-rollout" else "attention"  # gradient rollout is not a weight
-        line += f"\n{noun} of {amap.who} over the patches"
-        if amap.outside is not None:
-            line += f" ({amap.outside:.0%} went to {prefix or 'other tokens'})"
+def printable(text: str) -> str:
+    """Control characters (bytes of a half-decoded token) as U+FFFD, so matplotlib has a glyph for everything."""
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
+
+
+def label_axis(ax, axis: str, labels: Sequence[str], special: Sequence[bool]) -> str:
+    """Token labels along an axis, every n-th one past MAX_LABELS; returns a note when labels were thinned."""
+    import numpy as np
+
+    n = len(labels)
+    step = max(1, math.ceil(n / MAX_LABELS))
+    where = np.arange(0, n, step)
+    font = 9 if n <= 24 else 7
+    texts = [printable(labels[i]) for i in where]
+    if axis == "x":
+        ax.set_xticks(where, texts, rotation=90, fontsize=font)
+        ticks = ax.get_xticklabels()
+    else:
+        ax.set_yticks(where, texts, fontsize=font)
+        ticks = ax.get_yticklabels()
+    for tick, i in zip(ticks, where):
+        tick.set_color("grey" if special[i] else "black")
+    return f"every {step}th token labelled" if step > 1 else ""
+
+
+def suptitle(fig: "Figure", title: str, notes: Sequence[str] = ()) -> None:
+    """The view's title and notes on top of the figure."""
+    fig.suptitle(printable("\n".join([title, *notes])), fontsize=9)
+
+
+def _matrix_size(n_rows: int, n_cols: int) -> tuple[float, float]:
+    """Figure size for a matrix: grows with the tokens up to MAX_INCHES."""
+    width = min(MAX_INCHES, max(6.0, 0.28 * n_cols + 2.5))
+    height = min(MAX_INCHES, max(2.6, 0.28 * n_rows + 2.5)) if n_rows > 1 else 2.8
+    return width, height
+
+
+def matrix_figure(view: "LayerMatrix") -> "Figure":
+    """Token × token map with token labels on both axes (rows: query, columns: key)."""
+    values = view.matrix  # (Q, K)
+    return _matrix(values, view.labels, view.special, view.labels, view.special, view.vmin, view.vmax, view.title,
+                   view.notes, "query (attending)", _bar_label(view.method.value, rows=True))
+
+
+def row_figure(view: "TokenRow") -> "Figure":
+    """One query token's row over every token."""
+    return _matrix(view.values[None, :], view.labels, view.special, [view.query_label],
+                   [view.special[view.query]], view.vmin, view.vmax, view.title, [], "query",
+                   _bar_label(view.method.value, rows=True))
+
+
+def profile_figure(view: "TokenProfile") -> "Figure":
+    """One token's row at every layer: layers down, tokens across."""
+    layers = [str(i) for i in range(view.rows.shape[0])]
+    vmax = float(view.rows.max()) or 1.0
+    return _matrix(view.rows, view.labels, view.special, layers, [False] * len(layers), 0.0, vmax, view.title,
+                   view.notes, "layer", _bar_label(view.method.value, rows=True))
+
+
+def _bar_label(method: str, rows: bool) -> str:
+    """Colour bar label: relevance for grad-rollout (rows do not sum to 1), else attention weight."""
+    if method == "grad-rollout":
+        return "relevance (rows do not sum to 1)" if rows else "relevance"
+    return "attention weight (rows sum to 1)" if rows else "attention weight"
+
+
+def _matrix(values: "np.ndarray", x_labels: Sequence[str], x_special: Sequence[bool], y_labels: Sequence[str],
+            y_special: Sequence[bool], vmin: float, vmax: float, title: str, notes: Sequence[str], y_name: str,
+            bar_label: str) -> "Figure":
+    """A labelled heatmap of a (rows, cols) array."""
+    n_q, n_k = values.shape
+    fig = new_figure(*_matrix_size(n_q, n_k))
+    ax = fig.subplots()
+    shown = ax.imshow(values, cmap="Blues", vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+    x_note = label_axis(ax, "x", x_labels, x_special)
+    y_note = label_axis(ax, "y", y_labels, y_special)
+    ax.set_xlabel("key (attended to)" + (f" · {x_note}" if x_note else ""), fontsize=8)
+    ax.set_ylabel(y_name + (f" · {y_note}" if y_note else ""), fontsize=8)
+    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+    bar.set_label(bar_label, fontsize=8)
+    suptitle(fig, title, notes)
+    return fig
+
+
+def map_caption(amap: "PatchMap | HeadPanels") -> str:
+    """'attention of [CLS] over the patches (12% went to [CLS])'."""
+    line = f"{'relevance' if amap.method.value == 'grad-rollout' else 'attention'} of {amap.who} over the patches"
+    if amap.outside is not None:
+        line += f" ({amap.outside:.0%} went to {'/'.join(amap.grid.prefix_labels) or 'other tokens'})"
     return line
 
 
-def _image_name(capture: "Capture") -> str:
-    """Short name of the captured image for panel titles."""
-    return Path(capture.source).name if capture.source else "input"
+def overlay_captions(facts: "ImageFacts") -> tuple[str, str]:
+    """Captions of the two overlay panels: the input (and how it was resized), the grid with the top prediction."""
+    height, width = facts.image.shape[:2]
+    size = f"{facts.resized}" if facts.resized else f"{width}×{height}"
+    pred = f" · predicted: {facts.prediction.label} ({facts.prediction.score:.1%})" if facts.prediction else ""
+    return f"{facts.name} as the model sees it ({size})", f"{facts.grid.rows}×{facts.grid.cols} patch grid{pred}"
 
 
-def overlay_figure(capture: "Capture", amap: "AttentionMap") -> "Figure":
+def overlay_figure(amap: "PatchMap") -> "Figure":
     """The image as the model saw it, and the same image with the map upsampled over it and a colour bar."""
-    image = capture.image
-    grid = capture.grid
-    height, width = image.shape[:2]
-    # Fixed axes instead of a layout engine: this is the figure `attn heatmap` draws by default, and
-    # constrained layout doubles its render time.
-    from matplotlib.figure import Figure
+    from attncli.render.raster import upsample
 
-    fig = Figure(figsize=(9.6, 4.9))
+    image = amap.facts.image
+    height, width = image.shape[:2]
+    # Fixed axes instead of a layout engine: constrained layout doubles the render time.
+    fig = new_figure(9.6, 4.9, layout=None)
     left = fig.add_axes((0.01, 0.03, 0.43, 0.76))
     right = fig.add_axes((0.46, 0.03, 0.43, 0.76))
-    left_title, right_title = _overlay_captions(capture)
+    left_title, right_title = overlay_captions(amap.facts)
     left.imshow(image)
     left.set_title(left_title, fontsize=9)
     right.imshow(image)
-    vmax = float(amap.values.max()) or 1.0
-    shown = right.imshow(upsample(amap.values, height, width), cmap=OVERLAY_CMAP, alpha=0.6, vmin=0.0, vmax=vmax,
-                         interpolation="nearest")
-    if amap.query is not None and amap.query >= grid.prefix:
-        row, col = grid.cell_of(amap.query)
-        _mark_patch(right, row, col, grid, width, height)
+    shown = right.imshow(upsample(amap.values, height, width), cmap=OVERLAY_CMAP, alpha=0.6, vmin=amap.vmin,
+                         vmax=amap.vmax, interpolation="nearest")
+    if amap.cell is not None:
+        _mark_patch(right, *amap.cell, amap.grid, width, height)
     right.set_title(right_title, fontsize=9)
     for ax in (left, right):
         ax.set_xticks([])
         ax.set_yticks([])
     bar = fig.colorbar(shown, cax=fig.add_axes((0.905, 0.08, 0.015, 0.66)))
-    bar.set_label("relevance" if amap.method == "grad-rollout" else "attention weight", fontsize=8)
+    bar.set_label(_bar_label(amap.method.value, rows=False), fontsize=8)
     bar.ax.tick_params(labelsize=8)
-    fig.suptitle(_title(capture, amap), fontsize=10, y=0.975)
+    fig.suptitle(printable(f"{amap.title}\n{map_caption(amap)}"), fontsize=10, y=0.975)
     return fig
 
 
-def upsample(values: "np.ndarray", height: int, width: int) -> "np.ndarray":
-    """(rows, cols) map → (height, width) by bilinear interpolation between patch centres, edges clamped."""
-    import numpy as np
-    from PIL import Image
-
-    resized = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32), mode="F").resize(
-        (width, height), Image.Resampling.BILINEAR)
-    return np.asarray(resized, dtype=np.float32)  # (height, width)
-
-
-def _overlay_captions(capture: "Capture") -> tuple[str, str]:
-    """Captions of the two overlay panels: the input, and the grid with the top prediction."""
-    height, width = capture.image.shape[:2]
-    grid = capture.grid
-    pred = f" · predicted: {capture.predictions[0].label} ({capture.predictions[0].score:.1%})" \
-        if capture.predictions else ""
-    return (f"{_image_name(capture)} as the model sees it ({width}×{height})",
-            f"{grid.rows}×{grid.cols} patch grid{pred}")
-
-
-def render_heatmap(capture: "Capture", amap: "AttentionMap", path: Path) -> Path:
-    """Write the heatmap figure to path: the overlay PNG with Pillow alone (fast), anything else via matplotlib."""
-    if amap.kind == "grid" and figure_format(path) == "png":
+def write_overlay(amap: "PatchMap", path: Path) -> Path:
+    """The heatmap overlay: PNG drawn with Pillow alone (fast), SVG/PDF via matplotlib."""
+    if figure_format(path) == "png":
         from attncli.render.raster import overlay_png
-        from attncli.store import write_atomic
 
-        data = overlay_png(capture, amap, _title(capture, amap), *_overlay_captions(capture))
-        try:
-            return write_atomic(Path(path), data)
-        except OSError as exc:
-            raise AttnError(f"cannot write {path}: {exc.strerror or exc}", "choose a writable folder") from None
-    return save_figure(heatmap_figure(capture, amap), path)
+        return write_bytes(path, overlay_png(amap, f"{amap.title}\n{map_caption(amap)}",
+                                             *overlay_captions(amap.facts)))
+    return save_figure(overlay_figure(amap), path)
 
 
-def _mark_patch(ax, row: int, col: int, grid: "PatchGrid", width: int, height: int) -> None:
+def _mark_patch(ax, row: int, col: int, grid, width: int, height: int) -> None:
     """Outline the query patch."""
     from matplotlib.patches import Rectangle
 
@@ -193,77 +236,34 @@ def _mark_patch(ax, row: int, col: int, grid: "PatchGrid", width: int, height: i
     ax.add_patch(Rectangle((col * pw, row * ph), pw, ph, fill=False, edgecolor="cyan", linewidth=1.5))
 
 
-def heads_figure(capture: "Capture", amap: "AttentionMap") -> "Figure":
+def heads_figure(amap: "HeadPanels") -> "Figure":
     """One overlay panel per head of a layer, on one shared colour scale."""
-    import math
+    from attncli.render.raster import upsample
 
-    image = capture.image
+    image = amap.facts.image
     height, width = image.shape[:2]
     n = amap.values.shape[0]
     cols = min(n, 4 if n <= 8 else 6)
     rows = math.ceil(n / cols)
     fig = new_figure(max(6.5, 2.4 * cols + 0.8), 2.4 * rows + 1.0)
     panels, axes = panel_axes(fig, n, cols)
-    vmax = float(amap.values.max()) or 1.0
     shown = None
     for h, ax in enumerate(panels):
         ax.imshow(image)
-        shown = ax.imshow(upsample(amap.values[h], height, width), cmap=OVERLAY_CMAP, alpha=0.6, vmin=0.0,
-                          vmax=vmax, interpolation="nearest")
+        shown = ax.imshow(upsample(amap.values[h], height, width), cmap=OVERLAY_CMAP, alpha=0.6, vmin=amap.vmin,
+                          vmax=amap.vmax, interpolation="nearest")
         ax.set_title(f"head {h} · max {amap.values[h].max():.2f}", fontsize=8)
     bar = fig.colorbar(shown, ax=axes, fraction=0.03, pad=0.01)
     bar.set_label("attention weight (shared scale)", fontsize=8)
-    fig.suptitle(_title(capture, amap), fontsize=10)
+    fig.suptitle(printable(f"{amap.title}\n{map_caption(amap)}"), fontsize=10)
     return fig
 
 
-def matrix_figure(capture: "Capture", amap: "AttentionMap") -> "Figure":
-    """Token × token attention (or one query's row) with token labels on both axes."""
-    import numpy as np
-
-    values = amap.values if amap.values.ndim == 2 else amap.values[None, :]  # (Q, K)
-    n_q, n_k = values.shape
-    size = min(18.0, max(6.0, 0.28 * n_k + 2.0))
-    fig = new_figure(size, min(18.0, max(2.2, 0.28 * n_q + 2.0)) if n_q > 1 else 2.6)
-    ax = fig.subplots()
-    shown = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=float(values.max()) or 1.0, aspect="auto")
-    font = 9 if n_k <= 24 else max(4, int(9 - (n_k - 24) / 10))
-    ax.set_xticks(np.arange(n_k), amap.labels, rotation=90, fontsize=font)
-    q_labels = amap.labels if amap.kind == "matrix" else [amap.query_label]
-    ax.set_yticks(np.arange(n_q), q_labels, fontsize=font)
-    ax.set_xlabel("key (attended to)", fontsize=8)
-    ax.set_ylabel("query (attending)", fontsize=8)
-    q_special = amap.special if amap.kind == "matrix" else [amap.special[amap.query]]
-    for ticks, flags in ((ax.get_xticklabels(), amap.special), (ax.get_yticklabels(), q_special)):
-        for tick, special in zip(ticks, flags):
-            tick.set_color("grey" if special else "black")
-    bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
-    bar.set_label("relevance (rows do not sum to 1)" if amap.method == "grad-rollout"
-                  else "attention weight (rows sum to 1)", fontsize=8)
-    fig.suptitle(_title(capture, amap), fontsize=10)
-    return fig
-
-
-def heatmap_figure(capture: "Capture", amap: "AttentionMap") -> "Figure":
-    """The figure that fits the map: overlay, per-head panels, or token matrix."""
-    if amap.kind == "heads":
-        return heads_figure(capture, amap)
-    if amap.kind == "grid":
-        return overlay_figure(capture, amap)
-    return matrix_figure(capture, amap)
-
-
-def patches_figure(
-    image: "np.ndarray",
-    grid: "PatchGrid",
-    model_id: str,
-    positions: "np.ndarray | None" = None,
-    position_grid: "PatchGrid | None" = None,
-    source: str | None = None,
-) -> "Figure":
+def patches_figure(view: "PatchesView") -> "Figure":
     """Left: the preprocessed image cut into its patch grid with indices. Right: position-embedding similarity."""
     import matplotlib.patheffects as effects
 
+    image, grid = view.facts.image, view.grid
     height, width = image.shape[:2]
     fig = new_figure(11.0, 5.6)
     left, right = fig.subplots(1, 2)
@@ -282,26 +282,29 @@ def patches_figure(
     left.set_xticks([])
     left.set_yticks([])
     prefix = ", ".join(grid.prefix_labels)
-    left.set_title(f"{Path(source).name if source else 'input'} after preprocessing: {width}×{height} px →\n"
+    size = f" (from {view.facts.resized.split(' → ')[0]})" if view.facts.resized else ""
+    left.set_title(f"{view.facts.name} after preprocessing: {width}×{height} px{size} →\n"
                    f"{grid.rows}×{grid.cols} patches of {grid.patch_height}×{grid.patch_width} px; tokens = "
-                   f"{grid.prefix} prefix ({prefix}) + {grid.n_patches} patches = {grid.n_tokens}", fontsize=9)
+                   f"{grid.prefix} prefix ({prefix}) + {grid.n_patches} patches = {grid.n_tokens}\n"
+                   "patch index = row × cols + col", fontsize=9)
     right.set_xticks([])
     right.set_yticks([])
-    if positions is None or position_grid is None:
+    if view.positions is None or view.position_grid is None:
         right.set_axis_off()
         right.text(0.5, 0.5, "this model has no learned absolute position embeddings\n"
                    "(e.g. BEiT uses a relative position bias inside attention)",
                    ha="center", va="center", fontsize=10, transform=right.transAxes)
     else:
-        mosaic = similarity_mosaic(positions, position_grid.rows, position_grid.cols)
+        pgrid = view.position_grid
+        mosaic = similarity_mosaic(view.positions, pgrid.rows, pgrid.cols)
         shown = right.imshow(mosaic, cmap="viridis", vmin=-1.0, vmax=1.0, interpolation="nearest")
         bar = fig.colorbar(shown, ax=right, fraction=0.046, pad=0.02)
         bar.set_label("cosine similarity", fontsize=8)
-        note = "" if (position_grid.rows, position_grid.cols) == (grid.rows, grid.cols) else \
-            f"\n(learned for {position_grid.rows}×{position_grid.cols}; interpolated for this input)"
+        note = "" if (pgrid.rows, pgrid.cols) == (grid.rows, grid.cols) else \
+            f"\n(learned for {pgrid.rows}×{pgrid.cols}; interpolated for this input)"
         right.set_title("position embedding similarity: tile (row, col) compares that patch's\n"
                         f"embedding with every other patch's{note}", fontsize=9)
-    fig.suptitle(model_id, fontsize=10)
+    fig.suptitle(view.model_id, fontsize=10)
     return fig
 
 

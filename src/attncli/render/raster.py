@@ -18,8 +18,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image, ImageFont
 
-    from attncli.capture import Capture
-    from attncli.views.maps import AttentionMap
+    from attncli.views.maps import PatchMap
 
 # matplotlib's "inferno" colour map (Nathaniel J. Smith & Stefan van der Walt, CC0), 256 RGB entries.
 _INFERNO = "AAAEAQAFAQEGAQEIAgEKAgIMAgIOAwIQBAMSBAMUBQQXBgQZBwUbCAUdCQYfCgciCwckDAgmDQgpDgkrEAktEQowEgoyFAs0FQs3Fgs5GAw8GQw+GwxBHAxDHgxFHwxIIQxKIwxMJAxPJgxRKAtTKQtVKwtXLQtZLwpbMQpcMgpeNApfNglhOAliOQljOwlkPQllPglmQApnQgpoRApoRQppRwtqSQtqSgxrTAxrTQ1sTw1sUQ5sUg5tVA9tVQ9tVxBuWRBuWhFuXBJuXRJuXxNuYRNuYhRuZBVuZRVuZxZuaRZuahdubBhubRhubxlucRluchpudBpudRtudxxteBxteh1tfB1tfR5tfx5sgB9sgiBshCBrhSFrhyFriCJqiiJqjCNpjSNpjyRpkCVokiVokyZnlSZnlydmmCdmmihlmylknSlknypjoCpjoitioyxhpSxgpi1gqC5fqS5eqy9erTBdrjBcsDFbsTJaszJatDNZtjRYtzVXuTVWujZVvDdUvThTvzlSwDpRwTpQwztPxDxOxj1Nxz5MyD9LykBKy0FJzEJIzkNHz0RG0EVF0kZE00dD1EhC1UpB10s/2Ew+2U092k4821A73VE63lI431M34FU24VY14lc041kz5Fox5Vww5l0v514u6GAt6WEr6mMq62Qp62Yo7Gcm7Wkl7mok72wj724h8G8g8XEf8XMd8nQc83Yb83gZ9HkY9XsX9X0V9n4U9oAT94IS94QQ+IUP+IcO+IkM+YsL+YwK+Y4J+pAI+pIH+pQH+5YG+5cG+5kG+5sG+50H/J8H/KEI/KMJ/KUK/KYM/KgN/KoP/KwR/K4S/LAU/LIW/LQY+7Ya+7gd+7of+7wh+74j+sAm+sIo+sQq+sYt+ccv+cky+cs1+M03+M8699E999NA9tVD9tdG9dlJ9dtM9N1P9N9T9OFW8+Na8+Vd8uZh8uhl8upp8ext8e1x8e918fF58vJ98vSC8/WG8/aK9PiO9fmS9vqW+Pua+fyd+v2h/P+k"
@@ -70,20 +69,28 @@ def _tick_label(value: float, step: float) -> str:
     return f"{value:.{decimals}f}"
 
 
-def overlay_png(capture: "Capture", amap: "AttentionMap", title: str, left_title: str, right_title: str) -> bytes:
+def upsample(values: "np.ndarray", height: int, width: int) -> "np.ndarray":
+    """(rows, cols) map → (height, width) by bilinear interpolation between patch centres, edges clamped."""
+    import numpy as np
+    from PIL import Image
+
+    resized = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32), mode="F").resize(
+        (width, height), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.float32)  # (height, width)
+
+
+def overlay_png(amap: "PatchMap", title: str, left_title: str, right_title: str) -> bytes:
     """PNG bytes: title lines, the image as the model saw it, the map blended over it, a colour bar."""
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from attncli.render.figures import upsample
-
-    image = capture.image  # (H, W, 3) uint8
+    image = amap.facts.image  # (H, W, 3) uint8
     height, width = image.shape[:2]
     scale = PANEL / max(height, width)
     pw, ph = max(1, round(width * scale)), max(1, round(height * scale))
     base = Image.fromarray(image).resize((pw, ph), Image.Resampling.BICUBIC)
-    vmax = float(amap.values.max()) or 1.0
-    heat = inferno(upsample(amap.values, ph, pw), vmax)  # (ph, pw, 3)
+    vmin, vmax = amap.vmin, amap.vmax
+    heat = inferno(upsample(amap.values, ph, pw) - vmin, vmax - vmin)  # (ph, pw, 3)
     blended = np.asarray(base, dtype=np.float32) * (1 - ALPHA) + heat.astype(np.float32) * ALPHA
     over = Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
 
@@ -101,34 +108,37 @@ def overlay_png(capture: "Capture", amap: "AttentionMap", title: str, left_title
         canvas.paste(panel, (x, top))
         draw.rectangle((x - 1, top - 1, x + pw, top + ph), outline="#333333")
         draw.text((x + pw / 2, top - 10), caption, font=mid, fill="black", anchor="mb")
-    grid = capture.grid
-    if amap.query is not None and grid is not None and amap.query >= grid.prefix:
-        row, col = grid.cell_of(amap.query)
+    grid = amap.grid
+    if amap.cell is not None:
+        row, col = amap.cell
         cw, ch = pw / grid.cols, ph / grid.rows
         draw.rectangle((x_right + col * cw, top + row * ch, x_right + (col + 1) * cw, top + (row + 1) * ch),
                        outline="cyan", width=3)
-    bar_label = "relevance" if amap.method == "grad-rollout" else "attention weight"  # gradients are not weights
-    _colour_bar(canvas, draw, x_right + pw + 30, top + ph // 10, bar_w, ph * 8 // 10, vmax, small, bar_label)
+    bar_label = "relevance" if amap.method.value == "grad-rollout" else "attention weight"  # not weights
+    _colour_bar(canvas, draw, x_right + pw + 30, top + ph // 10, bar_w, ph * 8 // 10, vmax, small, bar_label, vmin)
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", compress_level=1, dpi=(150, 150), pnginfo=_info())
     return buf.getvalue()
 
 
 def _colour_bar(canvas: "Image.Image", draw, x: int, y: int, w: int, h: int, vmax: float, small,
-                label_text: str = "attention weight") -> None:
-    """A vertical colour bar for [0, vmax] with ticks, labels and its name."""
+                label_text: str = "attention weight", vmin: float = 0.0) -> None:
+    """A vertical colour bar for [vmin, vmax] with ticks, labels and its name."""
     import numpy as np
     from PIL import Image
 
-    ramp = np.linspace(vmax, 0.0, h, dtype=np.float32)[:, None].repeat(w, axis=1)  # top = vmax
+    span = (vmax - vmin) or 1.0
+    ramp = np.linspace(span, 0.0, h, dtype=np.float32)[:, None].repeat(w, axis=1)  # top = vmax
     white = np.full((h, w, 3), 255.0, dtype=np.float32)  # the bar shows the blend as it looks on a white image
-    colours = white * (1 - ALPHA) + inferno(ramp, vmax).astype(np.float32) * ALPHA
+    colours = white * (1 - ALPHA) + inferno(ramp, span).astype(np.float32) * ALPHA
     canvas.paste(Image.fromarray(np.clip(np.rint(colours), 0, 255).astype(np.uint8)), (x, y))
     draw.rectangle((x - 1, y - 1, x + w, y + h), outline="#333333")
-    ticks = nice_ticks(vmax)
-    step = ticks[1] - ticks[0] if len(ticks) > 1 else vmax
+    offsets = nice_ticks(span)
+    step = offsets[1] - offsets[0] if len(offsets) > 1 else span
+    start = math.ceil(vmin / step - 1e-9) * step if step > 0 else vmin  # ticks at round values inside the range
+    ticks = [start + i * step for i in range(len(offsets) + 1) if start + i * step <= vmax + 1e-12]
     for value in ticks:
-        ty = y + h - round(value / vmax * h)
+        ty = y + h - round((value - vmin) / span * h)
         draw.line((x + w, ty, x + w + 5, ty), fill="black", width=1)
         draw.text((x + w + 8, ty), _tick_label(value, step), font=small, fill="black", anchor="lm")
     label = Image.new("L", (h, 22), 0)

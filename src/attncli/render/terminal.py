@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from functools import singledispatch
+from typing import TYPE_CHECKING, Any, Sequence
 
 from rich.console import Group
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from attncli.choices import Format
+from attncli.methods.softmax import SoftmaxResult
+from attncli.views.classify import ClassifyResult
+from attncli.views.cross import AlignView, CaptionView
+from attncli.views.explain import LayerMatrix, TokenMatrix, TokenProfile, TokenTable
+from attncli.views.maps import HeadPanels, PatchMap, TokenRow
+from attncli.views.patches import PatchesView
+from attncli.views.stats import StatsReport
+
 if TYPE_CHECKING:
-    from attncli.views.explain import LayerView, TokenProfile
-    from attncli.methods.softmax import SoftmaxResult
+    from attncli.evaluate import EvalReport
+
+# Widest table when stdout is not a terminal: wide enough for any matrix, so a file gets every number.
+DATA_WIDTH = 100_000
 
 _ORDINALS = ["1st", "2nd", "3rd"]
 
@@ -21,9 +33,10 @@ def ordinal(n: int) -> str:
     return _ORDINALS[n - 1] if n <= 3 else f"{n}th"
 
 
-def shade(weight: float, vmax: float) -> Style:
-    """White→blue background for a weight in [0, vmax], with readable text on top."""
-    t = 0.0 if vmax <= 0 else max(0.0, min(1.0, weight / vmax))
+def shade(weight: float, vmax: float, vmin: float = 0.0) -> Style:
+    """White→blue background for a weight in [vmin, vmax], with readable text on top."""
+    span = vmax - vmin
+    t = 0.0 if span <= 0 else max(0.0, min(1.0, (weight - vmin) / span))
     r, g, b = (int(255 + (c - 255) * t) for c in (8, 48, 107))  # towards matplotlib's Blues end
     return Style(bgcolor=f"rgb({r},{g},{b})", color="white" if t > 0.5 else "black")
 
@@ -35,19 +48,14 @@ def token_text(label: str, special: bool) -> Text:
 
 def how(head: int | None, fuse: str, n_heads: int | None = None) -> str:
     """'head 3' or 'mean of 12 heads'."""
-    if head is not None:
-        return f"head {head}"
-    if not n_heads:
-        return f"heads fused by {fuse}"
-    return f"{fuse} of {n_heads} heads" if n_heads > 1 else "its only head"
+    from attncli.views.common import heads_phrase
+
+    return heads_phrase(head, fuse, n_heads)
 
 
-def view_title(view: "LayerView", n_heads: int | None = None) -> str:
-    """Title line naming layer, head/fusion and model, plus the --skip-special note."""
-    title = f"Layer {view.layer} · {view.method_note or how(view.head, view.fuse, n_heads)} · {view.model_id}"
-    if view.skip_special:
-        title += "\nspecial tokens hidden; each row renormalised over the remaining tokens"
-    return title
+def heading(view: Any) -> str:
+    """A view's title and its notes, one per line."""
+    return "\n".join([view.title, *getattr(view, "notes", [])])
 
 
 def _weight_cell(label: str, weight: float) -> Text:
@@ -55,13 +63,19 @@ def _weight_cell(label: str, weight: float) -> Text:
     return Text.assemble((label, "bold"), " ", (f"{weight:.3f}", "cyan"))
 
 
+def line(text: str, style: str = "") -> Text:
+    """A line that is never wrapped by rich (a terminal narrower than it wraps it softly, like any long line)."""
+    return Text(text, style=style, no_wrap=True, overflow="ignore")
+
+
 def titled(title: str, *renderables) -> Group:
     """A title line above a table; unlike Table(title=…), it is not wrapped to the table's width."""
     return Group(Text(title, style="bold"), *renderables)
 
 
-def top_table(view: "LayerView", k: int, n_heads: int | None = None) -> Group:
+def top_table(view: LayerMatrix, k: int | None = None, n_heads: int | None = None) -> Group:
     """Each token with the k tokens it attends to most."""
+    k = view.top_k if k is None else k
     table = Table()
     table.add_column("#", justify="right", style="dim")
     table.add_column("token")
@@ -71,15 +85,12 @@ def top_table(view: "LayerView", k: int, n_heads: int | None = None) -> Group:
     for pos, row in enumerate(view.top(k)):
         table.add_row(str(view.indices[pos]), token_text(view.labels[pos], view.special[pos]),
                       *(_weight_cell(view.labels[j], w) for j, w in row))
-    return titled(view_title(view, n_heads), table)
+    return titled(view.title + ("\n" + view.notes[0] if view.skip_special else ""), table)
 
 
-def profile_table(profile: "TokenProfile", k: int, n_heads: int | None = None) -> Group:
+def profile_table(profile: TokenProfile, k: int | None = None, n_heads: int | None = None) -> Group:
     """One token's top-k attended tokens at every layer, and which token wins most layers."""
-    title = (f'What "{profile.label}" (token {profile.token}) attends to, layer by layer · '
-             f"{profile.method_note or how(profile.head, profile.fuse, n_heads)} · {profile.model_id}")
-    if profile.skip_special:
-        title += "\nspecial tokens hidden; each row renormalised over the remaining tokens"
+    k = profile.top_k if k is None else k
     table = Table()
     table.add_column("layer", justify="right")
     k = min(k, len(profile.indices))
@@ -88,10 +99,10 @@ def profile_table(profile: "TokenProfile", k: int, n_heads: int | None = None) -
     tops = profile.top(k)
     for layer, row in enumerate(tops):
         table.add_row(str(layer), *(_weight_cell(profile.labels[j], w) for j, w in row))
-    return titled(title, table, Text(profile_summary(profile)))
+    return titled(heading(profile), table, line(profile_summary(profile)))
 
 
-def profile_summary(profile: "TokenProfile") -> str:
+def profile_summary(profile: TokenProfile) -> str:
     """One sentence: the ordinary token (not itself, not special) that is on top in the most layers."""
     import numpy as np
 
@@ -109,22 +120,83 @@ def profile_summary(profile: "TokenProfile") -> str:
             f"({layers}), mean weight {sub[:, best].mean():.3f}.")
 
 
-def matrix_table(view: "LayerView", n_heads: int | None = None) -> Group:
+def matrix_table(view: LayerMatrix, n_heads: int | None = None, width: int = 80) -> Group:
     """The full token × token table, each cell shaded by its weight (rows: query, columns: key)."""
+    cells = [[Text(cell(float(w)), style=shade(float(w), view.vmax, view.vmin)) for w in row] for row in view.matrix]
+    rows = [token_text(label, special) for label, special in zip(view.labels, view.special)]
+    return titled(heading(view), *fit_matrix("query ↓ key →", rows, view.indices, view.labels, view.special, cells,
+                                             width))
+
+
+def cell(w: float) -> str:
+    """A weight in three characters: '.42', '1.0'."""
+    return f"{w:.2f}".lstrip("0") if w < 0.995 else "1.0"
+
+
+def fit_matrix(corner: str, row_labels: Sequence[Text], indices: Sequence[int], labels: Sequence[str],
+               special: Sequence[bool], cells: Sequence[Sequence[Text]], width: int,
+               extra: Sequence[tuple[str, Sequence[Text], str]] = ()) -> list:
+    """A shaded matrix that shows every number within ``width`` columns.
+
+    With the column labels as headers when they fit; else the columns are headed by token index (the rows say
+    which token that is) and, when even that is too wide, split into blocks of columns one under the other.
+    ``extra`` columns (header, cells, justify) end the last block.
+    """
+    n_cols = len(labels)
+    row_w = max([len(corner)] + [r.cell_len for r in row_labels])
+    extra_w = sum(max(len(h), *(c.cell_len for c in cs)) + 1 for h, cs, _ in extra) if extra else 0
+    full = 2 + row_w + sum(max(len(lab), 3) + 1 for lab in labels) + extra_w
+    if full <= width:
+        headers = [token_text(lab, sp) for lab, sp in zip(labels, special)]
+        return [_matrix_block(corner, row_labels, headers, cells, range(n_cols), extra)]
+    numbered = list(row_labels)
+    if len(row_labels) == n_cols:  # a square token matrix: rows are the same tokens as the columns
+        numbered = [Text.assemble((f"{indices[i]:>{len(str(max(indices)))}} ", "dim"), r)
+                    for i, r in enumerate(row_labels)]
+    row_w = max([len(corner)] + [r.cell_len for r in numbered])
+    headers = [Text(str(i), style="dim italic" if sp else "bold") for i, sp in zip(indices, special)]
+    col_w = [max(len(str(i)), 3) + 1 for i in indices]
+    room = max(width - 2 - row_w, 4)
+    blocks, start = [], 0
+    while start < n_cols:
+        end, used = start, 0
+        while end < n_cols and used + col_w[end] <= room:
+            used += col_w[end]
+            end += 1
+        end = max(end, start + 1)
+        last = end >= n_cols
+        if last and extra and used + extra_w > room and end - start > 1:
+            # the extra columns do not fit next to this block: give them a block of their own
+            blocks.append(range(start, end))
+            blocks.append(range(end, end))
+        else:
+            blocks.append(range(start, end))
+        start = end
+    key = "columns: " + "  ".join(f"{i}={lab}" for i, lab in zip(indices, labels))
+    parts: list = [Text(key, style="dim")]
+    for b, cols in enumerate(blocks):
+        last = b == len(blocks) - 1
+        if len(blocks) > 1 and len(cols):
+            parts.append(Text(f"columns {indices[cols[0]]}–{indices[cols[-1]]}", style="dim"))
+        parts.append(_matrix_block(corner, numbered, [headers[c] for c in cols], cells, cols, extra if last else ()))
+    return parts
+
+
+def _matrix_block(corner: str, row_labels: Sequence[Text], headers: Sequence[Text], cells: Sequence[Sequence[Text]],
+                  cols: Sequence[int], extra: Sequence[tuple[str, Sequence[Text], str]]) -> Table:
+    """One table of the matrix: the given columns of every row, then any extra columns."""
     table = Table(padding=(0, 0), show_lines=False)
-    table.add_column("query ↓ key →", no_wrap=True)
-    for label, special in zip(view.labels, view.special):
-        table.add_column(token_text(label, special), justify="right", no_wrap=True)
-    vmax = float(view.matrix.max()) if view.matrix.size else 1.0
-    for i, row in enumerate(view.matrix):
-        cells = [Text(f"{w:.2f}".lstrip("0") if w < 1 else "1.0", style=shade(float(w), vmax)) for w in row]
-        table.add_row(token_text(view.labels[i], view.special[i]), *cells)
-    rows_note = ("rows attend to columns; each row sums to 1" if view.method != "grad-rollout" or view.skip_special
-                 else "rows: each column token's relevance to the row token (rows do not sum to 1)")
-    return titled(view_title(view, n_heads) + "\n" + rows_note, table)
+    table.add_column(corner, no_wrap=True)
+    for header in headers:
+        table.add_column(header, justify="right", no_wrap=True, min_width=3)
+    for header, _, justify in extra:
+        table.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for r, label in enumerate(row_labels):
+        table.add_row(label, *(cells[r][c] for c in cols), *(cs[r] for _, cs, _ in extra))
+    return table
 
 
-def softmax_table(result: "SoftmaxResult") -> Group:
+def softmax_table(result: SoftmaxResult) -> Group:
     """The seed's walkthrough: scores → (scaled) logits → exp → weights, and who wins."""
     import math
 
@@ -154,7 +226,7 @@ def softmax_table(result: "SoftmaxResult") -> Group:
     return titled("softmax(scores)", table, note)
 
 
-def _divisor_label(result: "SoftmaxResult") -> str:
+def _divisor_label(result: SoftmaxResult) -> str:
     """Column header for scaled logits, e.g. 'score/√64/T'."""
     parts = ["score"]
     if result.dim is not None:
@@ -162,3 +234,93 @@ def _divisor_label(result: "SoftmaxResult") -> str:
     if result.temperature != 1.0:
         parts.append(f"{result.temperature:g}")
     return "/".join(parts)
+
+
+@singledispatch
+def render(view: Any, width: int = 80, **options: Any) -> Any:
+    """A rich renderable of a view, laid out for ``width`` columns."""
+    from attncli.render import unsupported
+
+    raise unsupported(view, Format.terminal)
+
+
+@render.register
+def _(view: TokenTable, width: int = 80, **options: Any) -> Any:
+    return top_table(view)
+
+
+@render.register
+def _(view: TokenMatrix, width: int = 80, **options: Any) -> Any:
+    return matrix_table(view, width=width)
+
+
+@render.register
+def _(view: TokenProfile, width: int = 80, **options: Any) -> Any:
+    return profile_table(view)
+
+
+@render.register
+def _(view: SoftmaxResult, width: int = 80, **options: Any) -> Any:
+    return softmax_table(view)
+
+
+@render.register
+def _(view: TokenRow, width: int = 80, **options: Any) -> Any:
+    from attncli.render.vision import row_table
+
+    return row_table(view)
+
+
+@render.register(PatchMap)
+@render.register(HeadPanels)
+def _(view: Any, width: int = 80, **options: Any) -> Any:
+    from attncli.render.vision import grid_view
+
+    return grid_view(view, width=width)
+
+
+@render.register
+def _(view: ClassifyResult, width: int = 80, **options: Any) -> Any:
+    from attncli.render.vision import classify_output
+
+    return classify_output(view, width)
+
+
+@render.register
+def _(view: PatchesView, width: int = 80, **options: Any) -> Any:
+    return Group(line(view.summary))
+
+
+@render.register
+def _(view: AlignView, width: int = 80, **options: Any) -> Any:
+    from attncli.render.cross import align_table
+
+    return align_table(view, width)
+
+
+@render.register
+def _(view: CaptionView, width: int = 80, **options: Any) -> Any:
+    from attncli.render.cross import caption_table
+
+    return caption_table(view)
+
+
+@render.register
+def _(view: StatsReport, width: int = 80, **options: Any) -> Any:
+    from attncli.render.analysis import stats_table
+
+    return stats_table(view)
+
+
+def _register_evaluate() -> None:
+    """EvalReport lives in the core module attncli.evaluate (imported lazily: it is not needed for --help)."""
+    from attncli.evaluate import EvalReport
+
+    @render.register(EvalReport)
+    def _(view: Any, width: int = 80, **options: Any) -> Any:
+        from attncli.render.analysis import evaluate_table
+
+        return evaluate_table(view)
+
+
+_register_evaluate()

@@ -9,14 +9,14 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from attncli.render.terminal import ordinal, shade, titled
+from attncli.render.terminal import line, ordinal, shade, titled
 
 if TYPE_CHECKING:
     import numpy as np
 
     from attncli.capture import Prediction
-    from attncli.views.classify import ClassifiedImage
-    from attncli.views.maps import AttentionMap
+    from attncli.views.classify import ClassifiedImage, ClassifyResult
+    from attncli.views.maps import HeadPanels, PatchMap, TokenRow
 
 
 def _unit(vmax: float) -> tuple[float, str]:
@@ -24,7 +24,7 @@ def _unit(vmax: float) -> tuple[float, str]:
     return (100.0, "%") if vmax >= 0.1 else (1000.0, "‰")
 
 
-def grid_text(values: "np.ndarray", vmax: float | None = None, width: int = 80) -> Text:
+def grid_text(values: "np.ndarray", vmax: float | None = None, width: int = 80, vmin: float = 0.0) -> Text:
     """(rows, cols) weights as lines of shaded cells, row and column numbers at the edges.
 
     Cells show the weight in % (or ‰ when all weights are small) when the grid fits ``width``
@@ -46,36 +46,35 @@ def grid_text(values: "np.ndarray", vmax: float | None = None, width: int = 80) 
         for c in range(cols):
             w = float(values[r, c])
             label = f"{round(w * scale):>{cell}}" if numbers else " " * cell
-            text.append(label, style=shade(w, vmax))
+            text.append(label, style=shade(w, vmax, vmin))
         if r < rows - 1:
             text.append("\n")
     return text
 
 
-def grid_view(amap: "AttentionMap", n_heads: int, width: int = 80) -> Group:
+def grid_view(amap: "PatchMap | HeadPanels", width: int = 80) -> Group:
     """A titled patch grid (or one grid per head) for `attn heatmap --terminal`."""
-    from attncli.views.maps import describe_top
+    from attncli.views.maps import HeadPanels, describe_top
 
     values = amap.values
-    vmax = float(values.max()) if values.size else 1.0
-    scale, unit = _unit(vmax)
+    vmin, vmax = amap.vmin, amap.vmax
+    scale, unit = _unit(float(values.max()) if values.size else 1.0)
     numbers = "weights in " + ("percent" if unit == "%" else "per mille (‰)")
-    title = Text(f"Layer {amap.layer} · {amap.how(n_heads)} · {amap.who} → patches · {amap.model_id}",
-                 style="bold")
-    parts: list = [title]
-    if amap.kind == "heads":
+    parts: list = [Text(amap.title, style="bold")]
+    if isinstance(amap, HeadPanels):
         for h in range(values.shape[0]):
-            parts += [Text(f"head {h}", style="bold"), grid_text(values[h], vmax, width)]
+            parts += [Text(f"head {h}", style="bold"), grid_text(values[h], vmax, width, vmin)]
     else:
-        parts.append(grid_text(values, vmax, width))
-    quantity = "relevance" if amap.method == "grad-rollout" else "attention"
-    note = f"{numbers}; darker = more {quantity} (max {vmax:.3f})"
+        parts.append(grid_text(values, vmax, width, vmin))
+    quantity = "relevance" if amap.method.value == "grad-rollout" else "attention"
+    span = f"colours {vmin:.3f}–{vmax:.3f} ({amap.scale.value})"
+    note = f"{numbers}; darker = more {quantity}; {span}"
     if amap.outside is not None:
-        prefix = "/".join(label for label, special in zip(amap.labels, amap.special) if special)
+        prefix = "/".join(amap.grid.prefix_labels)
         note += f"; {amap.outside:.0%} of it went to {prefix or 'non-patch tokens'}"
     parts.append(Text(note, style="dim"))
-    if amap.kind == "grid":
-        parts.append(Text(f"top patches (row,col): {describe_top(amap)}"))
+    if not isinstance(amap, HeadPanels):
+        parts.append(line(f"top patches (row,col): {describe_top(amap)}"))
     return Group(*parts)
 
 
@@ -92,8 +91,8 @@ def predictions_table(source: str, model_id: str, predictions: "list[Prediction]
     return titled(f"{Path(source).name} · {model_id}", table)
 
 
-def batch_table(rows: "list[ClassifiedImage]", model_id: str, k: int) -> Group:
-    """One row per image: its top-k labels and where CLS looks at the last layer."""
+def batch_table(rows: "list[ClassifiedImage]", model_id: str, k: int, cls_phrase: str = "") -> Group:
+    """One row per image: its top-k labels and where CLS looks."""
     from rich import box
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
@@ -106,21 +105,37 @@ def batch_table(rows: "list[ClassifiedImage]", model_id: str, k: int) -> Group:
                  for n, p in enumerate(row.predictions[:k])]
         cells += [""] * (k - len(cells))
         table.add_row(Path(row.source).name, *cells, " ".join(f"({r},{c})" for r, c, _ in row.cls_top[:2]))
-    return titled(f"{len(rows)} images · {model_id}\nCLS → (row,col): where [CLS] looks most at the last layer "
-                  "(heads averaged)", table)
+    return titled(f"{len(rows)} images · {model_id}\nCLS → (row,col): {cls_phrase}", table)
 
 
-def row_table(amap: "AttentionMap", n_heads: int) -> Group:
+def row_table(amap: "TokenRow") -> Group:
     """One text token's attention over every token, shaded, with a bar (heatmap --text --query --terminal)."""
-    vmax = float(amap.values.max()) if amap.values.size else 1.0
+    vmin, vmax = amap.vmin, amap.vmax
     table = Table()
     table.add_column("#", justify="right", style="dim")
     table.add_column("token")
     table.add_column("weight", justify="right")
     table.add_column("", no_wrap=True)
+    top = float(amap.values.max()) if amap.values.size else 1.0
     for i, (label, special) in enumerate(zip(amap.labels, amap.special)):
         w = float(amap.values[i])
         table.add_row(str(i), Text(label, style="dim italic" if special else "bold"),
-                      Text(f"{w:.3f}", style=shade(w, vmax)), Text("█" * round(w / (vmax or 1.0) * 20), style="cyan"))
-    return titled(f"Layer {amap.layer} · {amap.how(n_heads)} · what \"{amap.query_label}\" (token {amap.query}) "
-                  f"attends to · {amap.model_id}", table)
+                      Text(f"{w:.3f}", style=shade(w, vmax, vmin)), Text("█" * round(w / (top or 1.0) * 20), style="cyan"))
+    return titled(amap.title, table)
+
+
+def classify_output(view: "ClassifyResult", width: int = 80) -> Group:
+    """One image: its labels, the prediction line and where [CLS] looks; several: one row per image."""
+    if len(view.rows) > 1:
+        # as many label columns as fit: --json has them all
+        k = min(max((len(r.predictions) for r in view.rows), default=1), 3 if width >= 100 else 2)
+        return batch_table(view.rows, view.model_id, k, view.cls_phrase)
+    row = view.rows[0]
+    parts: list = [predictions_table(row.source, view.model_id, row.predictions)]
+    if row.predictions:
+        best = row.predictions[0]
+        parts.append(line(f"Prediction: {best.label} (Confidence: {best.score:.1%})"))
+    parts.append(line(f"[CLS] ({view.method_note}) looks most at patches (row,col): "
+                      + ", ".join(f"({r},{c}) {w:.3f}" for r, c, w in row.cls_top)))
+    parts += [line(note, "yellow") for note in view.notes]
+    return Group(*parts)

@@ -1,26 +1,31 @@
-"""What attn classify shows: per image its top-k labels and where [CLS] looks (a method's map over the patches)."""
+"""What `attn classify` shows: per image its top-k labels and where [CLS] looks (the method's map over patches)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from attncli.capture import Capture, Prediction
-from attncli.grid import PatchGrid
+from attncli.choices import Method
+from attncli.views.common import MapSpec
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from attncli.capture import Capture, Prediction
+    from attncli.grid import PatchGrid
+    from attncli.views.maps import PatchMap
+
 
 @dataclass
 class ClassifiedImage:
-    """What `attn classify` reports per image: top-k labels and where CLS looks at the last layer."""
+    """One image: its top-k labels and the [CLS] map's top patches."""
 
     source: str
-    predictions: list[Prediction]
+    predictions: "list[Prediction]"
     cls_top: list[tuple[int, int, float]]  # (row, col, weight), highest first
     cls_layer: int
-    cls_method: str = "attention"  # how the CLS map was computed (attncli.choices.Method)
+    cls_method: Method = Method.attention
 
     def to_dict(self) -> dict:
         """One entry of the `images` list in `attn classify --json` (schema attncli.classify/1)."""
@@ -29,27 +34,61 @@ class ClassifiedImage:
             "predictions": [{"index": p.index, "label": p.label, "score": round(p.score, 6)} for p in self.predictions],
             "cls_top_patches": [{"row": r, "col": c, "weight": round(w, 6)} for r, c, w in self.cls_top],
             "cls_layer": self.cls_layer,
-            "cls_method": self.cls_method,
+            "cls_method": Method(self.cls_method).value,
         }
 
 
-def summarise(capture: Capture, k: int = 5, patches: int = 3, method: str = "attention", discard_ratio: float = 0.0,
-              gradients: "np.ndarray | None" = None) -> ClassifiedImage:
-    """Top-k predictions and the CLS token's top patches at the last layer (heads averaged, or --method's map)."""
-    from attncli.views.maps import query_map, top_patches
+@dataclass
+class ClassifyResult:
+    """Every image classified in one run; ``first`` is the map of the image kept as the last capture."""
 
-    amap = query_map(capture, layer=-1, method=method, discard_ratio=discard_ratio, gradients=gradients)
-    return ClassifiedImage(source=capture.source or "", predictions=list(capture.predictions[:k]),
-                           cls_top=top_patches(amap, patches), cls_layer=amap.layer, cls_method=amap.method)
+    rows: list[ClassifiedImage]
+    model_id: str
+    grid: "PatchGrid | None"
+    kept: str | None
+    method_note: str  # how the [CLS] map was made, e.g. "layer 5 · mean of 12 heads"
+    first: "PatchMap | None" = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        """'000_star.png · attncli/shapes-vit' or '6 images · attncli/shapes-vit'."""
+        if len(self.rows) == 1:
+            return f"{Path(self.rows[0].source).name} · {self.model_id}"
+        return f"{len(self.rows)} images · {self.model_id}"
+
+    @property
+    def cls_phrase(self) -> str:
+        """'where [CLS] looks most (layer 5 · mean of 12 heads)'."""
+        return f"where [CLS] looks most ({self.method_note})"
+
+    def to_dict(self) -> dict:
+        """The JSON document of `attn classify --json` (schema attncli.classify/1)."""
+        return {
+            "schema": "attncli.classify/1",
+            "title": self.title,
+            "model": self.model_id,
+            "cls_map": self.method_note,
+            "grid": self.grid.to_dict() if self.grid is not None else None,
+            "images": [row.to_dict() for row in self.rows],
+            "last_capture": self.kept,
+        }
 
 
-def classify_document(rows: Sequence[ClassifiedImage], model_id: str, grid: PatchGrid | None,
-                      kept: str | None) -> dict:
-    """The JSON document of `attn classify --json` (schema attncli.classify/1)."""
-    return {
-        "schema": "attncli.classify/1",
-        "model": model_id,
-        "grid": grid.to_dict() if grid is not None else None,
-        "images": [row.to_dict() for row in rows],
-        "last_capture": kept,
-    }
+def summarise(capture: "Capture", k: int = 5, patches: int = 3, spec: MapSpec = MapSpec(),
+              gradients: "np.ndarray | None" = None) -> tuple[ClassifiedImage, "PatchMap"]:
+    """Top-k predictions and the [CLS] map's top patches (spec's method and layer, default the last layer)."""
+    from attncli.views.maps import patch_map
+
+    amap = patch_map(capture, spec, gradients)
+    row = ClassifiedImage(source=capture.source or "", predictions=list(capture.predictions[:k]),
+                          cls_top=amap.top(patches), cls_layer=amap.layer, cls_method=amap.method)
+    return row, amap
+
+
+def classify_result(rows: list[ClassifiedImage], first: "PatchMap", kept: str | None) -> ClassifyResult:
+    """The view of a classify run (``first``: the map of the image kept as the last capture)."""
+    from attncli.views.common import heads_phrase
+
+    note = first.method_note or f"layer {first.layer} · {heads_phrase(first.head, first.fuse, first.n_heads)}"
+    return ClassifyResult(rows, first.model_id, first.grid, kept, note, first)

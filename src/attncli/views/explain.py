@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from attncli.choices import Fuse, Method
+from attncli.choices import Fuse, Method, Scale
 from attncli.errors import UsageError
 from attncli.methods.heads import keep_tokens, resolve_index, top_k
+from attncli.views.common import SKIP_NOTE, MapSpec, colour_range, default_scale, heads_phrase, rounded
 
 if TYPE_CHECKING:
     import numpy as np
@@ -16,8 +17,8 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class LayerView:
-    """One layer's (query, key) map over the tokens shown.
+class LayerMatrix:
+    """One layer's (query, key) map over the tokens shown (the base of TokenTable and TokenMatrix).
 
     ``matrix[i, j]`` is how much shown token ``i`` attends to shown token ``j``; ``indices`` maps shown
     positions back to positions in the capture.
@@ -32,25 +33,48 @@ class LayerView:
     fuse: str
     skip_special: bool
     model_id: str
-    method: str = "attention"  # attncli.choices.Method value
+    method: Method = Method.attention
     method_note: str | None = None  # how a non-attention matrix was made, for titles
+    n_heads: int | None = None
+    top_k: int = 3
+    scale: Scale = Scale.zero
+    vmin: float = 0.0
+    vmax: float = 1.0
 
-    def top(self, k: int) -> list[list[tuple[int, float]]]:
+    @property
+    def title(self) -> str:
+        """'Layer 5 · mean of 12 heads · model' (or the method's description)."""
+        return f"Layer {self.layer} · {self.method_note or heads_phrase(self.head, self.fuse, self.n_heads)} · " \
+               f"{self.model_id}"
+
+    @property
+    def notes(self) -> list[str]:
+        """Lines under the title: hidden tokens, and what a row means."""
+        notes = [SKIP_NOTE] if self.skip_special else []
+        if self.method is Method.grad_rollout and not self.skip_special:
+            notes.append("rows: each column token's relevance to the row token (rows do not sum to 1)")
+        else:
+            notes.append("rows attend to columns; each row sums to 1")
+        return notes
+
+    def top(self, k: int | None = None) -> list[list[tuple[int, float]]]:
         """Per shown token, its k most attended shown positions as (position, weight)."""
-        return [top_k(row, k) for row in self.matrix]
+        return [top_k(row, self.top_k if k is None else k) for row in self.matrix]
 
-    def to_dict(self, k: int) -> dict:
+    def to_dict(self, k: int | None = None) -> dict:
         """The JSON document of `attn explain --json` (schema attncli.explain/1)."""
         return {
             "schema": "attncli.explain/1",
+            "title": self.title,
+            "notes": self.notes,
             "model": self.model_id,
-            "method": self.method,
+            "method": self.method.value,
             "layer": self.layer,
             "head": self.head,
             "fuse": None if self.head is not None else self.fuse,
             "skip_special": self.skip_special,
             "tokens": _tokens_json(self.indices, self.labels, self.special),
-            "weights": _round(self.matrix),
+            "weights": rounded(self.matrix),
             "top": [
                 {"index": self.indices[i], "token": self.labels[i],
                  "attends": [{"index": self.indices[j], "token": self.labels[j], "weight": round(w, 6)}
@@ -58,6 +82,16 @@ class LayerView:
                 for i, row in enumerate(self.top(k))
             ],
         }
+
+
+@dataclass
+class TokenTable(LayerMatrix):
+    """Each shown token with the k tokens it attends to most (`attn explain`)."""
+
+
+@dataclass
+class TokenMatrix(LayerMatrix):
+    """The full token × token map, every weight shown (`attn explain --matrix`, `attn heatmap --text`)."""
 
 
 @dataclass
@@ -74,26 +108,41 @@ class TokenProfile:
     fuse: str
     skip_special: bool
     model_id: str
-    method: str = "attention"  # attncli.choices.Method value; rows[l] is the method's map up to layer l
+    method: Method = Method.attention  # rows[l] is the method's map up to layer l
     method_note: str | None = None  # how a non-attention profile was made, for titles
+    n_heads: int | None = None
+    top_k: int = 3
 
-    def top(self, k: int) -> list[list[tuple[int, float]]]:
+    @property
+    def title(self) -> str:
+        """'What "it" (token 8) attends to, layer by layer · mean of 12 heads · model'."""
+        return (f'What "{self.label}" (token {self.token}) attends to, layer by layer · '
+                f"{self.method_note or heads_phrase(self.head, self.fuse, self.n_heads)} · {self.model_id}")
+
+    @property
+    def notes(self) -> list[str]:
+        """Lines under the title."""
+        return [SKIP_NOTE] if self.skip_special else []
+
+    def top(self, k: int | None = None) -> list[list[tuple[int, float]]]:
         """Per layer, the k most attended shown positions as (position, weight)."""
-        return [top_k(row, k) for row in self.rows]
+        return [top_k(row, self.top_k if k is None else k) for row in self.rows]
 
-    def to_dict(self, k: int) -> dict:
+    def to_dict(self, k: int | None = None) -> dict:
         """The JSON document of `attn explain --token ... --json` (schema attncli.explain-token/1)."""
         return {
             "schema": "attncli.explain-token/1",
+            "title": self.title,
+            "notes": self.notes,
             "model": self.model_id,
-            "method": self.method,
+            "method": self.method.value,
             "token": {"index": self.token, "text": self.label},
             "head": self.head,
             "fuse": None if self.head is not None else self.fuse,
             "skip_special": self.skip_special,
             "tokens": _tokens_json(self.indices, self.labels, self.special),
             "layers": [
-                {"layer": layer, "weights": _round(row),
+                {"layer": layer, "weights": rounded(row),
                  "top": [{"index": self.indices[j], "token": self.labels[j], "weight": round(w, 6)} for j, w in top]}
                 for layer, (row, top) in enumerate(zip(self.rows, self.top(k)))
             ],
@@ -103,11 +152,6 @@ class TokenProfile:
 def _tokens_json(indices: list[int], labels: list[str], special: list[bool]) -> list[dict]:
     """Token list for JSON output."""
     return [{"index": i, "text": t, "special": s} for i, t, s in zip(indices, labels, special)]
-
-
-def _round(array: "np.ndarray") -> list:
-    """Weights rounded to 6 decimals as nested lists (stable, compact JSON)."""
-    return array.astype("float64").round(6).tolist()  # float64 first: float32 → JSON shows 0.28011101484298706
 
 
 def _shown(capture: "Capture", skip_special: bool) -> list[int]:
@@ -126,23 +170,35 @@ def _restrict(matrix: "np.ndarray", capture: "Capture", shown: list[int], skip_s
     return keep_tokens(matrix, keep)
 
 
-def layer_view(capture: "Capture", layer: int = -1, head: int | None = None, fuse: Fuse | str = Fuse.mean,
-               skip_special: bool = False, method: Method | str = Method.attention, discard_ratio: float = 0.0,
-               gradients: "np.ndarray | None" = None, target_label: str | None = None) -> LayerView:
-    """The (query, key) map of one layer (or --method's map up to it), optionally without special tokens."""
+def layer_matrix(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndarray | None" = None,
+                 target_label: str | None = None, view: type[LayerMatrix] = TokenTable) -> LayerMatrix:
+    """The (query, key) map of one layer (or the method's map up to it), optionally without special tokens."""
     from attncli.methods.dispatch import check_method_options, describe, method_rows
 
-    method = check_method_options(method, head, discard_ratio)
-    layer_i = capture.layer_index(layer)
-    head_i = None if head is None else capture.head_index(head)
-    shown = _shown(capture, skip_special)
-    full = method_rows(capture.attentions, method, layer_i, head=head_i, fuse=fuse, discard_ratio=discard_ratio,
-                       gradients=gradients)  # (Q, K)
-    matrix = _restrict(full, capture, shown, skip_special)
-    note = None if method is Method.attention else describe(method, layer_i, head_i, Fuse(fuse).value,
-                                                            capture.n_heads, discard_ratio, target_label)
-    return LayerView(matrix, shown, [capture.tokens[i] for i in shown], [capture.special[i] for i in shown],
-                     layer_i, head_i, Fuse(fuse).value, skip_special, capture.model_id, method.value, note)
+    method = check_method_options(spec.method, spec.head, spec.discard_ratio)
+    layer_i = capture.layer_index(spec.layer)
+    head_i = None if spec.head is None else capture.head_index(spec.head)
+    shown = _shown(capture, spec.skip_special)
+    full = method_rows(capture.attentions, method, layer_i, head=head_i, fuse=spec.fuse,
+                       discard_ratio=spec.discard_ratio, gradients=gradients)  # (Q, K)
+    matrix = _restrict(full, capture, shown, spec.skip_special)
+    fuse = Fuse(spec.fuse)
+    note = None if method is Method.attention else describe(method, layer_i, head_i, fuse.value,
+                                                            capture.n_heads, spec.discard_ratio, target_label)
+    scale = spec.scale or default_scale(method)
+    vmin, vmax = colour_range(matrix, scale)
+    return view(matrix, shown, [capture.tokens[i] for i in shown], [capture.special[i] for i in shown],
+                layer_i, head_i, fuse.value, spec.skip_special, capture.model_id, method, note, capture.n_heads,
+                spec.top_k, scale, vmin, vmax)
+
+
+def layer_view(capture: "Capture", layer: int = -1, head: int | None = None, fuse: Fuse | str = Fuse.mean,
+               skip_special: bool = False, method: Method | str = Method.attention, discard_ratio: float = 0.0,
+               gradients: "np.ndarray | None" = None, target_label: str | None = None) -> LayerMatrix:
+    """layer_matrix with the spec's fields as arguments (for Python use)."""
+    spec = MapSpec(method=Method(method), layer=layer, head=head, fuse=Fuse(fuse), skip_special=skip_special,
+                   discard_ratio=discard_ratio)
+    return layer_matrix(capture, spec, gradients, target_label)
 
 
 def find_token(capture: "Capture", query: str) -> int:
@@ -164,7 +220,8 @@ def find_token(capture: "Capture", query: str) -> int:
 
 def token_profile(capture: "Capture", token: int, head: int | None = None, fuse: Fuse | str = Fuse.mean,
                   skip_special: bool = False, method: Method | str = Method.attention, discard_ratio: float = 0.0,
-                  gradients: "np.ndarray | None" = None, target_label: str | None = None) -> TokenProfile:
+                  gradients: "np.ndarray | None" = None, target_label: str | None = None,
+                  top: int = 3) -> TokenProfile:
     """One token's attention at every layer (heads fused or one head), or --method's map up to each layer."""
     import numpy as np
 
@@ -194,4 +251,11 @@ def token_profile(capture: "Capture", token: int, head: int | None = None, fuse:
                                                             discard_ratio, target_label)
     return TokenProfile(token, capture.tokens[token], rows, shown, [capture.tokens[i] for i in shown],
                         [capture.special[i] for i in shown], head_i, Fuse(fuse).value, skip_special,
-                        capture.model_id, method.value, note)
+                        capture.model_id, method, note, capture.n_heads, top)
+
+
+def profile_of(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None" = None,
+               target_label: str | None = None) -> TokenProfile:
+    """The spec's --token (spec.query) at every layer."""
+    return token_profile(capture, find_token(capture, spec.query or ""), spec.head, spec.fuse, spec.skip_special,
+                         spec.method, spec.discard_ratio, gradients, target_label, spec.top_k)

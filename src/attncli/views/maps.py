@@ -1,83 +1,226 @@
-"""Attention maps to draw, computed from a Capture with numpy only (no torch, no model).
+"""Maps of one query: over an image's patch grid (PatchMap), per head (HeadPanels), or over text tokens (TokenRow).
 
-``query_map`` gets the (query, key) rows of the chosen method from ``attncli.methods.dispatch`` (raw
-attention of one layer, one head or fused heads; rollout; flow; gradient rollout) and lays the query's row
-out on the patch grid.
+Computed from a Capture with numpy only (no torch, no model): the rows come from ``attncli.methods.dispatch``
+(raw attention of one layer, one head or fused heads; rollout; flow; gradient rollout). Patches are named
+(row, col), 0-based, row-major, everywhere: tables, JSON, figure titles and file names.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from attncli.choices import Fuse, Method
+from attncli.choices import Fuse, Kind, Method, Scale
 from attncli.errors import UsageError
 from attncli.methods.heads import resolve_index, top_k
+from attncli.views.common import MapSpec, colour_range, default_scale, heads_phrase, quantity, rounded
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from attncli.capture import Capture
+    from attncli.capture import Capture, Prediction
+    from attncli.grid import PatchGrid
 
 
 @dataclass
-class AttentionMap:
-    """What one figure or terminal grid shows.
+class ImageFacts:
+    """The picture behind a patch map: as the model saw it, its file and original size, the top prediction."""
 
-    ``values`` is ``(rows, cols)`` for an image query over its patches, ``(heads, rows, cols)`` for all heads,
-    ``(tokens, tokens)`` for a text matrix, or ``(tokens,)`` for one text query.
-    """
+    image: "np.ndarray"  # (height, width, 3) uint8 after preprocessing
+    grid: "PatchGrid"
+    source: str | None = None
+    input_size: tuple[int, int] | None = None  # (width, height) of the file, before preprocessing
+    prediction: "Prediction | None" = None
 
-    values: "np.ndarray"
-    kind: str  # "grid", "heads", "matrix" or "row"
+    @property
+    def name(self) -> str:
+        """The file name, or 'input'."""
+        from pathlib import Path
+
+        return Path(self.source).name if self.source else "input"
+
+    @property
+    def resized(self) -> str | None:
+        """'451×300 → 64×64' when the model saw the image at another size, else None."""
+        height, width = self.image.shape[:2]
+        if self.input_size is None or tuple(self.input_size) == (width, height):
+            return None
+        return f"{self.input_size[0]}×{self.input_size[1]} → {width}×{height}"
+
+
+@dataclass
+class PatchMap:
+    """One query token's map over the patch grid: ``values[row, col]``; ``outside`` is what went to prefix tokens."""
+
+    values: "np.ndarray"  # (rows, cols)
+    facts: ImageFacts
+    query: int
+    query_label: str
     layer: int
     head: int | None
     fuse: str
-    query: int | None  # token index of the query, None for a whole matrix
-    query_label: str | None
+    n_heads: int
     model_id: str
-    labels: list[str]
-    special: list[bool]
-    outside: float | None = None  # for grids: share of the query's attention that went to prefix tokens
-    method: str = "attention"  # attncli.choices.Method value
-    method_note: str | None = None  # how a non-attention map was made, e.g. "rollout of layers 0–5 (mean)"
+    method: Method = Method.attention
+    method_note: str | None = None
+    outside: float | None = None
+    scale: Scale = Scale.zero
+    vmin: float = 0.0
+    vmax: float = 1.0
+
+    @property
+    def grid(self) -> "PatchGrid":
+        """The patch grid."""
+        return self.facts.grid
 
     @property
     def who(self) -> str:
-        """The query as a reader would name it: '[CLS]', 'patch (3,4)' or a token."""
-        if self.query is None:
-            return "every token"
-        if self.kind in ("grid", "heads") and not self.special[self.query]:
-            return f"patch {self.query_label}"
-        return str(self.query_label)
+        """The query as a reader names it: '[CLS]' or 'patch (3,4)'."""
+        if self.query >= self.grid.prefix:
+            row, col = self.grid.cell_of(self.query)
+            return f"patch ({row},{col})"
+        return self.query_label
 
-    def how(self, n_heads: int) -> str:
-        """'head 3', 'mean of 12 heads' or 'all 12 heads'."""
-        if self.method_note:
-            return self.method_note
-        if self.kind == "heads":
-            return f"all {n_heads} heads"
-        return f"head {self.head}" if self.head is not None else f"{self.fuse} of {n_heads} heads"
+    @property
+    def cell(self) -> tuple[int, int] | None:
+        """(row, col) of the query when it is a patch."""
+        return self.grid.cell_of(self.query) if self.query >= self.grid.prefix else None
+
+    @property
+    def title(self) -> str:
+        """'Layer 5 · mean of 6 heads · [CLS] → patches · model'."""
+        how = self.method_note or heads_phrase(self.head, self.fuse, self.n_heads)
+        return f"Layer {self.layer} · {how} · {self.who} → patches · {self.model_id}"
+
+    @property
+    def quantity(self) -> str:
+        """'attention' or 'relevance'."""
+        return quantity(self.method)
+
+    def top(self, k: int = 3) -> list[tuple[int, int, float]]:
+        """The k highest cells as (row, col, weight), highest first."""
+        cols = self.values.shape[1]
+        return [(i // cols, i % cols, w) for i, w in top_k(self.values.reshape(-1), k)]
+
+    def to_dict(self) -> dict:
+        """The JSON document of `attn heatmap IMAGE --json` (schema attncli.patch-map/1)."""
+        return {"schema": "attncli.patch-map/1", "title": self.title, "model": self.model_id,
+                "image": self.facts.source, "method": self.method.value, "layer": self.layer, "head": self.head,
+                "fuse": None if self.head is not None else self.fuse,
+                "query": {"token": self.query, "label": self.who, "cell": self.cell},
+                "grid": self.grid.to_dict(), "quantity": self.quantity,
+                "prefix_share": None if self.outside is None else round(self.outside, 6),
+                "scale": {"kind": self.scale.value, "vmin": round(self.vmin, 6), "vmax": round(self.vmax, 6)},
+                "top": [{"row": r, "col": c, "weight": round(w, 6)} for r, c, w in self.top(5)],
+                "weights": rounded(self.values)}
+
+
+@dataclass
+class HeadPanels:
+    """Every head of one layer as its own patch map: ``values[head, row, col]`` on one shared colour scale."""
+
+    values: "np.ndarray"  # (heads, rows, cols)
+    facts: ImageFacts
+    query: int
+    query_label: str
+    layer: int
+    model_id: str
+    outside: float | None = None
+    scale: Scale = Scale.zero
+    vmin: float = 0.0
+    vmax: float = 1.0
+    method: Method = Method.attention
+
+    @property
+    def grid(self) -> "PatchGrid":
+        """The patch grid."""
+        return self.facts.grid
+
+    @property
+    def who(self) -> str:
+        """The query as a reader names it."""
+        if self.query >= self.grid.prefix:
+            row, col = self.grid.cell_of(self.query)
+            return f"patch ({row},{col})"
+        return self.query_label
+
+    @property
+    def title(self) -> str:
+        """'Layer 5 · all 6 heads · [CLS] → patches · model'."""
+        return f"Layer {self.layer} · all {self.values.shape[0]} heads · {self.who} → patches · {self.model_id}"
+
+    def to_dict(self) -> dict:
+        """The JSON document of `attn heatmap IMAGE --all-heads --json` (schema attncli.head-panels/1)."""
+        return {"schema": "attncli.head-panels/1", "title": self.title, "model": self.model_id,
+                "image": self.facts.source, "layer": self.layer, "query": {"token": self.query, "label": self.who},
+                "grid": self.grid.to_dict(),
+                "prefix_share": None if self.outside is None else round(self.outside, 6),
+                "scale": {"kind": self.scale.value, "vmin": round(self.vmin, 6), "vmax": round(self.vmax, 6)},
+                "heads": [rounded(v) for v in self.values]}
+
+
+@dataclass
+class TokenRow:
+    """One text token's map over every token: ``values[key]``."""
+
+    values: "np.ndarray"  # (tokens,)
+    labels: list[str]
+    special: list[bool]
+    query: int
+    query_label: str
+    layer: int
+    head: int | None
+    fuse: str
+    n_heads: int
+    model_id: str
+    method: Method = Method.attention
+    method_note: str | None = None
+    scale: Scale = Scale.zero
+    vmin: float = 0.0
+    vmax: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        """'Layer 1 · mean of 2 heads · what "cat" (token 2) attends to · model'."""
+        how = self.method_note or heads_phrase(self.head, self.fuse, self.n_heads)
+        return f'Layer {self.layer} · {how} · what "{self.query_label}" (token {self.query}) attends to · ' \
+               f"{self.model_id}"
+
+    def to_dict(self) -> dict:
+        """The JSON document of `attn heatmap --text … --query Q --json` (schema attncli.token-row/1)."""
+        return {"schema": "attncli.token-row/1", "title": self.title, "model": self.model_id,
+                "method": self.method.value, "layer": self.layer, "head": self.head,
+                "fuse": None if self.head is not None else self.fuse,
+                "query": {"index": self.query, "text": self.query_label},
+                "tokens": [{"index": i, "text": t, "special": s} for i, (t, s) in enumerate(zip(self.labels,
+                                                                                               self.special))],
+                "weights": rounded(self.values)}
 
 
 def parse_query(capture: "Capture", query: str | None) -> int | None:
-    """Token index of --query: 'ROW,COL' or a prefix name like [CLS] for images; an index or word for text."""
+    """Token index of --query: for images '(ROW,COL)', 'ROW,COL', a patch index or a prefix name; for text a word."""
     if query is None:
         return None
     text = query.strip()
-    if capture.kind == "image" and capture.grid is not None:
+    if capture.kind is Kind.image and capture.grid is not None:
         grid = capture.grid
         for i, label in enumerate(grid.prefix_labels):
             if text.lower() in (label.lower(), label.strip("[]").lower()):
                 return i
-        parts = text.replace("(", "").replace(")", "").split(",")
+        parts = [p for p in text.replace("(", "").replace(")", "").split(",")]
         try:
-            row, col = (int(p) for p in parts)
+            numbers = [int(p) for p in parts]
         except ValueError:
-            raise UsageError(f"--query {query!r}: give a patch as ROW,COL (e.g. 3,4) or a prefix token "
-                             f"({', '.join(grid.prefix_labels)})") from None
-        row = resolve_index(row, grid.rows, "row", "the patch grid")
-        col = resolve_index(col, grid.cols, "column", "the patch grid")
+            numbers = []
+        if len(numbers) == 1:  # a patch index, row-major from 0
+            patch = resolve_index(numbers[0], grid.n_patches, "patch", "the patch grid")
+            return grid.prefix + patch
+        if len(numbers) != 2:
+            raise UsageError(f"--query {query!r}: give a patch as ROW,COL (e.g. 3,4), a patch index "
+                             f"(0..{grid.n_patches - 1}) or a prefix token ({', '.join(grid.prefix_labels)})")
+        row = resolve_index(numbers[0], grid.rows, "row", "the patch grid")
+        col = resolve_index(numbers[1], grid.cols, "column", "the patch grid")
         return grid.token_of(row, col)
     from attncli.views.explain import find_token
 
@@ -88,77 +231,93 @@ def parse_query(capture: "Capture", query: str | None) -> int | None:
         raise UsageError(exc.message.replace("--token", "--query"), hint) from None
 
 
-def query_map(
-    capture: "Capture",
-    layer: int = -1,
-    head: int | None = None,
-    fuse: Fuse | str = Fuse.mean,
-    query: int | None = None,
-    method: Method | str = Method.attention,
-    discard_ratio: float = 0.0,
-    gradients: "np.ndarray | None" = None,
-    target_label: str | None = None,
-) -> AttentionMap:
-    """Image: the query token's attention (default CLS) over the patch grid. Text: the matrix, or one query's row.
+def image_facts(capture: "Capture") -> ImageFacts:
+    """The picture facts of an image capture."""
+    if capture.kind is not Kind.image or capture.grid is None or capture.image is None:
+        raise UsageError("this view draws over an image: it needs an image capture",
+                         "capture an image first, e.g. attn heatmap IMAGE")
+    size = tuple(capture.input_size) if capture.input_size is not None else None
+    return ImageFacts(capture.image, capture.grid, capture.source, size,  # type: ignore[arg-type]
+                      capture.predictions[0] if capture.predictions else None)
 
-    ``method`` picks the map (attncli.methods.dispatch); grad-rollout needs ``gradients`` (attncli.gradcapture).
-    """
+
+def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndarray | None" = None,
+              target_label: str | None = None) -> PatchMap:
+    """The query's (default [CLS]) map over the patch grid for the spec's method, layer and heads."""
     from attncli.methods.dispatch import check_method_options, describe, method_rows
 
-    method = check_method_options(method, head, discard_ratio)
-    layer_i = capture.layer_index(layer)
-    head_i = capture.head_index(head) if head is not None else None
-    fuse_name = Fuse(fuse).value
-    is_grid = capture.kind == "image" and capture.grid is not None
-    q = (0 if query is None else query) if is_grid else query
-    protect = range(capture.grid.prefix) if is_grid else (0,)  # rollout never discards the CLS-like column(s)
-    matrix = method_rows(capture.attentions, method, layer_i, head=head_i, fuse=fuse, discard_ratio=discard_ratio,
-                         gradients=gradients, protect=protect, queries=None if q is None else [q])  # (Q or 1, K)
-    note = None if method is Method.attention else describe(method, layer_i, head_i, fuse_name, capture.n_heads,
-                                                            discard_ratio, target_label)
-    common = dict(layer=layer_i, head=head_i, fuse=fuse_name, model_id=capture.model_id,
-                  labels=list(capture.tokens), special=list(capture.special), method=method.value, method_note=note)
-    if is_grid:
-        values, outside = _on_grid(matrix[0], capture)
-        if method is Method.grad_rollout:
-            outside = None  # relevance rows do not sum to 1: there is no "share" left on the prefix
-        return AttentionMap(values=values, kind="grid", query=q, query_label=capture.tokens[q], outside=outside,
-                            **common)
-    if query is None:
-        return AttentionMap(values=matrix, kind="matrix", query=None, query_label=None, **common)
-    return AttentionMap(values=matrix[0], kind="row", query=query, query_label=capture.tokens[query], **common)
+    facts = image_facts(capture)
+    method = check_method_options(spec.method, spec.head, spec.discard_ratio)
+    layer_i = capture.layer_index(spec.layer)
+    head_i = capture.head_index(spec.head) if spec.head is not None else None
+    q = parse_query(capture, spec.query)
+    q = 0 if q is None else q
+    grid = facts.grid
+    row = method_rows(capture.attentions, method, layer_i, head=head_i, fuse=spec.fuse,
+                      discard_ratio=spec.discard_ratio, gradients=gradients, protect=range(grid.prefix),
+                      queries=[q])[0]  # (K,)
+    values, outside = _on_grid(row, grid)
+    if method is Method.grad_rollout:
+        outside = None  # relevance rows do not sum to 1: there is no "share" left on the prefix
+    fuse = Fuse(spec.fuse).value
+    note = None if method is Method.attention else describe(method, layer_i, head_i, fuse, capture.n_heads,
+                                                            spec.discard_ratio, target_label)
+    scale = spec.scale or default_scale(method)
+    vmin, vmax = colour_range(values, scale)
+    return PatchMap(values, facts, q, capture.tokens[q], layer_i, head_i, fuse, capture.n_heads, capture.model_id,
+                    method, note, outside, scale, vmin, vmax)
 
 
-def head_maps(capture: "Capture", layer: int = -1, query: int | None = None) -> AttentionMap:
-    """Every head of one layer as its own grid: values (heads, rows, cols) (images only)."""
+def head_panels(capture: "Capture", spec: MapSpec = MapSpec()) -> HeadPanels:
+    """Every head of one layer as its own patch map (raw attention)."""
     import numpy as np
 
-    if capture.kind != "image" or capture.grid is None:
+    if spec.method is not Method.attention:
+        raise UsageError(f"--all-heads shows each head of one layer; {spec.method.value} combines the heads",
+                         "drop --all-heads, or use --method attention")
+    if capture.kind is not Kind.image or capture.grid is None:
         raise UsageError("--all-heads draws one patch-grid panel per head: it needs an image capture",
                          "for text, pick one head with --head")
-    layer_i = capture.layer_index(layer)
-    q = 0 if query is None else query
-    panels = [_on_grid(capture.attentions[layer_i, h, q], capture)[0] for h in range(capture.n_heads)]
-    outside = float(1.0 - np.mean([p.sum() for p in panels]))
-    return AttentionMap(values=np.stack(panels), kind="heads", layer=layer_i, head=None, fuse="none", query=q,
-                        query_label=capture.tokens[q], model_id=capture.model_id, labels=list(capture.tokens),
-                        special=list(capture.special), outside=outside)
+    facts = image_facts(capture)
+    layer_i = capture.layer_index(spec.layer)
+    q = parse_query(capture, spec.query)
+    q = 0 if q is None else q
+    panels = [_on_grid(capture.attentions[layer_i, h, q], facts.grid)[0] for h in range(capture.n_heads)]
+    values = np.stack(panels)  # (heads, rows, cols)
+    outside = float(1.0 - values.sum(axis=(1, 2)).mean())
+    scale = spec.scale or Scale.zero
+    vmin, vmax = colour_range(values, scale)
+    return HeadPanels(values, facts, q, capture.tokens[q], layer_i, capture.model_id, outside, scale, vmin, vmax)
 
 
-def _on_grid(row: "np.ndarray", capture: "Capture") -> "tuple[np.ndarray, float]":
+def token_row(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None" = None,
+              target_label: str | None = None) -> TokenRow:
+    """One text token's (spec.query) map over every token."""
+    from attncli.methods.dispatch import check_method_options, describe, method_rows
+
+    method = check_method_options(spec.method, spec.head, spec.discard_ratio)
+    layer_i = capture.layer_index(spec.layer)
+    head_i = capture.head_index(spec.head) if spec.head is not None else None
+    q = parse_query(capture, spec.query)
+    assert q is not None
+    values = method_rows(capture.attentions, method, layer_i, head=head_i, fuse=spec.fuse,
+                         discard_ratio=spec.discard_ratio, gradients=gradients, queries=[q])[0]  # (K,)
+    fuse = Fuse(spec.fuse).value
+    note = None if method is Method.attention else describe(method, layer_i, head_i, fuse, capture.n_heads,
+                                                            spec.discard_ratio, target_label)
+    scale = spec.scale or default_scale(method)
+    vmin, vmax = colour_range(values, scale)
+    return TokenRow(values, list(capture.tokens), list(capture.special), q, capture.tokens[q], layer_i, head_i, fuse,
+                    capture.n_heads, capture.model_id, method, note, scale, vmin, vmax)
+
+
+def _on_grid(row: "np.ndarray", grid: "PatchGrid") -> "tuple[np.ndarray, float]":
     """A (tokens,) attention row → its patch part as (rows, cols), and the share left on prefix tokens."""
-    grid = capture.grid
     patches = row[grid.prefix:grid.prefix + grid.n_patches]  # (rows*cols,)
     # Not renormalised: the colours show real weights; what the prefix tokens took is reported instead.
     return patches.reshape(grid.rows, grid.cols), float(1.0 - patches.sum())
 
 
-def top_patches(amap: AttentionMap, k: int = 3) -> list[tuple[int, int, float]]:
-    """The k highest cells of a grid map as (row, col, weight), highest first."""
-    rows, cols = amap.values.shape
-    return [(i // cols, i % cols, w) for i, w in top_k(amap.values.reshape(-1), k)]
-
-
-def describe_top(amap: AttentionMap, k: int = 3) -> str:
+def describe_top(amap: PatchMap, k: int = 3) -> str:
     """'(3,4) 0.081, (3,5) 0.062, (4,4) 0.050'."""
-    return ", ".join(f"({r},{c}) {w:.3f}" for r, c, w in top_patches(amap, k))
+    return ", ".join(f"({r},{c}) {w:.3f}" for r, c, w in amap.top(k))

@@ -1,0 +1,257 @@
+"""Sources: what the user gave (text, stdin, a text file, an image, a saved .npz, the last capture) → a Capture.
+
+One resolver for every command and for Python: :func:`plan` classifies the input and checks it cheaply (files
+exist, image headers read, no model loaded), so a command can refuse bad output paths before any work;
+:func:`resolve` then loads the model through its family and captures, or reads the saved capture. Warnings are
+returned in :class:`Resolved`, never printed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from attncli.choices import Device, Purpose
+from attncli.errors import UsageError
+
+if TYPE_CHECKING:
+    from attncli.capture import Capture
+    from attncli.models import LoadedModel
+
+CAPTURE_SUFFIX = ".npz"
+
+
+class InputKind(str, Enum):
+    """What an input is."""
+
+    text = "text"
+    stdin = "stdin"
+    text_file = "text file"
+    image = "image"
+    capture = "capture file"
+    last = "last capture"
+
+
+TEXTS = frozenset({InputKind.text, InputKind.stdin, InputKind.text_file})
+SAVED = frozenset({InputKind.capture, InputKind.last})
+
+
+@dataclass(frozen=True)
+class Generation:
+    """How an encoder-decoder's output is found: given (``target``) or generated."""
+
+    target: str | None = None
+    max_new_tokens: int = 64
+    num_beams: int = 1
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked for: an input (INPUT, --text, --file or --last), a model, what the model is for."""
+
+    value: str | None = None  # INPUT as typed: text, "-", or a path
+    text: str | None = None  # --text: always text, even when it looks like a file name
+    file: Path | None = None  # --file: a text file
+    last: bool = False  # --last
+    model: str | None = None
+    purpose: Purpose | None = None  # None: text → Purpose.text, image → Purpose.image
+    accepts: frozenset[InputKind] = frozenset(InputKind)
+    default_last: bool = False  # no input at all means the last capture
+    value_is_path: bool = False  # INPUT is always a file (text only comes with --text or --file)
+    device: Device = Device.cpu
+    trust_remote_code: bool = False
+    generation: Generation | None = None  # encoder-decoders (align, caption)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked request: what the input is and which files it names (never to be overwritten)."""
+
+    request: Request
+    kind: InputKind
+    inputs: tuple[Path, ...] = ()
+    text: str | None = None  # the text of a text input, read once (stdin can be read only once)
+
+    @property
+    def fresh(self) -> bool:
+        """Whether a model runs (and the capture becomes the last one)."""
+        return self.kind not in SAVED
+
+    @property
+    def purpose(self) -> Purpose:
+        """What the model is loaded for."""
+        if self.request.purpose is not None:
+            return self.request.purpose
+        return Purpose.image if self.kind is InputKind.image else Purpose.text
+
+
+@dataclass
+class Resolved:
+    """The capture of a request, the model that made it (None for a saved capture) and the warnings to show."""
+
+    capture: "Capture"
+    plan: Plan
+    loaded: "LoadedModel | None" = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _given(request: Request) -> list[str]:
+    """The input options that were used."""
+    return [name for name, on in (("INPUT", request.value is not None), ("--text", request.text is not None),
+                                  ("--file", request.file is not None), ("--last", request.last)) if on]
+
+
+def classify_input(request: Request) -> InputKind:
+    """What the input is; a value that looks like a file name must exist."""
+    from attncli.images import image_extensions
+
+    given = _given(request)
+    if not given and request.default_last:
+        return InputKind.last
+    if not given and request.accepts <= TEXTS:
+        raise UsageError("no text given", 'pass it as an argument, with --file PATH, or "-" to read stdin')
+    if len(given) != 1:
+        names = " / ".join(_names(request.accepts))
+        raise UsageError(f"give exactly one input: {names}" if not given else
+                         f"{' and '.join(given)} are different inputs: give one, not both", "use one of them")
+    if request.last:
+        return InputKind.last
+    if request.text is not None:
+        return InputKind.text
+    if request.file is not None:
+        return InputKind.text_file
+    value = request.value or ""
+    if value == "-":
+        return InputKind.stdin
+    path = Path(value)
+    suffix = path.suffix.lower() if len(value) < 1024 else ""
+    looks_like_file = "\n" not in value and " " not in value.strip() and suffix in (
+        {CAPTURE_SUFFIX} | image_extensions())
+    if looks_like_file or request.value_is_path or (InputKind.text not in request.accepts and len(value) < 1024):
+        if _is_dir(path):
+            raise UsageError(f"{value} is a folder", "give one file")
+        if not _is_file(path):
+            hint = "check the path, or use --text to analyse it as text" if InputKind.text in request.accepts \
+                else "check the path"
+            raise UsageError(f"{value}: no such file", hint)
+        return InputKind.capture if suffix == CAPTURE_SUFFIX else InputKind.image
+    return InputKind.text
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file that treats unusable names (too long, NUL bytes) as 'no'."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _is_dir(path: Path) -> bool:
+    """Path.is_dir that treats unusable names as 'no'."""
+    try:
+        return path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _names(kinds: frozenset[InputKind]) -> list[str]:
+    """How each accepted input is given, for messages."""
+    names = {InputKind.text: "TEXT", InputKind.stdin: '"-" (stdin)', InputKind.text_file: "--file PATH",
+             InputKind.image: "IMAGE", InputKind.capture: "a capture saved with --save (.npz)",
+             InputKind.last: "--last"}
+    return [names[k] for k in InputKind if k in kinds]
+
+
+def plan(request: Request) -> Plan:
+    """Classify and check the input without loading anything heavy (image headers are read, not decoded)."""
+    kind = classify_input(request)
+    if kind not in request.accepts:
+        if kind is InputKind.image:
+            raise UsageError(f"{request.value} is an image, but this command takes text",
+                             "caption an image with: attn caption IMAGE; see its attention with: attn heatmap IMAGE")
+        raise UsageError(f"this command does not take a {kind.value}", "it takes " + ", ".join(_names(request.accepts)))
+    if kind in SAVED and request.model is not None:
+        raise UsageError("--model applies when attn captures the input; a saved capture already has its model",
+                         "drop --model, or give the text or image instead")
+    inputs: tuple[Path, ...] = ()
+    if kind is InputKind.image:
+        from attncli.images import probe_image
+
+        probe_image(request.value or "")  # a bad file fails now, not after the model has loaded
+        inputs = (Path(request.value or ""),)
+    elif kind is InputKind.capture:
+        inputs = (Path(request.value or ""),)
+    elif kind is InputKind.text_file:
+        inputs = (Path(request.file or ""),)
+    text = _read(request, kind) if kind in TEXTS else None
+    return Plan(request, kind, inputs, text)
+
+
+def resolve(request: Request | Plan) -> Resolved:
+    """The request's Capture: read from a file, or made now by the model's family."""
+    planned = request if isinstance(request, Plan) else plan(request)
+    req = planned.request
+    if planned.kind in SAVED:
+        from attncli.store import load_capture
+
+        capture = load_capture(None if planned.kind is InputKind.last else req.value)
+        return Resolved(capture, planned)
+    from attncli.models import DEFAULT_MODELS, load_model
+
+    purpose = planned.purpose
+    loaded = load_model(req.model or DEFAULT_MODELS[purpose], purpose, device=req.device,
+                        trust_remote_code=req.trust_remote_code)
+    capture = _capture(planned, loaded)
+    return Resolved(capture, planned, loaded, list(capture.warnings))
+
+
+def _read(request: Request, kind: InputKind) -> str:
+    """The text of a text input (argument, --text, stdin or --file); empty text is a usage error."""
+    from attncli.inputs import read_text
+
+    if kind is InputKind.text_file:
+        return read_text(None, request.file)
+    return read_text(request.text if request.text is not None else request.value)
+
+
+def _capture(planned: Plan, loaded: "LoadedModel") -> "Capture":
+    """Run the loaded model on the input: the family decides how."""
+    purpose, req = planned.purpose, planned.request
+    gen = req.generation or Generation()
+    if purpose is Purpose.align:
+        from attncli.families.encdec import capture_align
+
+        return capture_align(planned.text or "", loaded, target=gen.target,
+                             max_new_tokens=gen.max_new_tokens, num_beams=gen.num_beams)
+    if purpose is Purpose.caption:
+        from attncli.families.encdec import capture_caption
+
+        return capture_caption(req.value or "", loaded, text=gen.target, max_new_tokens=gen.max_new_tokens,
+                               num_beams=gen.num_beams)
+    if planned.kind is InputKind.image:
+        from attncli.families.vit import capture_image
+
+        return capture_image(req.value or "", loaded)
+    from attncli.families.text_capture import capture_text
+
+    capture = capture_text(planned.text or "", loaded)
+    if planned.kind is InputKind.text_file:
+        capture.source = str(Path(req.file or "").resolve())
+    return capture
+
+
+def capture(value: str, model: str | None = None, **kwargs: Any) -> "Capture":
+    """Python entry point: capture text, an image file or read a saved .npz, as the CLI would."""
+    return resolve(Request(value=value, model=model, **kwargs)).capture
+
+
+def image_files(values: list[Path] | list[str]) -> list[Path]:
+    """Image files named or found in folders (sorted by name), each header checked before any model loads."""
+    from attncli.images import collect_images, probe_image
+
+    paths = collect_images(values)
+    for path in paths:
+        probe_image(path)  # headers only: a bad file fails now, not after the model has loaded
+    return paths

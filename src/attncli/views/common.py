@@ -1,0 +1,77 @@
+"""What every view shares: the typed spec a command builds, title words, colour ranges, rounding for JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from attncli.choices import Fuse, Method, Scale
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# Percentiles that bound the colours under Scale.percentile.
+PERCENTILES = (1.0, 99.0)
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """What the user asked to see of a capture: method, layer, head or fusion, query, hidden tokens, colours."""
+
+    method: Method = Method.attention
+    layer: int = -1
+    head: int | None = None
+    fuse: Fuse = Fuse.mean
+    query: str | None = None
+    skip_special: bool = False
+    discard_ratio: float = 0.0
+    scale: Scale | None = None  # None: the method's default (see default_scale)
+    top_k: int = 3
+    target: str | None = None  # grad-rollout: the class to explain
+
+
+def default_scale(method: Method) -> Scale:
+    """Raw attention and relevance from 0; rollout and flow stretched over what is there (else a flat wash)."""
+    return Scale.minmax if Method(method) in (Method.rollout, Method.flow) else Scale.zero
+
+
+def colour_range(values: "np.ndarray", scale: Scale) -> tuple[float, float]:
+    """(vmin, vmax) of the colours for a map under a scale; never an empty range."""
+    import numpy as np
+
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    if scale is Scale.minmax:
+        lo, hi = float(finite.min()), float(finite.max())
+    elif scale is Scale.percentile:
+        lo, hi = (float(v) for v in np.percentile(finite, PERCENTILES))
+    else:
+        lo, hi = 0.0, float(finite.max())
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0)
+    return lo, hi
+
+
+def heads_phrase(head: int | None, fuse: Fuse | str, n_heads: int | None = None) -> str:
+    """'head 3', 'mean of 12 heads', 'its only head'."""
+    if head is not None:
+        return f"head {head}"
+    fuse = Fuse(fuse).value
+    if not n_heads:
+        return f"heads fused by {fuse}"
+    return f"{fuse} of {n_heads} heads" if n_heads > 1 else "its only head"
+
+
+def quantity(method: Method | str) -> str:
+    """What the numbers are: gradient rollout gives relevance, not attention weights."""
+    return "relevance" if Method(method) is Method.grad_rollout else "attention"
+
+
+def rounded(array: "np.ndarray") -> list:
+    """Weights rounded to 6 decimals as nested lists (stable, compact JSON)."""
+    return array.astype("float64").round(6).tolist()  # float64 first: float32 → JSON shows 0.28011101484298706
+
+
+SKIP_NOTE = "special tokens hidden; each row renormalised over the remaining tokens"
