@@ -13,7 +13,8 @@ const NORMALISED = { attention: true, rollout: true, flow: true, "grad-rollout":
 const S = { layer: D.layers.length - 1, head: -1, fuse: "mean", method: D.methods[0], query: D.focus,
             side: "query", key: 0, hide: false };
 const ARR = {};
-const VIEW = {};  // the kind's module fills: build(), draw(), move(dx, dy), home(), thumb(li, h) -> {w, h, v}
+// Filled by the kind's module: build, draw, move(dx, dy), home, rehide, unpreview, thumb(li, h) -> {w, h, v}, thumbKey.
+const VIEW = {};
 
 function el(tag, attrs, text) {
   const e = document.createElement(tag);
@@ -230,7 +231,7 @@ function onKey(e) {
     s: () => { S.hide = !S.hide; VIEW.rehide(); update(); },
     c: () => VIEW.home(),
   }[e.key];
-  if (act) { e.preventDefault(); act(); }
+  if (act) { e.preventDefault(); VIEW.unpreview(); act(); }  // the keyboard wins over the hovered token
 }
 
 async function main() {

@@ -124,7 +124,7 @@ function IMAGE_VIEW() {
       }
       $("stage").append(box);
     },
-    draw, move, thumb,
+    draw, move, unpreview() { preview = null; }, thumb,
     rehide() {
       for (const w of document.querySelectorAll("#words .tok")) w.classList.toggle("hidden", !queryVisible(+w.dataset.index));
       if (!queryVisible(S.query)) S.query = Math.max(0, QUERIES.findIndex((_, q) => queryVisible(q)));

@@ -123,7 +123,7 @@ function TEXT_VIEW() {
         set({ side: "query", query: rows[Math.min(rows.length - 1, Math.floor((e.clientY - r.top) / r.height * rows.length))] });
       });
     },
-    draw, move, rehide, thumb,
+    draw, move, unpreview() { preview = null; }, rehide, thumb,
     home() { set({ side: "query", query: D.focus }); },
     thumbKey() { return "matrix"; },
   });
