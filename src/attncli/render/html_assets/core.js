@@ -107,8 +107,8 @@ function headWords() {
 
 function updateStatus() {
   const st = $("status"), L = D.layers[S.layer];
-  const what = CROSS ? "cross-attention" : S.method;
-  st.textContent = `${D.model_id} · ${D.input || D.kind} · layer ${L}${CROSS ? " (decoder)" : ""} · ${headWords()} · ${what}`;
+  const what = CROSS ? " · cross-attention" : S.method === "attention" ? " · attention" : "";  // other methods name themselves
+  st.textContent = `${D.model_id} · ${D.input || D.kind} · layer ${L}${CROSS ? " (decoder)" : ""} · ${headWords()}${what}`;
   Object.assign(st.dataset, { layer: L, head: S.method === "attention" && S.head >= 0 ? S.head : "fused",
                               fuse: S.fuse, method: S.method, query: S.query, side: S.side, key: S.key });
   $("precision").textContent = `${D.precision}; this view: ±${bound().toPrecision(3)} ` +
