@@ -295,3 +295,19 @@ def test_align_page_target_rows_and_source_columns(browser, models, tmp_path):
     check_row(page, cross[0, 0, :, 2], head_bound(view, 0, 0))
     assert page.screenshot_variance() > 5
     page.close()
+
+
+def test_long_input_page_loads_and_reads_right(browser, tmp_path):
+    """400 tokens: a 160k-cell matrix (spreading it into Math.max once overflowed the stack)."""
+    from attncli.capture import Capture
+
+    n = 400
+    x = np.random.default_rng(0).standard_normal((2, 2, n, n)).astype(np.float32)
+    att = np.exp(x) / np.exp(x).sum(-1, keepdims=True)
+    words = ["[CLS]"] + [f"w{i}" for i in range(n - 2)] + ["[SEP]"]
+    cap = Capture(att, words, [True] + [False] * (n - 2) + [True], "long", text=" ".join(words[1:-1]))
+    view = interactive_view(cap)
+    page = Page(browser, write_html(view, tmp_path / "long.html"))
+    page.page.click("#qcol li[data-index='7']")
+    check_row(page, att[1].mean(0)[7].astype(np.float64), head_bound(view, 1, None))
+    page.close()

@@ -91,7 +91,14 @@ function shownRow(q, li = S.layer, head = S.head) {
 function bound(li = S.layer) {
   const arr = arrayFor(S.method, S.fuse);
   const scales = S.method === "attention" && S.head < 0 ? arr.scales[li] : [arr.scales[li][Math.max(S.head, 0)]];
-  return Math.max(...scales) / 2;
+  return maxOf(scales, 0) / 2;
+}
+
+// Largest value (at least floor) without spreading: Math.max(...v) overflows the stack for big matrices.
+function maxOf(values, floor = 1e-12) {
+  let top = floor;
+  for (const v of values) if (v > top) top = v;
+  return top;
 }
 
 function fmt(w) { return w.toFixed(4); }
@@ -122,7 +129,7 @@ function readout(title, entries, head) {
   const thead = $("readout").tHead, body = $("readout").tBodies[0];
   thead.replaceChildren(el("tr"));
   for (const h of head) thead.rows[0].append(el("th", {}, h));
-  const top = Math.max(1e-12, ...entries.map((e) => e.weight));
+  const top = maxOf(entries.map((e) => e.weight));
   body.replaceChildren(...entries.map((e) => {
     const tr = el("tr", Object.assign({ "data-index": e.index, "data-weight": String(e.weight) }, e.data || {}));
     if (e.selected) tr.className = "selected";
@@ -146,7 +153,7 @@ function colour(t) {
 function paint(canvas, w, h, values, max) {
   canvas.width = w; canvas.height = h;
   const ctx = canvas.getContext("2d"), img = ctx.createImageData(w, h);
-  const top = max || Math.max(1e-12, ...values);
+  const top = max || maxOf(values);
   for (let i = 0; i < w * h; i++) {
     const c = colour(values[i] / top);
     img.data.set([c[0], c[1], c[2], 255], i * 4);

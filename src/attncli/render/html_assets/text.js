@@ -32,7 +32,7 @@ function TEXT_VIEW() {
 
   function draw() {
     const f = focus(), ws = weights(f);
-    const top = Math.max(1e-12, ...ws.map((w) => w.weight));
+    const top = maxOf(ws.map((w) => w.weight));
     const from = f.side === "query" ? qcol : kcol, to = f.side === "query" ? kcol : qcol;
     for (const li of document.querySelectorAll(".columns .tok")) {
       li.style.setProperty("--w", 0);
