@@ -191,7 +191,7 @@ def test_cross_attention_views(source, kind):
     assert (view.image_uri is not None) == (kind == "caption")
 
 
-def test_flow_that_is_too_expensive_is_refused_before_any_work():
+def test_flow_that_is_too_expensive_is_refused_with_a_hint():
     cap = text_capture(layers=12, heads=1, n=60)
     with pytest.raises(NotSupportedError, match="too large"):
         interactive_view(cap, methods=("flow",))
