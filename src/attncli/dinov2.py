@@ -235,11 +235,16 @@ def _run_converted(folder: Path, x: "np.ndarray") -> "np.ndarray":
         return model.eval()(pixel_values=torch.from_numpy(x)).last_hidden_state.numpy()
 
 
+def onnxruntime_available() -> bool:
+    """Whether onnxruntime is installed (then conversions are checked against it, not the fingerprint)."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
 def _verify(data: bytes, graph: Graph, folder: Path, prefix: str, fingerprint: tuple[float, ...]) -> tuple:
     """Compare the converted backbone with onnxruntime, else with the stored fingerprint: (how, error, max |out|)."""
     import numpy as np
 
-    if importlib.util.find_spec("onnxruntime") is not None:
+    if onnxruntime_available():
         import onnxruntime
 
         output = _backbone_output_name(graph, prefix)
