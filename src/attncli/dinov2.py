@@ -344,10 +344,11 @@ def read_marker(folder: Path) -> dict | None:
     return marker if isinstance(marker, dict) else None
 
 
-def is_current(folder: Path, source_sha256: str = ONNX_SHA256) -> bool:
-    """True when folder holds a finished conversion of this source in this converter's format."""
+def is_current(folder: Path, source_sha256: str | None = None) -> bool:
+    """True when folder holds a finished conversion of this source (default: the pinned file) in this format."""
     marker = read_marker(folder)
-    if marker is None or marker.get("format") != FORMAT or marker.get("source_sha256") != source_sha256:
+    wanted = source_sha256 or ONNX_SHA256
+    if marker is None or marker.get("format") != FORMAT or marker.get("source_sha256") != wanted:
         return False
     weights = Path(folder) / "model.safetensors"
     return (Path(folder) / "config.json").is_file() and weights.is_file() and \
