@@ -20,9 +20,9 @@ import numpy as np
 
 from attncli.capture import Capture, capture_text
 from attncli.grid import PatchGrid
-from attncli.htmlview import interactive_view
+from attncli.views.interactive import interactive_view
 from attncli.render.html import html_document, write_html
-from attncli.vision import capture_image
+from attncli.families.vit import capture_image
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

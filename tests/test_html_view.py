@@ -14,7 +14,7 @@ from attncli.capture import Capture
 from attncli.choices import Fuse
 from attncli.errors import NotSupportedError, UsageError
 from attncli.grid import PatchGrid
-from attncli.htmlview import DEFAULT_MAX_BYTES, InteractiveView, interactive_view, pack
+from attncli.views.interactive import DEFAULT_MAX_BYTES, InteractiveView, interactive_view, pack
 from attncli.render.html import html_document, write_html
 
 MB = 1_000_000
@@ -236,7 +236,7 @@ def test_view_round_trips_through_its_dict():
 
 
 def test_view_and_renderer_modules_import_nothing_heavy():
-    code = ("import sys, attncli.htmlview, attncli.render.html; "
+    code = ("import sys, attncli.views.interactive, attncli.render.html; "
             "print([m for m in ('numpy', 'torch', 'matplotlib', 'rich', 'PIL', 'transformers') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

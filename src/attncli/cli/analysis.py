@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from attncli.choices import Device, Format, Fuse, Purpose
-from attncli.cli.common import Target, check_save_path, keep, outputs, show
-from attncli.cli.options import DeviceOpt, FuseOpt, JsonOpt, ModelOpt, SaveOpt, TrustOpt, WidthOpt
+from attncli.cli.common import Target, check_save_path, keep, outputs, show, with_page
+from attncli.cli.options import DeviceOpt, FuseOpt, JsonOpt, ModelOpt, OutOpt, SaveOpt, TrustOpt, WidthOpt
 from attncli.errors import UsageError
 
 
@@ -31,6 +31,9 @@ def stats(
     as_json: JsonOpt = False,
     csv: Annotated[Optional[str], typer.Option("--csv", metavar="PATH|-", help="Also write the rows as CSV to a file, or - for stdout (instead of the table).")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", metavar="FILE", help="Draw mean attention distance per head against layer (.png/.svg/.pdf).")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", metavar="FILE", help="Also write an interactive page of the capture (.html), or the "
+                                               "distance figure (.png/.svg/.pdf, as --plot).")] = None,
     width: WidthOpt = None,
     save: SaveOpt = None,
     device: DeviceOpt = Device.cpu,
@@ -60,12 +63,12 @@ def stats(
 
         output_format(plot, (Format.figure,))
         extra.append(Target(Format.figure, plot))
-    where = outputs(as_json=as_json, terminal=csv != "-", width=width, inputs=plan.inputs, extra=extra)
+    where = outputs(as_json=as_json, output=output, terminal=csv != "-", width=width, inputs=plan.inputs, extra=extra)
     resolved = sources.resolve(plan)
     full = capture_stats(resolved.capture)
     report = full.select(layer, sort, ascending)
     keep(resolved, save)
-    show(report, where)
+    show(report, with_page(where, resolved.capture))
 
 
 def parse_methods(value: str) -> "list":

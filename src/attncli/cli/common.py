@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -24,6 +24,7 @@ class Target:
 
     fmt: Format
     path: Path | None = None
+    view: Any = None  # a view of its own (the interactive page), instead of the command's view
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Outputs:
 
 
 def outputs(*, as_json: bool = False, output: Path | None = None, terminal: bool = True, width: int | None = None,
-            file_formats: Iterable[Format] = (Format.figure,), inputs: Iterable[Path | str] = (),
+            file_formats: Iterable[Format] = (Format.figure, Format.html), inputs: Iterable[Path | str] = (),
             extra: Iterable[Target] = ()) -> Outputs:
     """The destinations a command's flags ask for, checked before any work (bad suffix, folder, an input)."""
     from attncli.outputs import check_output, output_format
@@ -117,7 +118,7 @@ def show(view: Any, where: Outputs) -> None:
 
     width = terminal_width(where.width)
     for target in where.targets:
-        result = render(view, target.fmt, path=target.path, width=width)
+        result = render(target.view if target.view is not None else view, target.fmt, path=target.path, width=width)
         if isinstance(result, Path):
             say(f"wrote {result}")
         elif target.path is not None:  # text formats written to a file
@@ -129,6 +130,22 @@ def show(view: Any, where: Outputs) -> None:
             sys.stdout.flush()
         else:
             out(where.width).print(result, crop=False)  # never-wrapped lines (see render.terminal.line) stay whole
+
+
+def with_page(where: Outputs, capture: "Capture", spec: Any = None, grads: Any = None,
+              label: str | None = None) -> Outputs:
+    """Give an HTML target its interactive view of the capture (built only when a page is asked for)."""
+    if not any(t.fmt is Format.html for t in where.targets):
+        return where
+    from attncli.choices import Method
+    from attncli.views.interactive import interactive_view
+
+    method = getattr(spec, "method", Method.attention)
+    methods = [Method.attention, Method.rollout] + ([method] if method in (Method.flow, Method.grad_rollout) else [])
+    page = interactive_view(capture, methods=methods, gradients=grads, target_label=label,
+                            discard_ratio=getattr(spec, "discard_ratio", 0.0))
+    warn([w for w in page.warnings if w not in capture.warnings])
+    return Outputs(tuple(replace(t, view=page) if t.fmt is Format.html else t for t in where.targets), where.width)
 
 
 def check_save_path(save: Path | None, inputs: Iterable[Path | str] = ()) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from attncli.choices import Device, Fuse, Purpose
-from attncli.cli.common import check_save_path, keep, outputs, show
+from attncli.cli.common import check_save_path, keep, outputs, show, with_page
 from attncli.cli.options import DeviceOpt, FuseOpt, HeadOpt, JsonOpt, OutOpt, SaveOpt, TrustOpt, WidthOpt
 from attncli.errors import UsageError
 
@@ -77,7 +77,7 @@ def align(
 
     view = align_view(resolved.capture, layer, head, fuse, skip_special)
     keep(resolved, save)
-    show(view, where)
+    show(view, with_page(where, resolved.capture))
 
 
 def caption(
@@ -118,4 +118,4 @@ def caption(
 
     view = caption_view(resolved.capture, layer, head, fuse, skip_special, top_k)
     keep(resolved, save)
-    show(view, where)
+    show(view, with_page(where, resolved.capture))

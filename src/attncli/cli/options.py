@@ -47,7 +47,8 @@ TargetOpt = Annotated[
 ]
 OutOpt = Annotated[
     Optional[Path], typer.Option("--output", "-o", metavar="FILE",
-                                 help="Also write the view to FILE: .png, .svg or .pdf (a figure).")
+                                 help="Also write the view to FILE: a figure (.png, .svg, .pdf) or an interactive "
+                                      "page that opens offline in any browser (.html).")
 ]
 WidthOpt = Annotated[
     Optional[int], typer.Option("--width", min=20, metavar="N",

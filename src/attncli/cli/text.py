@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from attncli.choices import Device, Format, Fuse, Method, Purpose
-from attncli.cli.common import check_save_path, gradients, keep, outputs, show
+from attncli.choices import Device, Fuse, Method, Purpose
+from attncli.cli.common import check_save_path, gradients, keep, outputs, show, with_page
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
                                  OutOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt, WidthOpt)
 from attncli.errors import UsageError
@@ -55,8 +55,7 @@ def explain(
     plan = sources.plan(sources.Request(value=text, file=file, model=model or "minilm", purpose=purpose,
                                         accepts=sources.TEXTS, device=device, trust_remote_code=trust_remote_code))
     check_save_path(save, plan.inputs)
-    where = outputs(as_json=as_json, output=output, width=width, file_formats=(Format.figure,),
-                    inputs=plan.inputs)
+    where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
     resolved = sources.resolve(plan)
     grads, label = gradients(resolved, spec)
     from attncli.views.explain import TokenMatrix, TokenTable, layer_matrix, profile_of
@@ -66,4 +65,4 @@ def explain(
     else:
         view = layer_matrix(resolved.capture, spec, grads, label, TokenMatrix if matrix else TokenTable)
     keep(resolved, save)
-    show(view, where)
+    show(view, with_page(where, resolved.capture, spec, grads, label))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from attncli.choices import Device, Format, Fuse, Kind, Method, Purpose
-from attncli.cli.common import (Target, check_save_path, err, gradients, keep, keep_capture, outputs, say, show)
+from attncli.cli.common import check_save_path, err, gradients, keep, keep_capture, outputs, say, show, with_page
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
                                  OutOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TrustOpt, WidthOpt)
 from attncli.errors import UsageError
@@ -68,7 +68,7 @@ def classify(
     if len(paths) > 1:
         say(f"last capture: {first[0].source} (the first image); `attn heatmap` re-renders it, "
             "`attn heatmap IMAGE` captures another")
-    show(classify_result(rows, first[1], first[0].source), where)
+    show(classify_result(rows, first[1], first[0].source), with_page(where, first[0], spec))
 
 
 class _Progress:
@@ -119,7 +119,7 @@ def patches(
                                         accepts=frozenset({sources.InputKind.image}), device=device,
                                         trust_remote_code=trust_remote_code))
     where = outputs(as_json=as_json, output=output or Path(f"patches-{image.stem}.png"), width=width,
-                    inputs=plan.inputs)
+                    file_formats=(Format.figure,), inputs=plan.inputs)
     resolved = sources.resolve(plan)
     from attncli.families.vit import position_embeddings
     from attncli.views.patches import patches_view
@@ -146,7 +146,8 @@ def heatmap(
     ] = None,
     all_heads: Annotated[bool, typer.Option("--all-heads", help="One panel per head of the layer (images).")] = False,
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", metavar="FILE", help="Figure file: .png (default name: heatmap-…png), .svg or .pdf.")] = None,
+        "--output", "-o", metavar="FILE", help="Figure file (.png, .svg, .pdf; default heatmap-….png) or an "
+                                               "interactive page (.html).")] = None,
     terminal: Annotated[
         bool, typer.Option("--terminal", help="Draw in the terminal instead of writing a file.")] = False,
     text: Annotated[
@@ -194,6 +195,7 @@ def heatmap(
     capture = resolved.capture
     spec = MapSpec(method=method, layer=layer, head=head, fuse=fuse, query=query, skip_special=skip_special,
                    discard_ratio=discard_ratio, scale=scale, target=target_class)
+    grads, label = None, None
     if capture.cross_attentions is not None:  # from attn align / attn caption: target × source instead
         view: Any = _cross_view(capture, spec, all_heads)
     else:
@@ -208,7 +210,7 @@ def heatmap(
         name = check_output(_default_name(capture, view), plan.inputs)
         where = outputs(output=name, terminal=False, width=width, inputs=plan.inputs)
     keep(resolved, save)
-    show(view, where)
+    show(view, with_page(where, capture, spec, grads, label))
 
 
 def _self_view(capture: "Capture", spec: Any, all_heads: bool, grads: Any, label: str | None) -> Any:

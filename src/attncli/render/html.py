@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import html
 import json
-from functools import lru_cache
+from functools import lru_cache, singledispatch
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
+from attncli.choices import Format
 from attncli.store import write_atomic
-
-if TYPE_CHECKING:
-    from attncli.htmlview import InteractiveView
+from attncli.views.interactive import InteractiveView
 
 ASSETS = ("core.js", "text.js", "image.js")
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
@@ -54,3 +53,19 @@ def html_document(view: "InteractiveView") -> str:
 def write_html(view: "InteractiveView", path: Path | str) -> Path:
     """Write the page atomically and return its path."""
     return write_atomic(Path(path), html_document(view).encode("utf-8"))
+
+
+@singledispatch
+def render(view: Any, path: Path | None = None, **options: Any) -> Path:
+    """Only the interactive view has a page (commands build it from their capture when -o ends in .html)."""
+    from attncli.render import unsupported
+
+    raise unsupported(view, Format.html)
+
+
+@render.register
+def _(view: InteractiveView, path: Path | None = None, **options: Any) -> Path:
+    from attncli.render.figures import write_bytes
+
+    assert path is not None, "a page needs a path"
+    return write_bytes(Path(path), html_document(view).encode("utf-8"))
