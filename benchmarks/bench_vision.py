@@ -73,10 +73,11 @@ def classify_throughput(model_dir: Path, paths: list[Path], batch_size: int, run
     """Images/second of attncli's capture path, of the default pipeline and of the pipeline with batching."""
     from transformers import pipeline
 
-    from attncli.families.vit import capture_images, load_image_model
+    from attncli.choices import Purpose
+    from attncli.sources import capture_images, load
     from attncli.views.classify import summarise
 
-    loaded = load_image_model(str(model_dir))
+    loaded = load(str(model_dir), Purpose.image_classification)
     pipe = pipeline("image-classification", model=str(model_dir), device="cpu")
     files = [str(p) for p in paths]
 
@@ -113,7 +114,7 @@ def wall(cmd: list[str], env: dict) -> float:
 def heatmap_vs_torch(model_dir: Path, image: Path, workdir: Path, runs: int) -> tuple[float, float]:
     """Median seconds of `attn heatmap --layer 6` from the last capture and of `python -c "import torch"`."""
     from attncli.store import save_capture
-    from attncli.families.vit import capture_image
+    from attncli.sources import capture_image
 
     cache = workdir / "cache"
     save_capture(capture_image(image, str(model_dir)), cache / "last.npz")

@@ -22,7 +22,7 @@ from attncli.capture import Capture, capture_text
 from attncli.grid import PatchGrid
 from attncli.views.interactive import interactive_view
 from attncli.render.html import html_document, write_html
-from attncli.families.vit import capture_image
+from attncli.sources import capture_image
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -37,11 +37,12 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     return cache
 
 
-def run_attn(*args: str, env: dict | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+def run_attn(*args: str, env: dict | None = None, stdin: str | None = None,
+             cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `python -m attncli ARGS` in a fresh process (the way a user runs it)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "attncli", *args], capture_output=True, text=True,
-                          env=full_env, input=stdin, timeout=300)
+                          env=full_env, input=stdin, timeout=300, cwd=cwd)
 
 
 @pytest.fixture

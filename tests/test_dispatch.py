@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from attncli.families.text_capture import capture_text
+from attncli.sources import capture_text
 from attncli.errors import NotSupportedError, UsageError
 from attncli.methods.dispatch import check_method_options, describe, method_rows
 from attncli.methods.flow import attention_flow
@@ -77,7 +77,7 @@ def test_gradients_for_an_image_capture_and_a_lost_source(tmp_path):
     from PIL import Image
 
     from attncli.gradcapture import gradients_for
-    from attncli.families.vit import capture_image
+    from attncli.sources import capture_image
     from tiny_vision import make_vit
 
     vit = make_vit(tmp_path / "vit")

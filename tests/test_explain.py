@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from attncli.capture import Capture
-from attncli.families.text_capture import capture_text
+from attncli.sources import capture_text
 from attncli.errors import UsageError
 from attncli.views.explain import find_token, layer_view, token_profile
 from attncli.render.terminal import top_table

@@ -120,7 +120,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
 # --- text ------------------------------------------------------------------------------------------------------
 
 def test_text_page_tokens_layers_heads_fusion_rollout_and_hiding(browser, tiny_bert, tmp_path):
-    from attncli.families.text_capture import capture_text
+    from attncli.sources import capture_text
     from attncli.methods.rollout import rollout_layers
 
     cap = capture_text(CAT, str(tiny_bert))
@@ -207,7 +207,7 @@ def check_top_patches(page: Page, row_weights: np.ndarray, grid, bound: float) -
 
 
 def test_image_page_cls_patches_keyboard_layers_and_heads(browser, models, tmp_path):
-    from attncli.families.vit import capture_image
+    from attncli.sources import capture_image
 
     cap = capture_image(models["photo"], str(models["vit"]))
     att, grid = cap.attentions.astype(np.float64), cap.grid
@@ -240,7 +240,7 @@ def test_image_page_cls_patches_keyboard_layers_and_heads(browser, models, tmp_p
 
 def test_image_page_flow_is_offered_for_the_prefix_row_only(browser, models, tmp_path):
     from attncli.methods.flow import attention_flow
-    from attncli.families.vit import capture_image
+    from attncli.sources import capture_image
 
     cap = capture_image(models["photo"], str(models["vit"]))
     view = interactive_view(cap, methods=("flow",))
@@ -256,7 +256,7 @@ def test_image_page_flow_is_offered_for_the_prefix_row_only(browser, models, tmp
 # --- cross-attention -------------------------------------------------------------------------------------------
 
 def test_caption_page_words_overlay_their_patches(browser, models, tmp_path):
-    from attncli.families.encdec import capture_caption
+    from attncli.sources import capture_caption
 
     cap = capture_caption(models["photo"], str(models["blip"]), max_new_tokens=5)
     cross, grid = cap.cross_attentions.astype(np.float64), cap.grid
@@ -275,7 +275,7 @@ def test_caption_page_words_overlay_their_patches(browser, models, tmp_path):
 
 
 def test_align_page_target_rows_and_source_columns(browser, models, tmp_path):
-    from attncli.families.encdec import capture_align
+    from attncli.sources import capture_align
 
     cap = capture_align("the cat sat on the mat", str(models["marian"]), max_new_tokens=4)
     cross = cap.cross_attentions.astype(np.float64)  # (L, H, T, S)

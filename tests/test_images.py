@@ -243,7 +243,7 @@ def test_seen_image_undoes_the_processor(vit, tmp_path):
 
 @pytest.mark.parametrize("builder,prefix", [("vit", 1), ("deit", 2), ("registers", 4), ("beit", 1)])
 def test_capture_images_layout_and_prefix(builder, prefix, request, tmp_path):
-    from attncli.families.vit import capture_images
+    from attncli.sources import capture_images
 
     folder = request.getfixturevalue(builder)
     paths = [photo(tmp_path / f"{i}.png", size=(40 + 8 * i, 40)) for i in range(3)]
@@ -265,18 +265,22 @@ def test_capture_images_layout_and_prefix(builder, prefix, request, tmp_path):
 
 
 def test_sequence_length_mismatch_is_reported(vit, tmp_path, monkeypatch):
-    import attncli.families.vit as vision
+    import attncli.sources as vision
 
-    monkeypatch.setattr(vision.FAMILY, "prefix_labels", lambda config: ("[CLS]", "[X]"))
+    import attncli.families.vit as vit_family
+
+    monkeypatch.setattr(vit_family.FAMILY, "prefix_labels", lambda config: ("[CLS]", "[X]"))
     with pytest.raises(CaptureError, match="expected 18 tokens"):
         next(vision.capture_images([photo(tmp_path / "a.png")], str(vit)))
 
 
 def test_position_embeddings_found_per_family(vit, registers, beit):
-    from attncli.families.vit import load_image_model, position_embeddings
+    from attncli.families.vit import position_embeddings
+    from attncli.choices import Purpose
+    from attncli.sources import load as load_image_model
 
-    table, grid = position_embeddings(load_image_model(str(vit)))
+    table, grid = position_embeddings(load_image_model(str(vit), Purpose.image))
     assert table.shape == (16, 16) and (grid.rows, grid.cols) == (4, 4)
-    table, _ = position_embeddings(load_image_model(str(registers)))
+    table, _ = position_embeddings(load_image_model(str(registers), Purpose.image))
     assert table.shape == (16, 16)  # registers carry no position embedding; CLS's row is dropped
-    assert position_embeddings(load_image_model(str(beit))) is None
+    assert position_embeddings(load_image_model(str(beit), Purpose.image)) is None

@@ -27,7 +27,7 @@ def s2s_models(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def loaded(s2s_models):
     """Each tiny model loaded once through the real loader."""
-    from attncli.families.encdec import load_cross_model
+    from attncli.models import load_model as load_cross_model
 
     from attncli.choices import Purpose
 
@@ -49,7 +49,7 @@ def _rows_sum_to_one(a: np.ndarray) -> bool:
 
 @pytest.mark.parametrize("name", ["marian", "t5", "bart"])
 def test_align_capture_shapes_and_rows(loaded, name):
-    from attncli.families.encdec import capture_align
+    from attncli.sources import capture_align
 
     cap = capture_align(SOURCE, loaded[name], max_new_tokens=6)
     n_src, n_tgt = len(cap.tokens), len(cap.target_tokens)
@@ -70,7 +70,7 @@ def test_align_capture_shapes_and_rows(loaded, name):
 @pytest.mark.parametrize("name", ["marian", "t5"])
 def test_align_labels_line_up_with_tokens(loaded, name):
     from attncli.inputs import clean_label
-    from attncli.families.encdec import capture_align
+    from attncli.sources import capture_align
 
     tok = loaded[name].processor
     cap = capture_align(SOURCE, loaded[name], target="die katze sass")
@@ -88,7 +88,7 @@ def test_align_labels_line_up_with_tokens(loaded, name):
 
 def test_bart_target_keeps_its_leading_bos(loaded):
     """BART trains on labels "<s> ... </s>" after the start token </s>: a given target is scored the same way."""
-    from attncli.families.encdec import capture_align
+    from attncli.sources import capture_align
 
     cap = capture_align(SOURCE, loaded["bart"], target="die katze")
     tok = loaded["bart"].processor
@@ -100,7 +100,7 @@ def test_bart_target_keeps_its_leading_bos(loaded):
 
 @pytest.mark.parametrize("name", ["ved", "blip"])
 def test_caption_capture_grid_image_and_rows(loaded, image, name):
-    from attncli.families.encdec import capture_caption
+    from attncli.sources import capture_caption
 
     cap = capture_caption(image, loaded[name], max_new_tokens=4)
     grid = cap.grid
@@ -116,7 +116,7 @@ def test_caption_capture_grid_image_and_rows(loaded, image, name):
 
 @pytest.mark.parametrize("name, end", [("ved", "<|endoftext|>"), ("blip", "[SEP]")])
 def test_given_caption_is_scored_word_by_word(loaded, image, name, end):
-    from attncli.families.encdec import capture_caption
+    from attncli.sources import capture_caption
 
     cap = capture_caption(image, loaded[name], text="a cat on the mat")
     assert cap.target_tokens == ["a", "cat", "on", "the", "mat", end]
@@ -140,7 +140,7 @@ def test_teacher_forced_scoring_equals_generation(loaded, image, name):
     """Step t of generation attends and scores exactly like row t of the teacher-forced pass over its tokens."""
     import torch
 
-    from attncli.families.encdec import capture_align, capture_caption
+    from attncli.sources import capture_align, capture_caption
 
     lm = loaded[name]
     inputs = _inputs(name, lm, image)
@@ -167,7 +167,8 @@ def test_teacher_forced_scoring_equals_generation(loaded, image, name):
 def test_beam_search_keeps_the_best_beam(loaded):
     import torch
 
-    from attncli.families.encdec import capture_align, generate_ids
+    from attncli.families.encdec import generate_ids
+    from attncli.sources import capture_align
 
     lm = loaded["marian"]
     tok, _ = lm.family.split_processor(lm)
@@ -184,7 +185,7 @@ def test_beam_search_keeps_the_best_beam(loaded):
 # --- bad inputs ------------------------------------------------------------------------------------------------
 
 def test_empty_texts_are_usage_errors(loaded, image):
-    from attncli.families.encdec import capture_align, capture_caption
+    from attncli.sources import capture_align, capture_caption
 
     with pytest.raises(UsageError, match="source text is empty"):
         capture_align("  ", loaded["marian"])
@@ -195,7 +196,7 @@ def test_empty_texts_are_usage_errors(loaded, image):
 
 
 def test_outputs_longer_than_the_decoder_are_refused(loaded, image):
-    from attncli.families.encdec import capture_caption
+    from attncli.sources import capture_caption
 
     with pytest.raises(UsageError, match="the target has 101 tokens but the decoder takes at most 64"):
         capture_caption(image, loaded["ved"], text=" ".join(["cat"] * 100))
@@ -206,7 +207,7 @@ def test_outputs_longer_than_the_decoder_are_refused(loaded, image):
 
 
 def test_wrong_kind_of_model_is_named(loaded, image):
-    from attncli.families.encdec import capture_align, capture_caption
+    from attncli.sources import capture_align, capture_caption
 
     with pytest.raises(UsageError, match=r"is a vision encoder-decoder \(vision-encoder-decoder\), but attn align takes"):
         capture_align(SOURCE, loaded["ved"])
@@ -215,7 +216,7 @@ def test_wrong_kind_of_model_is_named(loaded, image):
 
 
 def test_models_without_cross_attention_are_refused(tiny_bert, tiny_gpt2, tmp_path, image):
-    from attncli.families.encdec import capture_align, capture_caption
+    from attncli.sources import capture_align, capture_caption
 
     with pytest.raises(NotSupportedError) as info:
         capture_align(SOURCE, str(tiny_bert))
@@ -232,7 +233,7 @@ def test_models_without_cross_attention_are_refused(tiny_bert, tiny_gpt2, tmp_pa
 
 @pytest.mark.parametrize("name", ["t5", "ved"])
 def test_capture_round_trips_through_the_store(loaded, image, tmp_path, name):
-    from attncli.families.encdec import capture_align, capture_caption
+    from attncli.sources import capture_align, capture_caption
     from attncli.store import load_capture, save_capture
 
     cap = capture_align(SOURCE, loaded[name], max_new_tokens=3) if name == "t5" else \
@@ -292,7 +293,7 @@ def test_align_table_renders_exactly():
 
 def test_caption_view_top_patches_and_prefix(loaded, image):
     from attncli.views.cross import caption_view
-    from attncli.families.encdec import capture_caption
+    from attncli.sources import capture_caption
 
     cap = capture_caption(image, loaded["blip"], text="a cat")
     view = caption_view(cap, layer=-1, head=1)

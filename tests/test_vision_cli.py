@@ -286,7 +286,7 @@ def test_conflicting_options(cli, vit, pics, tmp_path):
 @pytest.mark.skipif(not (SHAPES / "config.json").is_file(), reason="the shapes model has not been trained yet")
 def test_shapes_model_classifies_fresh_held_out_images(tmp_path):
     from attncli.synthetic import CLASSES, make_dataset, save_samples
-    from attncli.families.vit import capture_images
+    from attncli.sources import capture_images
 
     samples = make_dataset(48, seed=424242)  # a seed neither training (1000) nor validation (2000) used
     paths = save_samples(samples, tmp_path)

@@ -13,9 +13,12 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Capture": "attncli.capture",
-    "capture_text": "attncli.families.text_capture",
-    "capture_image": "attncli.families.vit",
-    "capture_images": "attncli.families.vit",
+    "capture": "attncli.sources",
+    "capture_text": "attncli.sources",
+    "capture_image": "attncli.sources",
+    "capture_images": "attncli.sources",
+    "capture_align": "attncli.sources",
+    "capture_caption": "attncli.sources",
     "load_capture": "attncli.store",
     "save_capture": "attncli.store",
     "AttnError": "attncli.errors",

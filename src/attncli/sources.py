@@ -247,6 +247,63 @@ def capture(value: str, model: str | None = None, **kwargs: Any) -> "Capture":
     return resolve(Request(value=value, model=model, **kwargs)).capture
 
 
+def load(model: "str | LoadedModel", purpose: Purpose, *, device: str | Device = Device.cpu,
+         trust_remote_code: bool = False) -> "LoadedModel":
+    """A loaded model for a purpose (a model already loaded is checked and returned as is)."""
+    from attncli.models import load_model
+
+    if not isinstance(model, str):
+        from attncli.families import require
+
+        require(model.config, purpose, model.ref.model_id)
+        return model
+    return load_model(model, purpose, device=device, trust_remote_code=trust_remote_code)
+
+
+def capture_text(text: str, model: "str | LoadedModel" = "minilm", *, device: str | Device = Device.cpu,
+                 trust_remote_code: bool = False) -> "Capture":
+    """Tokenize text, run the model once with attentions returned, and return a Capture."""
+    from attncli.families.text_capture import capture_text as run
+
+    return run(text, load(model, Purpose.text, device=device, trust_remote_code=trust_remote_code))
+
+
+def capture_images(paths: "list[Path | str]", model: "str | LoadedModel" = "shapes", *,
+                   device: str | Device = Device.cpu, trust_remote_code: bool = False, **kwargs: Any) -> Any:
+    """Run an image model over files in batches; one Capture per image (see families.vit.capture_images)."""
+    from attncli.families.vit import capture_images as run
+
+    loaded = load(model, Purpose.image, device=device, trust_remote_code=trust_remote_code)
+    return run(paths, loaded, **kwargs)
+
+
+def capture_image(path: "Path | str", model: "str | LoadedModel" = "shapes", **kwargs: Any) -> "Capture":
+    """One image's Capture."""
+    return next(iter(capture_images([path], model, **kwargs)))
+
+
+def capture_align(source: str, model: "str | LoadedModel | None" = None, *, device: str | Device = Device.cpu,
+                  trust_remote_code: bool = False, **kwargs: Any) -> "Capture":
+    """Translate (or score ``target=``) with a text encoder-decoder and capture its cross-attention."""
+    from attncli.families.encdec import capture_align as run
+    from attncli.models import DEFAULT_MODELS
+
+    loaded = load(model or DEFAULT_MODELS[Purpose.align], Purpose.align, device=device,
+                  trust_remote_code=trust_remote_code)
+    return run(source, loaded, **kwargs)
+
+
+def capture_caption(image: Any, model: "str | LoadedModel | None" = None, *, device: str | Device = Device.cpu,
+                    trust_remote_code: bool = False, **kwargs: Any) -> "Capture":
+    """Caption an image (or score ``text=``) and capture which patches each word attended to."""
+    from attncli.families.encdec import capture_caption as run
+    from attncli.models import DEFAULT_MODELS
+
+    loaded = load(model or DEFAULT_MODELS[Purpose.caption], Purpose.caption, device=device,
+                  trust_remote_code=trust_remote_code)
+    return run(image, loaded, **kwargs)
+
+
 def image_files(values: list[Path] | list[str]) -> list[Path]:
     """Image files named or found in folders (sorted by name), each header checked before any model loads."""
     from attncli.images import collect_images, probe_image

@@ -44,12 +44,12 @@ def classify(
     check_save_path(save, paths)
     where = outputs(as_json=as_json, output=output, width=width, inputs=paths)
 
-    from attncli.families.vit import capture_images, load_image_model
-    from attncli.models import DEFAULT_MODELS
+    from attncli.families.vit import capture_images
+    from attncli.models import DEFAULT_MODELS, load_model
     from attncli.views.classify import classify_result, summarise
 
-    loaded = load_image_model(model or DEFAULT_MODELS[Purpose.image_classification], device=device,
-                              trust_remote_code=trust_remote_code)
+    loaded = load_model(model or DEFAULT_MODELS[Purpose.image_classification], Purpose.image_classification,
+                        device=device, trust_remote_code=trust_remote_code)
     spec = MapSpec(method=method, discard_ratio=discard_ratio)
     rows, first = [], None
     with _Progress(len(paths), "classifying") as advance:

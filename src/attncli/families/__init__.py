@@ -55,7 +55,7 @@ def serving(purpose: Purpose) -> "list[Family]":
 
 def supported(purpose: Purpose) -> str:
     """'text encoders (BERT, …) or causal language models (GPT-2, …)' for a purpose."""
-    return " or ".join(f.describe() for f in serving(purpose))
+    return " or ".join(f"a {f.describe()}" for f in serving(purpose))
 
 
 def require(config: Any, purpose: Purpose, model_id: str) -> "Family":

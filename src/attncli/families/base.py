@@ -63,3 +63,15 @@ class Family:
     def prefix_labels(self, config: Any) -> tuple[str, ...]:
         """Names of the tokens an image encoder puts before its patches (none for text)."""
         return ()
+
+
+def is_causal_lm(config: Any) -> bool:
+    """A config whose architectures are causal language models (GPT-2, Llama, …)."""
+    names = [str(a) for a in getattr(config, "architectures", None) or []]
+    if any(n.endswith(("ForCausalLM", "LMHeadModel")) for n in names):
+        return True
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
+    model_type = getattr(config, "model_type", "")
+    return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from attncli.choices import Purpose
-from attncli.families.base import Family, Modality
-from attncli.families.text_encoder import _is_causal
+from attncli.families.base import Family, Modality, is_causal_lm
 
 
 class CausalLM(Family):
@@ -22,7 +21,7 @@ class CausalLM(Family):
         """A text config that is not an encoder-decoder and whose model type or architectures are causal LMs."""
         if getattr(config, "is_encoder_decoder", False) or hasattr(config, "vision_config"):
             return False
-        return _is_causal(config)
+        return is_causal_lm(config)
 
 
 FAMILY = CausalLM()

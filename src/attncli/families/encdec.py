@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attncli.capture import Capture, architecture, stack_attentions
-from attncli.choices import Device, Kind, Purpose
+from attncli.choices import Kind, Purpose
 from attncli.errors import CaptureError, NotSupportedError, UsageError
 from attncli.families.base import Family
 
@@ -201,14 +201,6 @@ def check_source_length(n_source: int, grid_tokens: int, model_id: str) -> None:
             f"{grid_tokens}", "use a ViT-style image encoder (one global patch grid)")
 
 
-def load_cross_model(ref: str, purpose: "Purpose", *, device: str | Device = Device.cpu,
-                     trust_remote_code: bool = False) -> "LoadedModel":
-    """Load an encoder-decoder for attn align (text source) or attn caption (image source)."""
-    from attncli.models import load_model
-
-    return load_model(ref, purpose, device=device, trust_remote_code=trust_remote_code)
-
-
 def _cross_family(loaded: "LoadedModel", purpose: "Purpose") -> EncoderDecoder:
     """The loaded model's family, refused when it cannot serve the purpose."""
     from attncli.families import require
@@ -218,16 +210,13 @@ def _cross_family(loaded: "LoadedModel", purpose: "Purpose") -> EncoderDecoder:
     return family
 
 
-def capture_align(source: str, model: "str | LoadedModel" = "Helsinki-NLP/opus-mt-en-de", *,
-                  target: str | None = None, max_new_tokens: int = 64, num_beams: int = 1,
-                  device: str | Device = Device.cpu, trust_remote_code: bool = False) -> Capture:
+def capture_align(source: str, loaded: "LoadedModel", *, target: str | None = None, max_new_tokens: int = 64,
+                  num_beams: int = 1) -> Capture:
     """Translate (or take `target`) with a text encoder-decoder and capture its cross-attention."""
     from attncli.inputs import prepare_text
 
     if not source or not source.strip():
         raise UsageError("the source text is empty", "give at least one word")
-    loaded = model if not isinstance(model, str) else load_cross_model(
-        model, Purpose.align, device=device, trust_remote_code=trust_remote_code)
     family = _cross_family(loaded, Purpose.align)
     tokenizer, _ = family.split_processor(loaded)
     prepared = prepare_text(source, tokenizer, loaded.config)
@@ -249,9 +238,8 @@ def capture_align(source: str, model: "str | LoadedModel" = "Helsinki-NLP/opus-m
     )
 
 
-def capture_caption(image: "Path | str | Image.Image", model: "str | LoadedModel" = "nlpconnect/vit-gpt2-image-captioning",
-                    *, text: str | None = None, max_new_tokens: int = 20, num_beams: int = 1,
-                    device: str | Device = Device.cpu, trust_remote_code: bool = False) -> Capture:
+def capture_caption(image: "Path | str | Image.Image", loaded: "LoadedModel", *, text: str | None = None,
+                    max_new_tokens: int = 20, num_beams: int = 1) -> Capture:
     """Caption an image (or score `text` as its caption) and capture which patches each word attended to."""
     from attncli.families.vit import patch_tokens, preprocess
     from attncli.images import load_image
@@ -260,8 +248,6 @@ def capture_caption(image: "Path | str | Image.Image", model: "str | LoadedModel
     if isinstance(image, (str, Path)):
         source = str(Path(image).resolve())
         image = load_image(image)
-    loaded = model if not isinstance(model, str) else load_cross_model(
-        model, Purpose.caption, device=device, trust_remote_code=trust_remote_code)
     family = _cross_family(loaded, Purpose.caption)
     tokenizer, image_processor = family.split_processor(loaded)
     pre = preprocess([image], image_processor, family.encoder_config(loaded.config))

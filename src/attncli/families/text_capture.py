@@ -5,28 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from attncli.capture import Capture, architecture, stack_attentions
-from attncli.choices import Device, Kind, Purpose
+from attncli.choices import Kind, Purpose
 
 if TYPE_CHECKING:
     from attncli.models import LoadedModel
 
 
-def capture_text(
-    text: str,
-    model: "str | LoadedModel" = "minilm",
-    *,
-    device: str | Device = Device.cpu,
-    trust_remote_code: bool = False,
-) -> Capture:
-    """Tokenize text, run the model once with attentions returned, and return a Capture."""
+def capture_text(text: str, loaded: "LoadedModel") -> Capture:
+    """Tokenize text, run the loaded model once with attentions returned, and return a Capture."""
     import torch
 
     from attncli.families import require
     from attncli.inputs import prepare_text
-    from attncli.models import load_model
 
-    loaded = model if not isinstance(model, str) else load_model(
-        model, Purpose.text, device=device, trust_remote_code=trust_remote_code)
     config = loaded.config
     require(config, Purpose.text, loaded.ref.model_id)
     prepared = prepare_text(text, loaded.processor, config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from attncli.choices import Purpose
-from attncli.families.base import Family, Modality
+from attncli.families.base import Family, Modality, is_causal_lm
 
 
 class TextEncoder(Family):
@@ -22,19 +22,7 @@ class TextEncoder(Family):
             return False
         if hasattr(config, "vision_config") or hasattr(config, "num_mel_bins") or hasattr(config, "patch_size"):
             return False
-        return not _is_causal(config)
-
-
-def _is_causal(config: Any) -> bool:
-    """A config whose architectures are causal language models (GPT-2, Llama, …)."""
-    names = [str(a) for a in getattr(config, "architectures", None) or []]
-    if any(n.endswith(("ForCausalLM", "LMHeadModel")) for n in names):
-        return True
-    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
-
-    model_type = getattr(config, "model_type", "")
-    return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+        return not is_causal_lm(config)
 
 
 FAMILY = TextEncoder()

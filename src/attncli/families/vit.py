@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from attncli.capture import Capture, Prediction, architecture, stack_attentions
-from attncli.choices import Device, Kind, Purpose
+from attncli.choices import Kind, Purpose
 from attncli.errors import CaptureError, NotSupportedError
 from attncli.families.base import Family, Modality
-from attncli.families.windowed_vision import WINDOWED
 from attncli.grid import PatchGrid
 
 if TYPE_CHECKING:
@@ -44,8 +43,7 @@ class VitLike(Family):
         if model_type in GLOBAL_GRID:
             return True
         return (getattr(config, "patch_size", None) is not None and not getattr(config, "is_encoder_decoder", False)
-                and not hasattr(config, "vision_config") and model_type not in WINDOWED
-                and not getattr(config, "window_size", None) and not isinstance(getattr(config, "depths", None), list))
+                and not hasattr(config, "vision_config") and not getattr(config, "window_size", None) and not isinstance(getattr(config, "depths", None), list))
 
     def prefix_labels(self, config: Any) -> tuple[str, ...]:
         """[CLS], DeiT's distillation token, then register tokens."""
@@ -71,7 +69,7 @@ def grid_from_config(config: Any, image_size: tuple[int, int] | None = None) -> 
     """The model's patch grid: patch size from the config, image size from the input (default the config's)."""
     model_type = getattr(config, "model_type", "?")
     windowed = getattr(config, "window_size", None) or isinstance(getattr(config, "depths", None), list)
-    if model_type in WINDOWED or windowed:
+    if windowed:
         raise NotSupportedError(
             f"{model_type} models are not supported yet: their attention works in local windows or stages, "
             "not over one global patch grid", f"use {SUPPORTED}")
@@ -111,18 +109,6 @@ def preprocess(images: Sequence["Image.Image"], processor: Any, config: Any) -> 
     return Preprocessed(pixel_values=pixel_values, images=seen, grid=grid)
 
 
-def load_image_model(
-    model: "str | LoadedModel", *, device: str | Device = Device.cpu, trust_remote_code: bool = False,
-    purpose: Purpose = Purpose.image_classification,
-) -> "LoadedModel":
-    """Load an image model (eager attention, with its classifier when it has one) unless one is given already."""
-    if not isinstance(model, str):
-        return model
-    from attncli.models import load_model
-
-    return load_model(model, purpose, device=device, trust_remote_code=trust_remote_code)
-
-
 def predictions_from_logits(logits: "np.ndarray", config: Any, k: int) -> list[list[Prediction]]:
     """(batch, classes) logits → top-k predictions per image (sigmoid for multi-label models, else softmax)."""
     import numpy as np
@@ -145,12 +131,10 @@ def predictions_from_logits(logits: "np.ndarray", config: Any, k: int) -> list[l
 
 def capture_images(
     paths: Sequence[Path | str],
-    model: "str | LoadedModel" = "shapes",
+    loaded: "LoadedModel",
     *,
     batch_size: int = 8,
     top_k: int = 5,
-    device: str | Device = Device.cpu,
-    trust_remote_code: bool = False,
     on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[Capture]:
     """Classify images in batches with attentions returned; yield one Capture per image, in order.
@@ -160,7 +144,6 @@ def capture_images(
     """
     from attncli.images import load_image
 
-    loaded = load_image_model(model, device=device, trust_remote_code=trust_remote_code)
     config = loaded.config
     grid_from_config(config)  # raises NotSupportedError for windowed models; token counts are checked per batch
     arch = architecture(config)
@@ -218,9 +201,9 @@ def _run_batch(loaded: "LoadedModel", chunk: list, prepared: "Preprocessed", siz
         )
 
 
-def capture_image(path: Path | str, model: "str | LoadedModel" = "shapes", **kwargs: Any) -> Capture:
+def capture_image(path: Path | str, loaded: "LoadedModel", **kwargs: Any) -> Capture:
     """Classify one image and return its Capture (see capture_images)."""
-    return next(capture_images([path], model, **kwargs))
+    return next(capture_images([path], loaded, **kwargs))
 
 
 def _dtype(model: Any) -> Any:

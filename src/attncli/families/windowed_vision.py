@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from attncli.families.base import Family, Modality
-from attncli.families.convolutional import CONVOLUTIONAL
 
 # Model types that attend inside local windows or shrink the grid stage by stage.
 WINDOWED = {"swin", "swinv2", "donut-swin", "maskformer-swin", "pvt", "pvt_v2", "levit", "mobilevit", "mobilevitv2",
@@ -25,8 +24,7 @@ class WindowedVision(Family):
         if model_type in WINDOWED:
             return True
         return (getattr(config, "patch_size", None) is not None
-                and (bool(getattr(config, "window_size", None)) or isinstance(getattr(config, "depths", None), list))
-                and model_type not in CONVOLUTIONAL)
+                and (bool(getattr(config, "window_size", None)) or isinstance(getattr(config, "depths", None), list)))
 
 
 

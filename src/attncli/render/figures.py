@@ -116,7 +116,7 @@ def label_axis(ax, axis: str, labels: Sequence[str], special: Sequence[bool]) ->
 
 def suptitle(fig: "Figure", title: str, notes: Sequence[str] = ()) -> None:
     """The view's title and notes on top of the figure."""
-    fig.suptitle(printable("\n".join([title, *notes])), fontsize=9)
+    fig.suptitle("\n".join(printable(line) for line in [title, *notes]), fontsize=9)
 
 
 def _matrix_size(n_rows: int, n_cols: int) -> tuple[float, float]:
@@ -214,7 +214,7 @@ def overlay_figure(amap: "PatchMap") -> "Figure":
     bar = fig.colorbar(shown, cax=fig.add_axes((0.905, 0.08, 0.015, 0.66)))
     bar.set_label(_bar_label(amap.method.value, rows=False), fontsize=8)
     bar.ax.tick_params(labelsize=8)
-    fig.suptitle(printable(f"{amap.title}\n{map_caption(amap)}"), fontsize=10, y=0.975)
+    fig.suptitle(f"{printable(amap.title)}\n{printable(map_caption(amap))}", fontsize=10, y=0.975)
     return fig
 
 
@@ -255,7 +255,7 @@ def heads_figure(amap: "HeadPanels") -> "Figure":
         ax.set_title(f"head {h} · max {amap.values[h].max():.2f}", fontsize=8)
     bar = fig.colorbar(shown, ax=axes, fraction=0.03, pad=0.01)
     bar.set_label("attention weight (shared scale)", fontsize=8)
-    fig.suptitle(printable(f"{amap.title}\n{map_caption(amap)}"), fontsize=10)
+    fig.suptitle(f"{printable(amap.title)}\n{printable(map_caption(amap))}", fontsize=10)
     return fig
 
 
