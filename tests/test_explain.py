@@ -12,7 +12,7 @@ from attncli.capture import Capture
 from attncli.sources import capture_text
 from attncli.errors import UsageError
 from attncli.views.explain import find_token, layer_view, token_profile
-from attncli.render.terminal import top_table
+from attncli.render.tables import top_table
 from conftest import CAT
 
 

@@ -49,7 +49,7 @@ def test_matrix_at_80_columns_shows_every_number():
 
 
 def test_matrix_piped_keeps_the_labels_and_its_own_width():
-    from attncli.render.terminal import DATA_WIDTH
+    from attncli.cli.common import DATA_WIDTH
     from attncli.views.explain import TokenMatrix, layer_matrix
 
     text = terminal_text(layer_matrix(fox_capture(), MapSpec(), view=TokenMatrix), DATA_WIDTH)
@@ -167,18 +167,17 @@ def test_classify_summary_names_the_method(cli, tmp_path):
     assert "(heads averaged)" not in out
 
 
-def test_piped_output_is_not_cut_to_80_columns(attn, tiny_bert):
-    env = {"COLUMNS": ""}  # stdout is a pipe and no width is set
+def test_piped_output_is_not_cut_to_80_columns(cli, tiny_bert, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "")  # stdout is captured (not a terminal) and no width is set
     text = "the cat sat on the mat because it was tired . the dog ran to a big red house"
-    result = attn("explain", text, "--model", str(tiny_bert), "--matrix", env=env)
-    assert result.returncode == 0, result.stderr
-    widths = [len(line) for line in result.stdout.splitlines()]
-    assert max(widths) > 80 and "…" not in result.stdout and "columns: 0=" not in result.stdout
-    narrow = attn("explain", text, "--model", str(tiny_bert), "--matrix", "--width", "80", env=env)
-    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80 and "columns: 0=" in narrow.stdout
+    code, out, err = cli("explain", text, "--model", str(tiny_bert), "--matrix")
+    assert code == 0, err
+    assert max(len(line) for line in out.splitlines()) > 80 and "…" not in out and "columns: 0=" not in out
+    code, narrow, err = cli("explain", text, "--model", str(tiny_bert), "--matrix", "--width", "80")
+    assert max(len(line) for line in narrow.splitlines()) <= 80 and "columns: 0=" in narrow
 
 
-def test_a_capture_with_relative_paths_rerenders_and_grad_rolls_out_elsewhere(attn, tmp_path):
+def test_a_capture_with_relative_paths_rerenders_and_grad_rolls_out_elsewhere(cli, tmp_path, monkeypatch):
     from PIL import Image
 
     from tiny_vision import make_vit
@@ -187,11 +186,13 @@ def test_a_capture_with_relative_paths_rerenders_and_grad_rolls_out_elsewhere(at
     other.mkdir()
     make_vit(work / "vit")
     Image.fromarray((np.random.default_rng(2).random((32, 32, 3)) * 255).astype("uint8")).save(work / "a.png")
-    made = attn("heatmap", "a.png", "--model", "vit", "--save", "cap.npz", "-o", "h.png", cwd=work)
-    assert made.returncode == 0, made.stderr
-    again = attn("heatmap", "../work/cap.npz", "--method", "grad-rollout", "-o", "g.png", cwd=other)
-    assert again.returncode == 0, again.stderr
+    monkeypatch.chdir(work)
+    code, _, err = cli("heatmap", "a.png", "--model", "vit", "--save", "cap.npz", "-o", "h.png")
+    assert code == 0, err
+    monkeypatch.chdir(other)  # the capture names the model folder and the image by absolute paths
+    code, _, err = cli("heatmap", "../work/cap.npz", "--method", "grad-rollout", "-o", "g.png")
+    assert code == 0, err
     assert (other / "g.png").stat().st_size > 1000
-    data = attn("heatmap", "../work/cap.npz", "--method", "grad-rollout", "--json", cwd=other)
-    doc = json.loads(data.stdout)
+    code, out, err = cli("heatmap", "../work/cap.npz", "--method", "grad-rollout", "--json")
+    doc = json.loads(out)
     assert doc["method"] == "grad-rollout" and doc["image"] == str(work / "a.png")

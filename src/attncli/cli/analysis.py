@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from attncli.choices import Device, Format, Fuse, Purpose
-from attncli.cli.common import Target, check_save_path, keep, outputs, show, with_page
+from attncli.cli.common import Progress, Target, check_save_path, keep, outputs, show, with_page
 from attncli.cli.options import DeviceOpt, FuseOpt, JsonOpt, ModelOpt, OutOpt, SaveOpt, TrustOpt, WidthOpt
 from attncli.errors import UsageError
 
@@ -142,9 +142,7 @@ def evaluate(
         from attncli.images import load_image
 
         pictures, masks, labels = [load_image(p) for p in paths], None, None
-    from attncli.cli.vision import _Progress
-
-    with _Progress(len(pictures), "evaluating") as progress:
+    with Progress(len(pictures), "evaluating") as progress:
         report = run_evaluation(loaded, pictures, chosen, masks=masks, labels=labels, seed=seed, layer=layer,
                                 fuse=fuse, discard_ratio=discard_ratio, tolerance=tolerance, top_percent=top_percent,
                                 auc=auc, baseline=baseline, step=step, batch_size=batch_size,

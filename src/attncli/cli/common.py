@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from attncli.sources import Resolved
 
 
+# Widest table when stdout is not a terminal: wide enough for any matrix, so a file gets every number.
+DATA_WIDTH = 100_000
+
+
 @dataclass(frozen=True)
 class Target:
     """One destination of a view: a format, and a file (None: stdout)."""
@@ -82,8 +86,6 @@ def terminal_width(width: int | None = None) -> int:
         import shutil
 
         return shutil.get_terminal_size().columns
-    from attncli.render.terminal import DATA_WIDTH
-
     return DATA_WIDTH
 
 
@@ -197,3 +199,34 @@ def gradients(resolved: "Resolved", spec: Any) -> tuple[Any, str | None]:
     explained = gradients_for(resolved.capture, spec.target, resolved.loaded, device=req.device,
                               trust_remote_code=req.trust_remote_code)
     return explained.gradients, explained.label
+
+
+class Progress:
+    """A rich progress bar on stderr (only when stderr is a terminal and there is more than one item)."""
+
+    def __init__(self, total: int, what: str) -> None:
+        self.total, self.what = total, what
+        self.bar: Any = None
+
+    def __enter__(self):
+        if self.total > 1 and err().is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                console=err(), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(self.what, total=self.total)
+        return self.advance
+
+    def advance(self, done: int, total: int | None) -> None:
+        """Advance by ``done`` items, or (with ``total``) set the count done."""
+        if self.bar is None:
+            return
+        if total is None:
+            self.bar.advance(self.task, done)
+        else:
+            self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()

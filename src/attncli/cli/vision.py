@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from attncli.choices import Device, Format, Fuse, Kind, Method, Purpose
-from attncli.cli.common import check_save_path, err, gradients, keep, keep_capture, outputs, say, show, with_page
+from attncli.cli.common import (Progress, check_save_path, gradients, keep, keep_capture, outputs, say, show,
+                                with_page)
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
                                  OutOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TrustOpt, WidthOpt)
 from attncli.errors import UsageError
@@ -52,7 +53,7 @@ def classify(
                         device=device, trust_remote_code=trust_remote_code)
     spec = MapSpec(method=method, discard_ratio=discard_ratio)
     rows, first = [], None
-    with _Progress(len(paths), "classifying") as advance:
+    with Progress(len(paths), "classifying") as advance:
         for capture in capture_images(paths, loaded, batch_size=batch_size, top_k=top_k,
                                       on_batch=lambda n: advance(n, None)):
             grads = None
@@ -69,37 +70,6 @@ def classify(
         say(f"last capture: {first[0].source} (the first image); `attn heatmap` re-renders it, "
             "`attn heatmap IMAGE` captures another")
     show(classify_result(rows, first[1], first[0].source), with_page(where, first[0], spec))
-
-
-class _Progress:
-    """A rich progress bar on stderr (only when stderr is a terminal and there is more than one item)."""
-
-    def __init__(self, total: int, what: str) -> None:
-        self.total, self.what = total, what
-        self.bar: Any = None
-
-    def __enter__(self):
-        if self.total > 1 and err().is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn(self.what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                                console=err(), transient=True)
-            self.bar.start()
-            self.task = self.bar.add_task(self.what, total=self.total)
-        return self.advance
-
-    def advance(self, done: int, total: int | None) -> None:
-        """Advance by ``done`` items, or (with ``total``) set the count done."""
-        if self.bar is None:
-            return
-        if total is None:
-            self.bar.advance(self.task, done)
-        else:
-            self.bar.update(self.task, completed=done, total=total)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def patches(

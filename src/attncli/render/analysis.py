@@ -25,7 +25,7 @@ def stats_table(report: "StatsReport") -> "RenderableType":
     """One row per (layer, head) with every statistic and the role."""
     from rich.table import Table
 
-    from attncli.render.terminal import titled
+    from attncli.render.tables import titled
 
     table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
     for name in ("layer", "head", "H", "H/max", "dist", "d/unif", "sink", "self", "prev", "next"):
@@ -79,7 +79,7 @@ def evaluate_table(report: "EvalReport") -> "RenderableType":
     from rich.table import Table
     from rich.text import Text
 
-    from attncli.render.terminal import titled
+    from attncli.render.tables import titled
 
     s = report.settings
     has_masks = any(m.pointing is not None for m in report.scores)

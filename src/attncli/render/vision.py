@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from attncli.render.terminal import line, ordinal, shade, titled
+from attncli.render.tables import line, ordinal, shade, titled
 
 if TYPE_CHECKING:
     import numpy as np

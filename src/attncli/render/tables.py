@@ -1,0 +1,224 @@
+"""Rich tables for text views: top-k tables, per-layer profiles, shaded matrices that fit the width, softmax steps."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from rich.console import Group
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from attncli.methods.softmax import SoftmaxResult
+    from attncli.views.explain import LayerMatrix, TokenProfile
+
+_ORDINALS = ["1st", "2nd", "3rd"]
+
+
+def ordinal(n: int) -> str:
+    """1 → 1st, 4 → 4th."""
+    return _ORDINALS[n - 1] if n <= 3 else f"{n}th"
+
+
+def shade(weight: float, vmax: float, vmin: float = 0.0) -> Style:
+    """White→blue background for a weight in [vmin, vmax], with readable text on top."""
+    span = vmax - vmin
+    t = 0.0 if span <= 0 else max(0.0, min(1.0, (weight - vmin) / span))
+    r, g, b = (int(255 + (c - 255) * t) for c in (8, 48, 107))  # towards matplotlib's Blues end
+    return Style(bgcolor=f"rgb({r},{g},{b})", color="white" if t > 0.5 else "black")
+
+
+def token_text(label: str, special: bool) -> Text:
+    """A token label; special tokens are dimmed so the eye skips them."""
+    return Text(label, style="dim italic" if special else "bold")
+
+
+def how(head: int | None, fuse: str, n_heads: int | None = None) -> str:
+    """'head 3' or 'mean of 12 heads'."""
+    from attncli.views.common import heads_phrase
+
+    return heads_phrase(head, fuse, n_heads)
+
+
+def heading(view: Any) -> str:
+    """A view's title and its notes, one per line."""
+    return "\n".join([view.title, *getattr(view, "notes", [])])
+
+
+def _weight_cell(label: str, weight: float) -> Text:
+    """'cat 0.172' with the weight dimmed."""
+    return Text.assemble((label, "bold"), " ", (f"{weight:.3f}", "cyan"))
+
+
+def line(text: str, style: str = "") -> Text:
+    """A line that is never wrapped by rich (a terminal narrower than it wraps it softly, like any long line)."""
+    return Text(text, style=style, no_wrap=True, overflow="ignore")
+
+
+def titled(title: str, *renderables) -> Group:
+    """A title line above a table; unlike Table(title=…), it is not wrapped to the table's width."""
+    return Group(Text(title, style="bold"), *renderables)
+
+
+def top_table(view: "LayerMatrix", k: int | None = None, n_heads: int | None = None) -> Group:
+    """Each token with the k tokens it attends to most."""
+    k = view.top_k if k is None else k
+    table = Table()
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("token")
+    k = min(k, len(view.indices))
+    for n in range(1, k + 1):
+        table.add_column(ordinal(n))
+    for pos, row in enumerate(view.top(k)):
+        table.add_row(str(view.indices[pos]), token_text(view.labels[pos], view.special[pos]),
+                      *(_weight_cell(view.labels[j], w) for j, w in row))
+    return titled(view.title + ("\n" + view.notes[0] if view.skip_special else ""), table)
+
+
+def profile_table(profile: "TokenProfile", k: int | None = None, n_heads: int | None = None) -> Group:
+    """One token's top-k attended tokens at every layer, and which token wins most layers."""
+    k = profile.top_k if k is None else k
+    table = Table()
+    table.add_column("layer", justify="right")
+    k = min(k, len(profile.indices))
+    for n in range(1, k + 1):
+        table.add_column(ordinal(n))
+    tops = profile.top(k)
+    for layer, row in enumerate(tops):
+        table.add_row(str(layer), *(_weight_cell(profile.labels[j], w) for j, w in row))
+    return titled(heading(profile), table, line(profile_summary(profile)))
+
+
+def profile_summary(profile: "TokenProfile") -> str:
+    """One sentence: the ordinary token (not itself, not special) that is on top in the most layers."""
+    import numpy as np
+
+    others = [j for j, i in enumerate(profile.indices) if i != profile.token and not profile.special[j]]
+    if not others:
+        return f'"{profile.label}" has no other ordinary token to attend to.'
+    sub = profile.rows[:, others]  # (layers, other tokens)
+    winners = sub.argmax(axis=1)  # per layer, the best other token
+    wins = np.bincount(winners, minlength=len(others))
+    # Most layer wins first; ties go to the larger mean weight.
+    best = max(range(len(others)), key=lambda c: (wins[c], sub[:, c].mean()))
+    layers = ", ".join(str(n) for n in np.flatnonzero(winners == best))
+    return (f'Besides itself and special tokens, "{profile.label}" attends most to "{profile.labels[others[best]]}" '
+            f"(token {profile.indices[others[best]]}): the top such token in {wins[best]} of {sub.shape[0]} layers "
+            f"({layers}), mean weight {sub[:, best].mean():.3f}.")
+
+
+def matrix_table(view: "LayerMatrix", n_heads: int | None = None, width: int = 80) -> Group:
+    """The full token × token table, each cell shaded by its weight (rows: query, columns: key)."""
+    cells = [[Text(cell(float(w)), style=shade(float(w), view.vmax, view.vmin)) for w in row] for row in view.matrix]
+    rows = [token_text(label, special) for label, special in zip(view.labels, view.special)]
+    return titled(heading(view), *fit_matrix("query ↓ key →", rows, view.indices, view.labels, view.special, cells,
+                                             width))
+
+
+def cell(w: float) -> str:
+    """A weight in three characters: '.42', '1.0'."""
+    return f"{w:.2f}".lstrip("0") if w < 0.995 else "1.0"
+
+
+def fit_matrix(corner: str, row_labels: Sequence[Text], indices: Sequence[int], labels: Sequence[str],
+               special: Sequence[bool], cells: Sequence[Sequence[Text]], width: int,
+               extra: Sequence[tuple[str, Sequence[Text], str]] = ()) -> list:
+    """A shaded matrix that shows every number within ``width`` columns.
+
+    With the column labels as headers when they fit; else the columns are headed by token index (the rows say
+    which token that is) and, when even that is too wide, split into blocks of columns one under the other.
+    ``extra`` columns (header, cells, justify) end the last block.
+    """
+    n_cols = len(labels)
+    row_w = max([len(corner)] + [r.cell_len for r in row_labels])
+    extra_w = sum(max(len(h), *(c.cell_len for c in cs)) + 1 for h, cs, _ in extra) if extra else 0
+    full = 2 + row_w + sum(max(len(lab), 3) + 1 for lab in labels) + extra_w
+    if full <= width:
+        headers = [token_text(lab, sp) for lab, sp in zip(labels, special)]
+        return [_matrix_block(corner, row_labels, headers, cells, range(n_cols), extra)]
+    numbered = list(row_labels)
+    if len(row_labels) == n_cols:  # a square token matrix: rows are the same tokens as the columns
+        numbered = [Text.assemble((f"{indices[i]:>{len(str(max(indices)))}} ", "dim"), r)
+                    for i, r in enumerate(row_labels)]
+    row_w = max([len(corner)] + [r.cell_len for r in numbered])
+    headers = [Text(str(i), style="dim italic" if sp else "bold") for i, sp in zip(indices, special)]
+    col_w = [max(len(str(i)), 3) + 1 for i in indices]
+    room = max(width - 2 - row_w, 4)
+    blocks, start = [], 0
+    while start < n_cols:
+        end, used = start, 0
+        while end < n_cols and used + col_w[end] <= room:
+            used += col_w[end]
+            end += 1
+        end = max(end, start + 1)
+        last = end >= n_cols
+        if last and extra and used + extra_w > room and end - start > 1:
+            # the extra columns do not fit next to this block: give them a block of their own
+            blocks.append(range(start, end))
+            blocks.append(range(end, end))
+        else:
+            blocks.append(range(start, end))
+        start = end
+    key = "columns: " + "  ".join(f"{i}={lab}" for i, lab in zip(indices, labels))
+    parts: list = [Text(key, style="dim")]
+    for b, cols in enumerate(blocks):
+        last = b == len(blocks) - 1
+        if len(blocks) > 1 and len(cols):
+            parts.append(Text(f"columns {indices[cols[0]]}–{indices[cols[-1]]}", style="dim"))
+        parts.append(_matrix_block(corner, numbered, [headers[c] for c in cols], cells, cols, extra if last else ()))
+    return parts
+
+
+def _matrix_block(corner: str, row_labels: Sequence[Text], headers: Sequence[Text], cells: Sequence[Sequence[Text]],
+                  cols: Sequence[int], extra: Sequence[tuple[str, Sequence[Text], str]]) -> Table:
+    """One table of the matrix: the given columns of every row, then any extra columns."""
+    table = Table(padding=(0, 0), show_lines=False)
+    table.add_column(corner, no_wrap=True)
+    for header in headers:
+        table.add_column(header, justify="right", no_wrap=True, min_width=3)
+    for header, _, justify in extra:
+        table.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for r, label in enumerate(row_labels):
+        table.add_row(label, *(cells[r][c] for c in cols), *(cs[r] for _, cs, _ in extra))
+    return table
+
+
+def softmax_table(result: "SoftmaxResult") -> Group:
+    """The seed's walkthrough: scores → (scaled) logits → exp → weights, and who wins."""
+    import math
+
+    table = Table()
+    table.add_column("element", justify="right")
+    table.add_column("score", justify="right")
+    scaled = result.dim is not None or result.temperature != 1.0
+    if scaled:
+        table.add_column(_divisor_label(result), justify="right")
+    table.add_column("exp", justify="right")
+    table.add_column("weight", justify="right")
+    table.add_column("", no_wrap=True)
+    top = max(result.logits)
+    exps = [math.exp(x - top) for x in result.logits]
+    total = sum(exps)
+    for i, (score, logit, weight) in enumerate(zip(result.scores, result.logits, result.weights)):
+        cells = [str(i), f"{score:g}"]
+        if scaled:
+            cells.append(f"{logit:.4g}")
+        cells += [f"{math.exp(logit):.4g}" if logit < 700 else f"e^{logit:.4g}", f"{weight:.2f}",
+                  "█" * round(weight * 20)]
+        table.add_row(*cells, style="bold" if i == result.winner else None)
+    sum_exp = f"{total * math.exp(top):.4g}" if top < 700 else f"e^{top:.4g} × {total:.4g}"
+    note = Text(f"weights = exp / Σexp (Σexp = {sum_exp}); they sum to 1.\n"
+                f"Element {result.winner} (score {result.scores[result.winner]:g}) gets the most attention: "
+                f"{result.weights[result.winner]:.0%}.")
+    return titled("softmax(scores)", table, note)
+
+
+def _divisor_label(result: "SoftmaxResult") -> str:
+    """Column header for scaled logits, e.g. 'score/√64/T'."""
+    parts = ["score"]
+    if result.dim is not None:
+        parts.append(f"√{result.dim}")
+    if result.temperature != 1.0:
+        parts.append(f"{result.temperature:g}")
+    return "/".join(parts)
