@@ -57,8 +57,8 @@ def line(text: str, style: str = "") -> Text:
 
 
 def titled(title: str, *renderables) -> Group:
-    """A title line above a table; unlike Table(title=…), it is not wrapped to the table's width."""
-    return Group(Text(title, style="bold"), *renderables)
+    """Title lines above a table, never wrapped by rich (a narrow terminal wraps them like any long line)."""
+    return Group(Text(title, style="bold", no_wrap=True, overflow="ignore"), *renderables)
 
 
 def top_table(view: "LayerMatrix", k: int | None = None, n_heads: int | None = None) -> Group:
@@ -87,7 +87,7 @@ def profile_table(profile: "TokenProfile", k: int | None = None, n_heads: int | 
     tops = profile.top(k)
     for layer, row in enumerate(tops):
         table.add_row(str(layer), *(_weight_cell(profile.labels[j], w) for j, w in row))
-    return titled(heading(profile), table, line(profile_summary(profile)))
+    return titled(heading(profile), table, Text(profile_summary(profile)))
 
 
 def profile_summary(profile: "TokenProfile") -> str:
