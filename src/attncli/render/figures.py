@@ -111,7 +111,7 @@ def label_axis(ax, axis: str, labels: Sequence[str], special: Sequence[bool]) ->
         ticks = ax.get_yticklabels()
     for tick, i in zip(ticks, where):
         tick.set_color("grey" if special[i] else "black")
-    return f"every {step}th token labelled" if step > 1 else ""
+    return f"1 token in {step} labelled" if step > 1 else ""
 
 
 def suptitle(fig: "Figure", title: str, notes: Sequence[str] = ()) -> None:
