@@ -240,3 +240,36 @@ def test_view_and_renderer_modules_import_nothing_heavy():
             "print([m for m in ('numpy', 'torch', 'matplotlib', 'rich', 'PIL', 'transformers') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_command_writes_the_page(cli, tiny_bert, tmp_path):
+    """-o FILE.html on explain, heatmap (also re-rendering the last capture), stats, classify, align, caption."""
+    from PIL import Image
+
+    from tiny_seq2seq import make_marian, make_vit_gpt2
+    from tiny_vision import make_vit
+
+    vit = make_vit(tmp_path / "vit")
+    image = tmp_path / "a.png"
+    Image.fromarray((np.random.default_rng(3).random((32, 32, 3)) * 255).astype("uint8")).save(image)
+    marian, captioner = make_marian(tmp_path / "marian"), make_vit_gpt2(tmp_path / "ved")
+    runs = {
+        "explain": ("explain", "the cat sat on the mat", "--model", str(tiny_bert)),
+        "heatmap-text": ("heatmap", "--text", "the cat sat", "--model", str(tiny_bert), "--method", "rollout"),
+        "stats": ("stats", "--last"),
+        "classify": ("classify", str(image), "--model", str(vit)),
+        "heatmap-last": ("heatmap", "--layer", "0"),
+        "align": ("align", "the cat sat on the mat", "--model", str(marian), "--max-new-tokens", "3"),
+        "caption": ("caption", str(image), "--model", str(captioner), "--max-new-tokens", "3"),
+    }
+    kinds = {}
+    for name, args in runs.items():
+        page = tmp_path / f"{name}.html"
+        code, out, err = cli(*args, "-o", str(page))
+        assert code == 0, (name, err)
+        assert f"wrote {page}" in err
+        text = page.read_text()
+        data = text.split('<script id="attn-data" type="application/json">', 1)[1].split("</script>", 1)[0]
+        kinds[name] = json.loads(data)["kind"]
+    assert kinds == {"explain": "text", "heatmap-text": "text", "stats": "text", "classify": "image",
+                     "heatmap-last": "image", "align": "align", "caption": "caption"}

@@ -172,12 +172,15 @@ def test_heatmap_rerender_never_imports_torch(vit, pics, tmp_path, isolated_cach
         "run('heatmap', '--layer', '0', '-o', sys.argv[1])\n"  # the default PNG overlay: Pillow only
         "run('heatmap', '--terminal')\n"
         "run('heatmap', '--all-heads', '-o', sys.argv[2])\n"  # matplotlib, still no torch
+        "run('heatmap', '-o', sys.argv[3])\n"  # the interactive page: numpy and Pillow only
     )
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.png"), str(tmp_path / "all.svg")],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.png"), str(tmp_path / "all.svg"),
+                           str(tmp_path / "page.html")], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     flags = [line for line in done.stdout.splitlines() if line.startswith(("True", "False"))]
-    assert flags == ["False False False", "False False False", "False False True"]
+    assert flags == ["False False False", "False False False", "False False True", "False False True"]
+    page = (tmp_path / "page.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "https://" not in page and "http://" not in page
     assert (tmp_path / "r.png").stat().st_size > 10_000 and (tmp_path / "all.svg").stat().st_size > 10_000
 
 
