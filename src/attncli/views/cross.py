@@ -48,6 +48,11 @@ def _layer_head(capture: "Capture", layer: int, head: int | None) -> tuple[int, 
     return layer_i, resolve_index(head, n_heads, "head", "the decoder") if head is not None else None
 
 
+def decoder_title(layer: int, head: int | None, fuse: str, n_heads: int, model_id: str) -> str:
+    """'Decoder layer 1 · mean of 2 heads · model': the title of every cross-attention view."""
+    return f"Decoder layer {layer} · {heads_phrase(head, fuse, n_heads)} · {model_id}"
+
+
 def decoding_note(decoding: dict[str, Any], n_tokens: int) -> str:
     """'generated greedily (7 tokens)' or 'given (5 tokens), scored with teacher forcing'."""
     if decoding.get("mode") == "given":
@@ -102,7 +107,7 @@ class AlignView:
     @property
     def title(self) -> str:
         """'Decoder layer 1 · mean of 2 heads · model'."""
-        return f"Decoder layer {self.layer} · {heads_phrase(self.head, self.fuse, self.n_heads)} · {self.model_id}"
+        return decoder_title(self.layer, self.head, self.fuse, self.n_heads, self.model_id)
 
     @property
     def notes(self) -> list[str]:
@@ -211,7 +216,7 @@ class CaptionView:
     @property
     def title(self) -> str:
         """'Decoder layer 1 · mean of 2 heads · model'."""
-        return f"Decoder layer {self.layer} · {heads_phrase(self.head, self.fuse, self.n_heads)} · {self.model_id}"
+        return decoder_title(self.layer, self.head, self.fuse, self.n_heads, self.model_id)
 
     @property
     def notes(self) -> list[str]:

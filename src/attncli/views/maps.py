@@ -48,8 +48,34 @@ class ImageFacts:
         return f"{self.input_size[0]}×{self.input_size[1]} → {width}×{height}"
 
 
+def query_name(grid: "PatchGrid", query: int, label: str) -> str:
+    """'patch (3,4)' for a patch token, the prefix token's own name ('[CLS]') otherwise."""
+    if query >= grid.prefix:
+        row, col = grid.cell_of(query)
+        return f"patch ({row},{col})"
+    return label
+
+
+class OnGrid:
+    """What patch maps share: the grid of their picture and the name of their query."""
+
+    facts: ImageFacts
+    query: int
+    query_label: str
+
+    @property
+    def grid(self) -> "PatchGrid":
+        """The patch grid."""
+        return self.facts.grid
+
+    @property
+    def who(self) -> str:
+        """The query as a reader names it: '[CLS]' or 'patch (3,4)'."""
+        return query_name(self.grid, self.query, self.query_label)
+
+
 @dataclass
-class PatchMap:
+class PatchMap(OnGrid):
     """One query token's map over the patch grid: ``values[row, col]``; ``outside`` is what went to prefix tokens."""
 
     values: "np.ndarray"  # (rows, cols)
@@ -67,19 +93,6 @@ class PatchMap:
     scale: Scale = Scale.zero
     vmin: float = 0.0
     vmax: float = 1.0
-
-    @property
-    def grid(self) -> "PatchGrid":
-        """The patch grid."""
-        return self.facts.grid
-
-    @property
-    def who(self) -> str:
-        """The query as a reader names it: '[CLS]' or 'patch (3,4)'."""
-        if self.query >= self.grid.prefix:
-            row, col = self.grid.cell_of(self.query)
-            return f"patch ({row},{col})"
-        return self.query_label
 
     @property
     def cell(self) -> tuple[int, int] | None:
@@ -116,7 +129,7 @@ class PatchMap:
 
 
 @dataclass
-class HeadPanels:
+class HeadPanels(OnGrid):
     """Every head of one layer as its own patch map: ``values[head, row, col]`` on one shared colour scale."""
 
     values: "np.ndarray"  # (heads, rows, cols)
@@ -130,19 +143,6 @@ class HeadPanels:
     vmin: float = 0.0
     vmax: float = 1.0
     method: Method = Method.attention
-
-    @property
-    def grid(self) -> "PatchGrid":
-        """The patch grid."""
-        return self.facts.grid
-
-    @property
-    def who(self) -> str:
-        """The query as a reader names it."""
-        if self.query >= self.grid.prefix:
-            row, col = self.grid.cell_of(self.query)
-            return f"patch ({row},{col})"
-        return self.query_label
 
     @property
     def title(self) -> str:
