@@ -15,7 +15,7 @@ from attncli.errors import UsageError
 
 def stats(
     source: Annotated[Optional[str], typer.Argument(
-        metavar="[INPUT]", show_default=False,
+        metavar="INPUT", show_default=False,
         help='Text to capture, an image file, a capture saved with --save (.npz), or "-" for text on stdin.')] = None,
     text: Annotated[Optional[str], typer.Option("--text", metavar="TEXT",
                                                 help="Analyse this text (even if it looks like a file name).")] = None,
@@ -88,7 +88,7 @@ def parse_methods(value: str) -> "list":
 
 def evaluate(
     images: Annotated[Optional[list[Path]], typer.Argument(
-        metavar="[IMAGE...]", show_default=False,
+        metavar="IMAGE", show_default=False,
         help="Image files or folders: deletion/insertion AUC. Omit for the synthetic shapes set with its masks.")] = None,
     model: ModelOpt = None,
     methods: Annotated[str, typer.Option("--methods", metavar="M,M|all", help="Comma-separated methods, or all.")] = "all",

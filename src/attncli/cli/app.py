@@ -14,6 +14,19 @@ from attncli.cli import softmax as softmax_cmd
 from attncli.cli import text as text_cmd
 from attncli.cli import vision as vision_cmd
 
+
+
+def _usage_name(self: typer.core.TyperArgument) -> str:
+    """NAME for a required argument, [NAME] for an optional one, NAME... when it takes several."""
+    name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+    return name + ("..." if self.nargs != 1 else "")
+
+
+# Typer prints a Python type after every argument's name ("[TEXT] <str>") and wraps required ones in braces
+# ("{scores}..."); the metavar and help already say what an argument takes, so both are plain here.
+typer.core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+typer.core.TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
+
 app = typer.Typer(
     name="attn",
     help="See what a transformer attends to: tables in the terminal, heatmaps, JSON.",
@@ -52,15 +65,17 @@ def _root(
     """See what a transformer attends to."""
 
 
-app.command("explain")(text_cmd.explain)
-app.command("softmax", context_settings={"ignore_unknown_options": True})(softmax_cmd.softmax)
-app.command("stats")(analysis_cmd.stats)
-app.command("evaluate")(analysis_cmd.evaluate)
-app.command("classify")(vision_cmd.classify)
-app.command("patches")(vision_cmd.patches)
-app.command("heatmap")(vision_cmd.heatmap)
-app.command("align")(cross_cmd.align)
-app.command("caption")(cross_cmd.caption)
+app.command("explain", short_help="Which tokens each token attends to.")(text_cmd.explain)
+app.command("softmax", short_help="The softmax step of attention, on numbers you type.",
+            context_settings={"ignore_unknown_options": True})(softmax_cmd.softmax)
+app.command("stats", short_help="Per-head statistics and the role of each head.")(analysis_cmd.stats)
+app.command("evaluate", short_help="How faithful each map method is, against a random baseline.")(
+    analysis_cmd.evaluate)
+app.command("classify", short_help="Classify images and say where [CLS] looks.")(vision_cmd.classify)
+app.command("patches", short_help="The image cut into its patch grid; position embeddings.")(vision_cmd.patches)
+app.command("heatmap", short_help="Attention as a figure, a terminal grid, JSON or a page.")(vision_cmd.heatmap)
+app.command("align", short_help="What each translated token attended to in the source.")(cross_cmd.align)
+app.command("caption", short_help="What each caption word attended to in the image.")(cross_cmd.caption)
 
 
 def _fail(message: str, code: int) -> None:

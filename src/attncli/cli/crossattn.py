@@ -37,7 +37,7 @@ CaptionModelOpt = Annotated[
 
 
 def align(
-    text: Annotated[Optional[str], typer.Argument(metavar="[TEXT]", show_default=False,
+    text: Annotated[Optional[str], typer.Argument(metavar="TEXT", show_default=False,
                                                   help='Source text, or "-" to read it from stdin.')] = None,
     file: Annotated[Optional[Path], typer.Option("--file", "-f", metavar="PATH",
                                                  help="Read the source text from this file.")] = None,

@@ -12,7 +12,7 @@ from attncli.errors import UsageError
 
 
 def softmax(
-    scores: Annotated[list[str], typer.Argument(metavar="SCORE...", show_default=False,
+    scores: Annotated[list[str], typer.Argument(metavar="SCORE", show_default=False,
                                                 help="Attention scores, e.g. 1 2 3 (negative numbers work).")],
     scale: Annotated[
         Optional[int], typer.Option("--scale", metavar="D",

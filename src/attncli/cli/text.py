@@ -15,7 +15,7 @@ from attncli.errors import UsageError
 
 
 def explain(
-    text: Annotated[Optional[str], typer.Argument(metavar="[TEXT]", show_default=False,
+    text: Annotated[Optional[str], typer.Argument(metavar="TEXT", show_default=False,
                                                   help='The text, or "-" to read it from stdin.')] = None,
     file: Annotated[Optional[Path], typer.Option("--file", "-f", metavar="PATH",
                                                  help="Read the text from this file.")] = None,

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def classify(
     images: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.", show_default=False,
-                                                 metavar="IMAGE...")],
+                                                 metavar="IMAGE")],
     model: ModelOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, metavar="K",
                                        help="How many labels to show per image.")] = 5,
@@ -103,7 +103,7 @@ def heatmap(
     source: Annotated[
         Optional[str],
         typer.Argument(help="An image, or a capture saved with --save (.npz). Default: the last capture.",
-                       show_default=False, metavar="[INPUT]"),
+                       show_default=False, metavar="INPUT"),
     ] = None,
     layer: LayerOpt = -1,
     head: HeadOpt = None,
