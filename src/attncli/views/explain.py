@@ -176,10 +176,14 @@ def layer_matrix(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.n
     from attncli.methods.dispatch import check_method_options, describe, method_rows
 
     method = check_method_options(spec.method, spec.head, spec.discard_ratio)
-    layer_i = capture.layer_index(spec.layer)
-    head_i = None if spec.head is None else capture.head_index(spec.head)
+    if method is not Method.attention:
+        capture.require(f"--method {method.value}")
+    capture.require("the token table of a layer", layers=False)
+    slot, layer_i = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
+    head_slot = None if spec.head is None else capture.head_index(spec.head)
+    head_i = None if spec.head is None else resolve_index(spec.head, capture.total_heads or capture.n_heads, "head")
     shown = _shown(capture, spec.skip_special)
-    full = method_rows(capture.attentions, method, layer_i, head=head_i, fuse=spec.fuse,
+    full = method_rows(capture.attentions, method, slot, head=head_slot, fuse=spec.fuse,
                        discard_ratio=spec.discard_ratio, gradients=gradients)  # (Q, K)
     matrix = _restrict(full, capture, shown, spec.skip_special)
     fuse = Fuse(spec.fuse)
@@ -203,19 +207,9 @@ def layer_view(capture: "Capture", layer: int = -1, head: int | None = None, fus
 
 def find_token(capture: "Capture", query: str) -> int:
     """Position of a token given as an index ("8", "-1") or a word ("it"); ambiguous words are refused."""
-    try:
-        return resolve_index(int(query), capture.n_tokens, "token", "the text")
-    except ValueError:
-        pass
-    wanted = query.strip().lower()
-    hits = [i for i, t in enumerate(capture.tokens) if t.lower() == wanted]
-    if len(hits) == 1:
-        return hits[0]
-    if not hits:
-        listing = " ".join(f"{i}:{t}" for i, t in enumerate(capture.tokens))
-        raise UsageError(f'--token "{query}" is not one of the tokens: {listing}', "give a token or its index")
-    where = ", ".join(str(i) for i in hits)
-    raise UsageError(f'--token "{query}" occurs {len(hits)} times (at {where})', f"pick one with --token {hits[0]}")
+    from attncli.capture import find_token_index
+
+    return find_token_index(capture.tokens, query)
 
 
 def token_profile(capture: "Capture", token: int, head: int | None = None, fuse: Fuse | str = Fuse.mean,
@@ -229,7 +223,12 @@ def token_profile(capture: "Capture", token: int, head: int | None = None, fuse:
 
     method = check_method_options(method, head, discard_ratio)
     token = resolve_index(token, capture.n_tokens, "token", "the text")
-    head_i = None if head is None else capture.head_index(head)
+    if method is not Method.attention:
+        capture.require(f"--method {method.value}")
+    capture.require("a token's attention at every layer", rows=False)
+    row = capture.row_index(token)
+    head_slot = None if head is None else capture.head_index(head)
+    head_i = None if head is None else resolve_index(head, capture.total_heads or capture.n_heads, "head")
     shown = _shown(capture, skip_special)
     if token not in shown:
         raise UsageError(f'token {token} ("{capture.tokens[token]}") is a special token hidden by --skip-special',
@@ -239,8 +238,8 @@ def token_profile(capture: "Capture", token: int, head: int | None = None, fuse:
 
         per_layer = rollout_layers(capture.attentions, fuse, discard_ratio)[:, token]  # (layers, keys)
     else:
-        per_layer = np.stack([method_rows(capture.attentions, method, layer, head=head_i, fuse=fuse,
-                                          gradients=gradients, queries=[token])[0]
+        per_layer = np.stack([method_rows(capture.attentions, method, layer, head=head_slot, fuse=fuse,
+                                          gradients=gradients, queries=[row])[0]
                               for layer in range(capture.n_layers)])  # (layers, keys)
     rows = per_layer
     if skip_special:  # the query's row over the shown keys, renormalised (what _restrict does to every row)
