@@ -11,6 +11,7 @@ from attncli.methods.heads import keep_tokens, resolve_index, top_k
 from attncli.views.common import SKIP_NOTE, MapSpec, colour_range, default_scale, heads_phrase, rounded
 
 if TYPE_CHECKING:
+    from attncli.capture import Selection
     import numpy as np
 
     from attncli.capture import Capture
@@ -258,3 +259,19 @@ def profile_of(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None"
     """The spec's --token (spec.query) at every layer."""
     return token_profile(capture, find_token(capture, spec.query or ""), spec.head, spec.fuse, spec.skip_special,
                          spec.method, spec.discard_ratio, gradients, target_label, spec.top_k)
+
+
+def needs(spec: MapSpec, layers: str | None = None, heads: str | None = None) -> "Selection":
+    """The attention weights the spec's view reads (plus --layers/--heads): one layer, one query row, or all."""
+    from attncli.capture import ALL, Selection, parse_numbers
+
+    extra_layers, kept_heads = parse_numbers(layers, "layer"), parse_numbers(heads, "head")
+    if kept_heads is not None and spec.head is not None:
+        kept_heads = kept_heads + (spec.head,)
+    if Method(spec.method) is not Method.attention:
+        return ALL  # rollout, flow and gradients combine every layer, every row
+    if spec.query is not None:
+        base = Selection(layers=None, heads=kept_heads, query=spec.query)
+    else:
+        base = Selection(layers=(spec.layer,), heads=kept_heads)
+    return base.widened(extra_layers, every=layers is not None and extra_layers is None)
