@@ -148,6 +148,7 @@ def test_model_without_attention_weights_is_an_error(tiny_bert, monkeypatch):
     from attncli.models import load_model
 
     loaded = load_model(str(tiny_bert))
+    loaded.model.set_attn_implementation("eager")  # the fallback for models that bypass AttentionInterface
     forward = loaded.model.forward
 
     def no_weights(*args, **kwargs):
@@ -157,6 +158,18 @@ def test_model_without_attention_weights_is_an_error(tiny_bert, monkeypatch):
 
     monkeypatch.setattr(loaded.model, "forward", no_weights)
     with pytest.raises(CaptureError, match="no attention weights"):
+        capture_text("the cat", loaded)
+
+
+def test_selective_model_whose_layers_are_not_found_is_an_error(tiny_bert, monkeypatch):
+    from attncli.errors import CaptureError
+    from attncli.families import selective
+    from attncli.models import load_model
+
+    loaded = load_model(str(tiny_bert))
+    assert selective.is_selective(loaded.model)
+    monkeypatch.setattr(selective, "self_attention_layers", lambda model: {})
+    with pytest.raises(CaptureError, match="never ran attention layer"):
         capture_text("the cat", loaded)
 
 

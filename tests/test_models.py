@@ -12,11 +12,11 @@ from attncli.models import EMBEDDED, load_model, resolve_model, verify_sha256
 from tiny import lay_out_hub_cache
 
 
-def test_local_bert_loads_eager_in_eval_mode(tiny_bert):
+def test_local_bert_loads_selective_in_eval_mode(tiny_bert):
     loaded = load_model(str(tiny_bert))
     assert loaded.ref.kind == "local"
     assert loaded.model.training is False
-    assert loaded.config._attn_implementation == "eager"
+    assert loaded.config._attn_implementation == "attncli_selective"  # SDPA plus the asked weights
     assert loaded.device == "cpu"
 
 

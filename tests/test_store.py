@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from attncli.capture import Capture, Prediction
-from attncli.errors import StoreError, UsageError
+from attncli.errors import CaptureError, StoreError, UsageError
 from attncli.grid import PatchGrid
 from attncli.store import last_capture_path, load_capture, save_capture
 
@@ -64,5 +64,67 @@ def test_explain_stores_last_capture_and_save(cli, tiny_bert, tmp_path):
     last = load_capture(last_capture_path())
     saved = load_capture(target)
     assert last.tokens == saved.tokens == ["[CLS]", "the", "cat", "[SEP]"]
-    assert saved.attentions.shape == (2, 2, 4, 4)
+    assert saved.attentions.shape == (1, 2, 4, 4)  # --layer -1 (the default) needs the last layer only
+    assert saved.layer_ids == [1] and saved.total_layers == 2
     assert f"saved capture to {target}" in " ".join(err.split())
+
+
+def test_layers_all_keeps_every_layer_and_equals_the_one_layer_capture(cli, tiny_bert, tmp_path):
+    code, _, err = cli("explain", "the cat", "--model", str(tiny_bert), "--save", str(tmp_path / "one.npz"))
+    assert code == 0, err
+    code, _, err = cli("explain", "the cat", "--model", str(tiny_bert), "--layers", "all",
+                       "--save", str(tmp_path / "all.npz"))
+    assert code == 0, err
+    one, every = load_capture(tmp_path / "one.npz"), load_capture(tmp_path / "all.npz")
+    assert every.attentions.shape == (2, 2, 4, 4) and every.layer_ids is None
+    np.testing.assert_allclose(one.attentions[0], every.attentions[1], atol=1e-6)
+
+
+def test_token_view_keeps_one_query_row(cli, tiny_bert, tmp_path):
+    code, out, err = cli("explain", "the cat", "--model", str(tiny_bert), "--token", "cat", "--json",
+                         "--save", str(tmp_path / "row.npz"))
+    assert code == 0, err
+    row = load_capture(tmp_path / "row.npz")
+    assert row.attentions.shape == (2, 2, 1, 4) and row.query_ids == [2]
+
+
+def test_a_layer_the_capture_lacks_names_what_it_has():
+    cap = _capture()
+    cap.layer_ids, cap.total_layers = [3, 5], 6
+    assert cap.layer_index(5) == 1 and cap.layer_index(-1) == 1
+    with pytest.raises(CaptureError, match="kept layers 3, 5 of m, not layer 4") as info:
+        cap.layer_index(4)
+    assert "--layers 4" in info.value.hint
+    with pytest.raises(CaptureError, match="needs the whole model"):
+        cap.require("--method rollout")
+
+
+def test_one_layer_loads_alone_and_float16_is_stored_when_asked(tmp_path):
+    from attncli.store import load_layer
+
+    cap = _capture()
+    path = save_capture(cap, tmp_path / "c.npz", "float16")
+    with np.load(path) as data:
+        assert data["attentions.1"].dtype == np.float16 and "attentions.0" in data.files
+    np.testing.assert_allclose(load_layer(-1, path), cap.attentions[1], atol=1e-3)
+    assert load_capture(path).attentions.dtype == np.float32
+
+
+def test_float16_by_default_above_the_threshold(monkeypatch):
+    import attncli.store as store
+
+    cap = _capture()
+    assert store.stored_dtype(cap).value == "float32"
+    monkeypatch.setattr(store, "FLOAT16_ABOVE_MB", 0)
+    assert store.stored_dtype(cap).value == "float16"
+
+
+def test_last_capture_keeps_to_its_budget():
+    from attncli.choices import StoreDtype
+    from attncli.store import fit_budget
+
+    cap = _capture()  # 2 layers of 3 x 5 x 5 float32 = 300 bytes each
+    kept, note = fit_budget(cap, 350, StoreDtype.float32)
+    assert kept.attentions.shape[0] == 1 and kept.layer_ids == [0] and kept.total_layers == 2
+    assert "kept layer 0 of the 2 captured" in note and "--save" in note
+    assert fit_budget(cap, 600, StoreDtype.float32) == (cap, None)

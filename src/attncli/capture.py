@@ -6,11 +6,12 @@ Index bookkeeping is the biggest footgun in attention tools, so there is exactly
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from attncli.choices import Fuse, Kind
-from attncli.errors import CaptureError, NotSupportedError
+from attncli.errors import CaptureError, NotSupportedError, UsageError
 from attncli.grid import PatchGrid
 from attncli.methods.heads import layer_map, resolve_index
 
@@ -70,6 +71,11 @@ class Capture:
     decoding: dict[str, Any] = field(default_factory=dict)
     model_path: str | None = None  # absolute folder (or hub id) the model was loaded from: grad-rollout reloads it
     input_size: tuple[int, int] | None = None  # (width, height) of the image file before preprocessing
+    layer_ids: list[int] | None = None  # model layer of each stored layer (None: every layer, in order)
+    head_ids: list[int] | None = None  # model head of each stored head (None: every head)
+    query_ids: list[int] | None = None  # token position of each stored query row (None: every token)
+    total_layers: int | None = None  # layers and heads of the model (when only some were kept)
+    total_heads: int | None = None
 
     def __post_init__(self) -> None:
         self.kind = Kind(self.kind)
@@ -89,17 +95,64 @@ class Capture:
         """Sequence length (query and key)."""
         return int(self.attentions.shape[-1])
 
+    @property
+    def complete(self) -> bool:
+        """Whether every layer, head and query row of the model was kept."""
+        return self.layer_ids is None and self.head_ids is None and self.query_ids is None
+
+    def layer_number(self, layer: int) -> int:
+        """The model's 0-based layer number (-1 = last), range-checked against the model, not the capture."""
+        return resolve_index(layer, self.total_layers or self.n_layers, "layer")
+
     def layer_index(self, layer: int) -> int:
-        """Resolve a 0-based layer number (-1 = last) or raise naming the range."""
-        return resolve_index(layer, self.n_layers, "layer")
+        """Where a model layer (-1 = last) is stored; a layer the capture lacks is refused with the fix."""
+        number = self.layer_number(layer)
+        if self.layer_ids is None:
+            return number
+        if number not in self.layer_ids:
+            raise CaptureError(f"this capture kept {_spans(self.layer_ids, 'layer')} of {self.model_id}, "
+                               f"not layer {number}",
+                               f"capture it again with --layers {number} (or --layers all)")
+        return self.layer_ids.index(number)
 
     def head_index(self, head: int) -> int:
-        """Resolve a 0-based head number (-1 = last) or raise naming the range."""
-        return resolve_index(head, self.n_heads, "head")
+        """Where a model head (-1 = last) is stored; a head the capture lacks is refused with the fix."""
+        number = resolve_index(head, self.total_heads or self.n_heads, "head")
+        if self.head_ids is None:
+            return number
+        if number not in self.head_ids:
+            raise CaptureError(f"this capture kept {_spans(self.head_ids, 'head')}, not head {number}",
+                               f"capture it again with --heads {number} (or --heads all)")
+        return self.head_ids.index(number)
+
+    def row_index(self, token: int) -> int:
+        """Where a token's query row is stored; a row the capture lacks is refused with the fix."""
+        number = resolve_index(token, self.n_tokens, "token", "the text")
+        if self.query_ids is None:
+            return number
+        if number not in self.query_ids:
+            raise CaptureError(f"this capture kept the query rows of token(s) {self.query_ids} only, not {number}",
+                               "capture again without --token to keep every row")
+        return self.query_ids.index(number)
+
+    def require(self, what: str, layers: bool = True, rows: bool = True, heads: bool = False) -> None:
+        """Refuse a view that needs every layer (rows, heads) when the capture kept only some."""
+        lacking = [(f"{_spans(self.layer_ids, 'layer')} of {self.total_layers}", "--layers all")
+                   if layers and self.layer_ids is not None else None,
+                   (f"the rows of {len(self.query_ids)} of {self.n_tokens} tokens", "no --token")
+                   if rows and self.query_ids is not None else None,
+                   (f"{_spans(self.head_ids, 'head')} of {self.total_heads}", "--heads all")
+                   if heads and self.head_ids is not None else None]
+        lacking = [item for item in lacking if item is not None]
+        if lacking:
+            raise CaptureError(f"{what} needs the whole model's attention, but this capture kept only "
+                               + " and ".join(w for w, _ in lacking),
+                               "capture again with " + " and ".join(h for _, h in lacking))
 
     def map(self, layer: int = -1, head: int | None = None, fuse: Fuse | str = Fuse.mean) -> "np.ndarray":
-        """(query, key) attention of one layer: a single head, or the heads fused."""
-        return layer_map(self.attentions, layer, head, fuse)
+        """(query, key) attention of one model layer: a single head, or the heads fused."""
+        slot = self.layer_index(layer)
+        return layer_map(self.attentions, slot, None if head is None else self.head_index(head), fuse)
 
     def cross_map(self, layer: int = -1, head: int | None = None, fuse: Fuse | str = Fuse.mean) -> "np.ndarray":
         """(target, source) cross-attention of one decoder layer: a single head, or the heads fused."""
@@ -107,6 +160,87 @@ class Capture:
             raise NotSupportedError(f"this capture of {self.model_id} has no cross-attention",
                                     "capture one with attn align or attn caption")
         return layer_map(self.cross_attentions, layer, head, fuse)
+
+
+def _spans(numbers: list[int] | None, what: str) -> str:
+    """'layer 3', 'layers 0-5', 'layers 1, 3, 7'."""
+    if not numbers:
+        return f"no {what}s"
+    if len(numbers) == 1:
+        return f"{what} {numbers[0]}"
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"{what}s {numbers[0]}-{numbers[-1]}"
+    return f"{what}s " + ", ".join(str(n) for n in numbers)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which attention weights a view needs: model layers and heads (None: all), query rows (None: all).
+
+    ``query`` is a token given as a word or an index, resolved to a row once the text is tokenized.
+    """
+
+    layers: tuple[int, ...] | None = None
+    heads: tuple[int, ...] | None = None
+    rows: tuple[int, ...] | None = None
+    query: str | None = None
+
+    def layer_numbers(self, n_layers: int) -> list[int]:
+        """The selected layers as sorted 0-based numbers of a model with n_layers."""
+        wanted = range(n_layers) if self.layers is None else self.layers
+        return sorted({resolve_index(int(layer), n_layers, "layer") for layer in wanted})
+
+    def head_numbers(self, n_heads: int) -> list[int] | None:
+        """The selected heads as sorted 0-based numbers (None: every head)."""
+        if self.heads is None:
+            return None
+        return sorted({resolve_index(int(head), n_heads, "head") for head in self.heads})
+
+    def widened(self, layers: tuple[int, ...] | None = None, heads: tuple[int, ...] | None = None,
+                every: bool = False) -> "Selection":
+        """This selection plus more layers and heads (``every``: also layers=None, i.e. all)."""
+        merged_layers = None if every or self.layers is None else tuple(self.layers) + tuple(layers or ())
+        return Selection(merged_layers, self.heads if heads is None else heads, self.rows, self.query)
+
+
+ALL = Selection()
+
+
+def parse_numbers(text: str | None, what: str) -> tuple[int, ...] | None:
+    """'3', '0-5', '1,3,-1', 'all' → numbers (None for 'all' or no text); a bad span is a usage error."""
+    if text is None or text.strip().lower() == "all":
+        return None
+    numbers: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",")):
+            if re.fullmatch(r"\d+-\d+", part):
+                lo, hi = (int(v) for v in part.split("-"))
+                if hi < lo:
+                    raise ValueError(part)
+                numbers.extend(range(lo, hi + 1))
+            else:
+                numbers.append(int(part))
+    except ValueError:
+        raise UsageError(f"--{what}s {text}: not a list of {what} numbers",
+                         f"e.g. --{what}s 3, --{what}s 0-5, --{what}s 1,3,-1 or --{what}s all") from None
+    return tuple(numbers)
+
+
+def find_token_index(tokens: list[str], query: str) -> int:
+    """Position of a token given as an index ("8", "-1") or a word ("it"); ambiguous words are refused."""
+    try:
+        return resolve_index(int(query), len(tokens), "token", "the text")
+    except ValueError:
+        pass
+    wanted = query.strip().lower()
+    hits = [i for i, t in enumerate(tokens) if t.lower() == wanted]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        listing = " ".join(f"{i}:{t}" for i, t in enumerate(tokens))
+        raise UsageError(f'--token "{query}" is not one of the tokens: {listing}', "give a token or its index")
+    where = ", ".join(str(i) for i in hits)
+    raise UsageError(f'--token "{query}" occurs {len(hits)} times (at {where})', f"pick one with --token {hits[0]}")
 
 
 def architecture(config: Any) -> dict[str, Any]:

@@ -64,3 +64,10 @@ class Format(str, Enum):
     csv = "csv"  # rows for spreadsheets (attn stats)
     figure = "figure"  # PNG, SVG or PDF file
     html = "html"  # one standalone interactive page
+
+
+class StoreDtype(str, Enum):
+    """How a saved capture stores attention weights."""
+
+    float16 = "float16"
+    float32 = "float32"

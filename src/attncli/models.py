@@ -1,6 +1,8 @@
 """Resolve "alias | hub id | local path" and load a model that returns attention weights.
 
-Every model is loaded with eager attention: fused kernels (SDPA, flash) never materialise the weights.
+Text models are loaded with attncli's selective attention (SDPA, plus eager weights only for the layers a view
+asks for; see families.selective); every other purpose, and architectures that bypass transformers'
+AttentionInterface, load with eager attention, since fused kernels never materialise the weights.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import hashlib
 import os
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -112,6 +114,7 @@ class LoadedModel:
     ref: ModelRef
     device: str
     family: Any = None  # attncli.families.base.Family
+    warnings: list[str] = field(default_factory=list)  # said once per capture (e.g. "eager attention")
 
     @property
     def config(self) -> Any:
@@ -250,12 +253,28 @@ def load_model(
         # MarianTokenizer recommends sacremoses on every load; it is optional for the tokenization used here.
         warnings.filterwarnings("ignore", message=".*sacremoses.*")
         model_cls = family.model_class(config, purpose)
-        model = model_cls.from_pretrained(mref.location, config=config, attn_implementation="eager", **kwargs)
+        attn, notes = _attention_for(model_cls, purpose)
+        model = model_cls.from_pretrained(mref.location, config=config, attn_implementation=attn, **kwargs)
         processor = family.processor(mref.location, trust_remote_code)
     require_head(model.config, purpose, mref.model_id, type(model).__name__)
     model.eval()
     model.to(torch_device)
-    return LoadedModel(model=model, processor=processor, ref=mref, device=torch_device, family=family)
+    return LoadedModel(model=model, processor=processor, ref=mref, device=torch_device, family=family,
+                       warnings=notes)
+
+
+# Purposes whose captures go through families.selective (the others read output_attentions, so stay eager).
+SELECTIVE = frozenset({Purpose.text})
+
+
+def _attention_for(model_cls: Any, purpose: Purpose) -> tuple[str, list[str]]:
+    """The attention implementation to load with: selective (SDPA + asked weights) where it can serve, else eager."""
+    if purpose not in SELECTIVE:
+        return "eager", []
+    from attncli.families.selective import implementation
+
+    attn, warning = implementation(model_cls)
+    return attn, [warning] if warning else []
 
 
 # Class-name endings of models that carry a trained classifier, per purpose that needs one.

@@ -17,7 +17,7 @@ from attncli.choices import Device, Purpose
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
-    from attncli.capture import Capture
+    from attncli.capture import Capture, Selection
     from attncli.models import LoadedModel
 
 CAPTURE_SUFFIX = ".npz"
@@ -63,6 +63,7 @@ class Request:
     device: Device = Device.cpu
     trust_remote_code: bool = False
     generation: Generation | None = None  # encoder-decoders (align, caption)
+    selection: "Selection | None" = None  # which weights to keep (text self-attention); None: all
 
 
 @dataclass(frozen=True)
@@ -234,9 +235,10 @@ def _capture(planned: Plan, loaded: "LoadedModel") -> "Capture":
         from attncli.families.vit import capture_image
 
         return capture_image(req.value or "", loaded)
+    from attncli.capture import ALL
     from attncli.families.text_capture import capture_text
 
-    capture = capture_text(planned.text or "", loaded)
+    capture = capture_text(planned.text or "", loaded, req.selection or ALL)
     if planned.kind is InputKind.text_file:
         capture.source = str(Path(req.file or "").resolve())
     return capture

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
-from attncli.capture import Capture, Prediction
+from attncli.capture import Capture, Prediction, _spans
+from attncli.choices import StoreDtype
 from attncli.errors import StoreError, UsageError
 from attncli.grid import PatchGrid
 
-FORMAT = "attncli.capture/1"
+FORMAT = "attncli.capture/2"  # /2: uncompressed, one array per layer, weights stored as float16 or float32
+LAYERED = ("attentions", "cross_attentions", "decoder_attentions")
+MB = 1 << 20
+FLOAT16_ABOVE_MB = 64  # weights above this (as float32) are stored as float16 unless --dtype says otherwise
+LAST_BUDGET_MB = 1024  # the last capture never holds more weights than this (ATTN_LAST_BUDGET_MB overrides)
 
 
 def cache_dir() -> Path:
@@ -32,14 +36,17 @@ def last_capture_path() -> Path:
     return cache_dir() / "last.npz"
 
 
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write bytes to path via a temp file in the same folder and a rename: never a half-written file."""
+def write_atomic(path: Path, data: "bytes | Callable[[BinaryIO], None]") -> Path:
+    """Write bytes (or whatever a writer puts in the open file) via a temp file and a rename: never half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if callable(data):
+                data(fh)
+            else:
+                fh.write(data)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved file should look like any other
@@ -69,24 +76,68 @@ def _encode(capture: Capture) -> tuple[dict[str, Any], dict[str, Any]]:
     return arrays, meta
 
 
-def save_capture(capture: Capture, path: Path | str) -> Path:
-    """Write a Capture to an .npz file atomically and return the path."""
+def last_budget() -> int:
+    """Most bytes of weights the last capture keeps: $ATTN_LAST_BUDGET_MB megabytes, else LAST_BUDGET_MB."""
+    env = os.environ.get("ATTN_LAST_BUDGET_MB", "").strip()
+    return int(float(env) * MB) if env.replace(".", "", 1).isdigit() else LAST_BUDGET_MB * MB
+
+
+def stored_dtype(capture: Capture, dtype: StoreDtype | str | None = None) -> StoreDtype:
+    """The dtype weights are stored in: the asked one, else float16 when float32 would pass FLOAT16_ABOVE_MB."""
+    if dtype is not None:
+        return StoreDtype(dtype)
+    return StoreDtype.float16 if weight_bytes(capture, StoreDtype.float32) > FLOAT16_ABOVE_MB * MB \
+        else StoreDtype.float32
+
+
+def weight_bytes(capture: Capture, dtype: StoreDtype | str) -> int:
+    """Bytes the capture's attention arrays take when stored as dtype."""
+    size = 2 if StoreDtype(dtype) is StoreDtype.float16 else 4
+    arrays = (capture.attentions, capture.cross_attentions, capture.decoder_attentions)
+    return sum(int(a.size) * size for a in arrays if a is not None)
+
+
+def fit_budget(capture: Capture, budget: int, dtype: StoreDtype) -> tuple[Capture, str | None]:
+    """The capture cut to the layers that fit the budget (first layers first), and a note saying what was kept."""
+    per_layer = weight_bytes(capture, dtype) / max(capture.n_layers, 1)
+    if capture.cross_attentions is not None or per_layer * capture.n_layers <= budget:
+        return capture, None
+    keep = max(1, int(budget // per_layer))
+    ids = capture.layer_ids or list(range(capture.n_layers))
+    trimmed = dataclasses.replace(capture, attentions=capture.attentions[:keep], layer_ids=ids[:keep],
+                                  total_layers=capture.total_layers or capture.n_layers)
+    note = (f"the last capture kept {_spans(ids[:keep], 'layer')} of the {len(ids)} captured "
+            f"({per_layer * keep / MB:.0f} MB in {dtype.value}; budget {budget / MB:.0f} MB): keep them all "
+            "with --save FILE.npz, or raise ATTN_LAST_BUDGET_MB")
+    return trimmed, note
+
+
+def save_capture(capture: Capture, path: Path | str, dtype: StoreDtype | str | None = None) -> Path:
+    """Write a Capture to an uncompressed .npz atomically (one array per layer, so one layer loads alone)."""
     import numpy as np
 
     path = Path(path)
     if path.suffix.lower() != ".npz":
         raise UsageError(f"--save {path}: a capture is saved as .npz", "give a file name ending in .npz")
     arrays, meta = _encode(capture)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, __meta__=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8), **arrays)
+    kind = stored_dtype(capture, dtype)
+    meta["stored_dtype"] = kind.value
+    split: dict[str, Any] = {}
+    for name, value in arrays.items():
+        if name in LAYERED:
+            meta[f"{name}_layers"] = int(value.shape[0])
+            split.update({f"{name}.{i}": value[i].astype(kind.value) for i in range(value.shape[0])})
+        else:
+            split[name] = value
+    header = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     try:
-        return write_atomic(path, buf.getvalue())
+        return write_atomic(path, lambda fh: np.savez(fh, __meta__=header, **split))
     except OSError as exc:
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}", "choose a writable folder") from exc
 
 
-def load_capture(path: Path | str | None = None) -> Capture:
-    """Read a Capture saved by save_capture (default: the last capture)."""
+def _open(path: Path | str | None) -> tuple[Path, Any, dict[str, Any]]:
+    """(path, open NpzFile, metadata) of a saved capture; the caller closes the file."""
     import numpy as np
 
     path = Path(path) if path is not None else last_capture_path()
@@ -95,13 +146,45 @@ def load_capture(path: Path | str | None = None) -> Capture:
             raise StoreError("there is no last capture yet", 'run a command first, e.g. attn explain "some text"')
         raise UsageError(f"no such capture file: {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(bytes(data["__meta__"]).decode("utf-8"))
-            arrays = {k: data[k] for k in data.files if k != "__meta__"}
+        data = np.load(path, allow_pickle=False)
+        meta = json.loads(bytes(data["__meta__"]).decode("utf-8"))
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
         raise StoreError(f"{path} is not a capture saved by attncli ({exc.__class__.__name__})") from None
     if meta.pop("format", None) != FORMAT:
+        data.close()
         raise StoreError(f"{path} was saved by an incompatible attncli version", "capture it again")
+    return path, data, meta
+
+
+def load_layer(layer: int, path: Path | str | None = None) -> "Any":
+    """One model layer's (heads, query, key) float32 weights, read without reading the other layers."""
+    from attncli.methods.heads import resolve_index
+
+    path, data, meta = _open(path)
+    with data:
+        ids = meta.get("layer_ids") or list(range(meta["attentions_layers"]))
+        number = resolve_index(layer, meta.get("total_layers") or len(ids), "layer")
+        if number not in ids:
+            raise StoreError(f"{path} kept layers {ids}, not layer {number}",
+                             f"capture it again with --layers {number} (or --layers all)")
+        return data[f"attentions.{ids.index(number)}"].astype("float32")
+
+
+def load_capture(path: Path | str | None = None) -> Capture:
+    """Read a Capture saved by save_capture (default: the last capture); weights come back as float32."""
+    import numpy as np
+
+    path, data, meta = _open(path)
+    with data:
+        try:
+            arrays = {k: data[k] for k in data.files if k != "__meta__" and "." not in k}
+            for name in LAYERED:
+                count = meta.pop(f"{name}_layers", None)
+                if count is not None:
+                    arrays[name] = np.stack([data[f"{name}.{i}"] for i in range(count)]).astype(np.float32)
+        except (OSError, ValueError, KeyError) as exc:
+            raise StoreError(f"{path} is not a capture saved by attncli ({exc.__class__.__name__})") from None
+    meta.pop("stored_dtype", None)
     if meta.get("grid") is not None:
         meta["grid"] = PatchGrid.from_dict(meta["grid"])
     meta["predictions"] = [Prediction(**p) for p in meta.get("predictions", [])]

@@ -164,27 +164,30 @@ def check_save_path(save: Path | None, inputs: Iterable[Path | str] = ()) -> Non
         raise UsageError(f"--save {save} is a folder", "give a file name ending in .npz")
 
 
-def keep(resolved: "Resolved", save: Path | None) -> None:
+def keep(resolved: "Resolved", save: Path | None, dtype: Any = None) -> None:
     """Show the source's warnings, then store a fresh capture as the last capture and, when asked, to --save."""
     warn(resolved.warnings)
     if resolved.plan.fresh:
-        keep_capture(resolved.capture, save)
+        keep_capture(resolved.capture, save, dtype)
     elif save is not None:
         from attncli.store import save_capture
 
-        say(f"saved capture to {save_capture(resolved.capture, save)}")
+        say(f"saved capture to {save_capture(resolved.capture, save, dtype)}")
 
 
-def keep_capture(capture: "Capture", save: Path | None) -> None:
-    """Store the capture as the last capture (best effort) and, when asked, to --save."""
-    from attncli.store import last_capture_path, save_capture
+def keep_capture(capture: "Capture", save: Path | None, dtype: Any = None) -> None:
+    """Store the capture as the last capture (best effort, within its budget) and, when asked, to --save."""
+    from attncli.store import fit_budget, last_budget, last_capture_path, save_capture, stored_dtype
 
     try:
-        save_capture(capture, last_capture_path())
+        kind = stored_dtype(capture, dtype)
+        kept, note = fit_budget(capture, last_budget(), kind)
+        save_capture(kept, last_capture_path(), kind)
+        warn([note] if note else [])
     except AttnError as exc:
         warn([f"could not store the last capture: {exc.message}"])
     if save is not None:
-        say(f"saved capture to {save_capture(capture, save)}")
+        say(f"saved capture to {save_capture(capture, save, dtype)}")
 
 
 def gradients(resolved: "Resolved", spec: Any) -> tuple[Any, str | None]:

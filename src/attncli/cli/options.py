@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from attncli.choices import Device, Fuse, Method, Scale
+from attncli.choices import Device, Fuse, Method, Scale, StoreDtype
 
 ModelOpt = Annotated[
     Optional[str],
@@ -62,4 +62,18 @@ ScaleOpt = Annotated[
 ]
 SkipSpecialOpt = Annotated[
     bool, typer.Option("--skip-special", help="Hide [CLS]/[SEP]-like tokens and renormalise rows over the rest.")
+]
+LayersOpt = Annotated[
+    Optional[str], typer.Option("--layers", metavar="N|A-B|all",
+                                help="Also keep these layers' weights in the capture (e.g. 3, 0-5, 1,3,-1, all). "
+                                     "Default: only what the view needs; other layers run fused SDPA.")
+]
+HeadsOpt = Annotated[
+    Optional[str], typer.Option("--heads", metavar="N|A-B|all",
+                                help="Keep only these heads' weights (e.g. 0-3). Default: all heads.")
+]
+StoreDtypeOpt = Annotated[
+    Optional[StoreDtype], typer.Option("--dtype", metavar="float16|float32",
+                                       help="How the capture stores weights (default: float32, float16 when "
+                                            "the weights pass 64 MB).")
 ]

@@ -10,7 +10,8 @@ import typer
 from attncli.choices import Device, Fuse, Method, Purpose
 from attncli.cli.common import check_save_path, gradients, keep, outputs, show, with_page
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
-                                 OutOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt, WidthOpt)
+                                 OutOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt, WidthOpt,
+                                 LayersOpt, HeadsOpt, StoreDtypeOpt)
 from attncli.errors import UsageError
 
 
@@ -38,6 +39,9 @@ def explain(
     as_json: JsonOpt = False,
     width: WidthOpt = None,
     save: SaveOpt = None,
+    layers: LayersOpt = None,
+    heads: HeadsOpt = None,
+    dtype: StoreDtypeOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
 ) -> None:
@@ -51,9 +55,12 @@ def explain(
         raise UsageError("--token and --matrix show different views", "use one of them")
     spec = MapSpec(method=method, layer=layer, head=head, fuse=fuse, query=token, skip_special=skip_special,
                    discard_ratio=discard_ratio, scale=scale, top_k=top_k, target=target_class)
+    from attncli.views.explain import needs
+
     purpose = Purpose.text_classification if method is Method.grad_rollout else Purpose.text
     plan = sources.plan(sources.Request(value=text, file=file, model=model or "minilm", purpose=purpose,
-                                        accepts=sources.TEXTS, device=device, trust_remote_code=trust_remote_code))
+                                        accepts=sources.TEXTS, device=device, trust_remote_code=trust_remote_code,
+                                        selection=needs(spec, layers, heads)))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
     resolved = sources.resolve(plan)
@@ -64,5 +71,5 @@ def explain(
         view = profile_of(resolved.capture, spec, grads, label)
     else:
         view = layer_matrix(resolved.capture, spec, grads, label, TokenMatrix if matrix else TokenTable)
-    keep(resolved, save)
+    keep(resolved, save, dtype)
     show(view, with_page(where, resolved.capture, spec, grads, label))

@@ -4,28 +4,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from attncli.capture import Capture, architecture, stack_attentions
+from attncli.capture import ALL, Capture, Selection, architecture
 from attncli.choices import Kind, Purpose
 
 if TYPE_CHECKING:
     from attncli.models import LoadedModel
 
 
-def capture_text(text: str, loaded: "LoadedModel") -> Capture:
-    """Tokenize text, run the loaded model once with attentions returned, and return a Capture."""
-    import torch
-
+def capture_text(text: str, loaded: "LoadedModel", selection: Selection = ALL) -> Capture:
+    """Tokenize text, run the loaded model once keeping the selection's attention weights, return a Capture."""
     from attncli.families import require
+    from attncli.families.selective import capture_selected
     from attncli.inputs import prepare_text
 
     config = loaded.config
     require(config, Purpose.text, loaded.ref.model_id)
     prepared = prepare_text(text, loaded.processor, config)
     inputs = {k: v.to(loaded.device) for k, v in prepared.model_inputs.items()}
-    with torch.inference_mode():
-        out = loaded.model(**inputs, output_attentions=True)
+    weights, kept, _ = capture_selected(loaded.model, inputs, selection, prepared.labels)
     return Capture(
-        attentions=stack_attentions(getattr(out, "attentions", None)),
+        attentions=weights[0],  # (layers, heads, rows, key)
         tokens=prepared.labels,
         special=prepared.special,
         model_id=loaded.ref.model_id,
@@ -33,5 +31,6 @@ def capture_text(text: str, loaded: "LoadedModel") -> Capture:
         kind=Kind.text,
         arch=architecture(config),
         text=prepared.text,
-        warnings=list(prepared.warnings),
+        warnings=list(prepared.warnings) + list(loaded.warnings),
+        **kept,
     )

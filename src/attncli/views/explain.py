@@ -11,6 +11,7 @@ from attncli.methods.heads import keep_tokens, resolve_index, top_k
 from attncli.views.common import SKIP_NOTE, MapSpec, colour_range, default_scale, heads_phrase, rounded
 
 if TYPE_CHECKING:
+    from attncli.capture import Selection
     import numpy as np
 
     from attncli.capture import Capture
@@ -176,10 +177,14 @@ def layer_matrix(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.n
     from attncli.methods.dispatch import check_method_options, describe, method_rows
 
     method = check_method_options(spec.method, spec.head, spec.discard_ratio)
-    layer_i = capture.layer_index(spec.layer)
-    head_i = None if spec.head is None else capture.head_index(spec.head)
+    if method is not Method.attention:
+        capture.require(f"--method {method.value}")
+    capture.require("the token table of a layer", layers=False)
+    slot, layer_i = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
+    head_slot = None if spec.head is None else capture.head_index(spec.head)
+    head_i = None if spec.head is None else resolve_index(spec.head, capture.total_heads or capture.n_heads, "head")
     shown = _shown(capture, spec.skip_special)
-    full = method_rows(capture.attentions, method, layer_i, head=head_i, fuse=spec.fuse,
+    full = method_rows(capture.attentions, method, slot, head=head_slot, fuse=spec.fuse,
                        discard_ratio=spec.discard_ratio, gradients=gradients)  # (Q, K)
     matrix = _restrict(full, capture, shown, spec.skip_special)
     fuse = Fuse(spec.fuse)
@@ -203,19 +208,9 @@ def layer_view(capture: "Capture", layer: int = -1, head: int | None = None, fus
 
 def find_token(capture: "Capture", query: str) -> int:
     """Position of a token given as an index ("8", "-1") or a word ("it"); ambiguous words are refused."""
-    try:
-        return resolve_index(int(query), capture.n_tokens, "token", "the text")
-    except ValueError:
-        pass
-    wanted = query.strip().lower()
-    hits = [i for i, t in enumerate(capture.tokens) if t.lower() == wanted]
-    if len(hits) == 1:
-        return hits[0]
-    if not hits:
-        listing = " ".join(f"{i}:{t}" for i, t in enumerate(capture.tokens))
-        raise UsageError(f'--token "{query}" is not one of the tokens: {listing}', "give a token or its index")
-    where = ", ".join(str(i) for i in hits)
-    raise UsageError(f'--token "{query}" occurs {len(hits)} times (at {where})', f"pick one with --token {hits[0]}")
+    from attncli.capture import find_token_index
+
+    return find_token_index(capture.tokens, query)
 
 
 def token_profile(capture: "Capture", token: int, head: int | None = None, fuse: Fuse | str = Fuse.mean,
@@ -229,7 +224,12 @@ def token_profile(capture: "Capture", token: int, head: int | None = None, fuse:
 
     method = check_method_options(method, head, discard_ratio)
     token = resolve_index(token, capture.n_tokens, "token", "the text")
-    head_i = None if head is None else capture.head_index(head)
+    if method is not Method.attention:
+        capture.require(f"--method {method.value}")
+    capture.require("a token's attention at every layer", rows=False)
+    row = capture.row_index(token)
+    head_slot = None if head is None else capture.head_index(head)
+    head_i = None if head is None else resolve_index(head, capture.total_heads or capture.n_heads, "head")
     shown = _shown(capture, skip_special)
     if token not in shown:
         raise UsageError(f'token {token} ("{capture.tokens[token]}") is a special token hidden by --skip-special',
@@ -239,8 +239,8 @@ def token_profile(capture: "Capture", token: int, head: int | None = None, fuse:
 
         per_layer = rollout_layers(capture.attentions, fuse, discard_ratio)[:, token]  # (layers, keys)
     else:
-        per_layer = np.stack([method_rows(capture.attentions, method, layer, head=head_i, fuse=fuse,
-                                          gradients=gradients, queries=[token])[0]
+        per_layer = np.stack([method_rows(capture.attentions, method, layer, head=head_slot, fuse=fuse,
+                                          gradients=gradients, queries=[row])[0]
                               for layer in range(capture.n_layers)])  # (layers, keys)
     rows = per_layer
     if skip_special:  # the query's row over the shown keys, renormalised (what _restrict does to every row)
@@ -259,3 +259,19 @@ def profile_of(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None"
     """The spec's --token (spec.query) at every layer."""
     return token_profile(capture, find_token(capture, spec.query or ""), spec.head, spec.fuse, spec.skip_special,
                          spec.method, spec.discard_ratio, gradients, target_label, spec.top_k)
+
+
+def needs(spec: MapSpec, layers: str | None = None, heads: str | None = None) -> "Selection":
+    """The attention weights the spec's view reads (plus --layers/--heads): one layer, one query row, or all."""
+    from attncli.capture import ALL, Selection, parse_numbers
+
+    extra_layers, kept_heads = parse_numbers(layers, "layer"), parse_numbers(heads, "head")
+    if kept_heads is not None and spec.head is not None:
+        kept_heads = kept_heads + (spec.head,)
+    if Method(spec.method) is not Method.attention:
+        return ALL  # rollout, flow and gradients combine every layer, every row
+    if spec.query is not None:
+        base = Selection(layers=None, heads=kept_heads, query=spec.query)
+    else:
+        base = Selection(layers=(spec.layer,), heads=kept_heads)
+    return base.widened(extra_layers, every=layers is not None and extra_layers is None)

@@ -1,0 +1,193 @@
+"""Selective capture: attention weights for the asked layers, heads and query rows; SDPA everywhere else.
+
+Registered with transformers' own ``AttentionInterface`` (and its mask interface) under :data:`IMPLEMENTATION`,
+so no model code is patched: a model loaded with ``attn_implementation=IMPLEMENTATION`` calls
+:func:`selective_attention` in every attention module. Outside a :class:`Recorder` it is plain SDPA. Inside one,
+a layer the selection wants gets its weights computed as eager attention does (scores, position bias, mask,
+float32 softmax), only for the asked query rows, and kept as float32 on the CPU; the other layers never
+materialise an (N, N) matrix. Models whose classes do not route through the interface load with eager attention.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from attncli.capture import Selection
+from attncli.errors import CaptureError
+
+if TYPE_CHECKING:
+    import torch
+
+IMPLEMENTATION = "attncli_selective"
+# Names of cross-attention modules: never part of a self-attention capture.
+_CROSS = re.compile(r"cross|encoder_attn|EncDecAttention", re.IGNORECASE)
+_ACTIVE: "Recorder | None" = None
+_REGISTERED = False
+
+
+def register() -> str:
+    """Register the selective attention function and its (SDPA) masks with transformers; return its name."""
+    global _REGISTERED
+    if not _REGISTERED:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+        AttentionInterface.register(IMPLEMENTATION, selective_attention)
+        ALL_MASK_ATTENTION_FUNCTIONS.register(IMPLEMENTATION, sdpa_mask)
+        _REGISTERED = True
+    return IMPLEMENTATION
+
+
+def implementation(model_class: Any) -> tuple[str, str | None]:
+    """(attn_implementation to load with, a warning or None): eager for classes that bypass the interface."""
+    if getattr(model_class, "_supports_attention_backend", False):
+        return register(), None
+    return "eager", (f"{model_class.__name__} does not route attention through transformers' AttentionInterface: "
+                     "every layer computes its full attention matrix (eager), which costs more on long inputs")
+
+
+def is_selective(model: Any) -> bool:
+    """Whether a loaded model runs the selective attention function."""
+    return getattr(model.config, "_attn_implementation", None) == IMPLEMENTATION
+
+
+def self_attention_layers(model: Any) -> dict[int, int]:
+    """id(attention module) → layer number for the first stack of self-attention modules (encoder first).
+
+    The layer number is the first integer in the module's qualified name (``encoder.layer.3.attention.self``);
+    the stack is the name before it. Cross-attention modules are left out.
+    """
+    found: dict[int, int] = {}
+    stack: str | None = None
+    for name, module in model.named_modules():
+        if "attention" not in type(module).__name__.lower() or _CROSS.search(name) or _CROSS.search(
+                type(module).__name__):
+            continue
+        match = re.search(r"(^|\.)(\d+)(\.|$)", name)
+        if match is None:
+            continue
+        prefix = name[:match.start(2)]
+        if stack is None:
+            stack = prefix
+        if prefix == stack:  # wrappers too: only the module that calls the interface is ever looked up
+            found[id(module)] = int(match.group(2))
+    return found
+
+
+class Recorder:
+    """Context manager: while active, the selective attention function keeps the selection's weights.
+
+    ``weights[layer]`` is ``(batch, heads kept, rows kept, key)`` float32 on the CPU.
+    """
+
+    def __init__(self, model: Any, selection: Selection, n_layers: int, n_heads: int) -> None:
+        self.layers = selection.layer_numbers(n_layers)
+        self.heads = selection.head_numbers(n_heads)
+        self.rows = None if selection.rows is None else list(selection.rows)
+        self.modules = self_attention_layers(model)
+        self.weights: dict[int, "torch.Tensor"] = {}
+
+    def __enter__(self) -> "Recorder":
+        global _ACTIVE
+        if _ACTIVE is not None:
+            raise CaptureError("a selective capture is already running in this process")
+        _ACTIVE = self
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        global _ACTIVE
+        _ACTIVE = None
+
+    def wants(self, module: Any) -> int | None:
+        """The layer number of a module whose weights are wanted (None: run SDPA only)."""
+        layer = self.modules.get(id(module))
+        return layer if layer is not None and layer in self.layers and layer not in self.weights else None
+
+    def stacked(self) -> "Any":
+        """(batch, layers kept, heads kept, rows kept, key) float32 numpy array, layers in selection order."""
+        import torch
+
+        missing = [layer for layer in self.layers if layer not in self.weights]
+        if missing:
+            raise CaptureError(f"the model never ran attention layer(s) {missing}",
+                               "this architecture names its layers in a way attncli does not know yet")
+        return torch.stack([self.weights[layer] for layer in self.layers], dim=1).numpy()
+
+
+def selective_attention(module: Any, query: "torch.Tensor", key: "torch.Tensor", value: "torch.Tensor",
+                        attention_mask: "torch.Tensor | None", dropout: float = 0.0, scaling: float | None = None,
+                        is_causal: bool | None = None, position_bias: "torch.Tensor | None" = None,
+                        **kwargs: Any) -> tuple["torch.Tensor", None]:
+    """SDPA, and for a wanted layer its eager weights on the asked rows (query/key/value: (B, heads, N, d))."""
+    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+
+    rec = _ACTIVE
+    layer = None if rec is None else rec.wants(module)
+    if layer is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, position_bias=position_bias, **kwargs)
+    import torch
+
+    groups = getattr(module, "num_key_value_groups", 1)
+    keys, values = repeat_kv(key, groups), repeat_kv(value, groups)  # (B, H, K, d)
+    n_q, n_k = query.shape[2], keys.shape[2]
+    every_row = rec.rows is None
+    rows = torch.arange(n_q, device=query.device) if every_row else torch.tensor(rec.rows, device=query.device)
+    q = query.index_select(2, rows)  # (B, H, R, d)
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    scores = torch.matmul(q, keys.transpose(2, 3)) * scale  # (B, H, R, K)
+    if position_bias is not None:
+        scores = scores + position_bias.index_select(2, rows)
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    if attention_mask is not None:
+        mask = attention_mask[..., -n_q:, :] if attention_mask.shape[-2] >= n_q else attention_mask
+        mask = mask.index_select(2, rows) if mask.shape[-2] == n_q else mask
+        if mask.dtype == torch.bool:
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+        else:
+            scores = scores + mask
+    elif causal and n_q > 1:
+        allowed = torch.arange(n_k, device=query.device)[None, :] <= (rows[:, None] + (n_k - n_q))  # (R, K)
+        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    weights = torch.nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)  # (B, H, R, K)
+    kept = weights if rec.heads is None else weights[:, rec.heads]
+    rec.weights[layer] = kept.detach().to(device="cpu", dtype=torch.float32)
+    if every_row:  # the weights are all there: finish as eager attention does
+        output = torch.matmul(weights, values).transpose(1, 2).contiguous()  # (B, N, H, d)
+        return output, None
+    return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                  is_causal=is_causal, position_bias=position_bias, **kwargs)
+
+
+def capture_selected(model: Any, inputs: dict[str, Any], selection: Selection, tokens: list[str] | None = None,
+                     **call: Any) -> tuple[Any, dict[str, Any], Any]:
+    """Run the model once: ((batch, layers, heads, rows, key) float32 weights, Capture fields, model output).
+
+    The fields (``layer_ids``, ``head_ids``, ``query_ids``, ``total_layers``, ``total_heads``) say what was kept;
+    ``selection.query`` is resolved against ``tokens``. Eager models compute everything and are cut down.
+    """
+    import torch
+
+    from attncli.capture import find_token_index, stack_attentions
+
+    config = model.config
+    n_layers, n_heads = int(config.num_hidden_layers), int(config.num_attention_heads)
+    if selection.query is not None:
+        selection = Selection(selection.layers, selection.heads, (find_token_index(tokens or [], selection.query),))
+    layers, heads = selection.layer_numbers(n_layers), selection.head_numbers(n_heads)
+    rows = None if selection.rows is None else list(selection.rows)
+    with torch.inference_mode():
+        if is_selective(model):
+            with Recorder(model, selection, n_layers, n_heads) as rec:
+                output = model(**inputs, **call)
+            weights = rec.stacked()  # (B, L', H', R', K)
+        else:
+            output = model(**inputs, output_attentions=True, **call)
+            weights = stack_attentions(getattr(output, "attentions", None), item=None)[:, layers]
+            weights = weights if heads is None else weights[:, :, heads]
+            weights = weights if rows is None else weights[:, :, :, rows]
+    every_layer = len(layers) == n_layers
+    fields = {"layer_ids": None if every_layer else layers, "head_ids": heads, "query_ids": rows,
+              "total_layers": n_layers, "total_heads": n_heads}
+    return weights, fields, output
