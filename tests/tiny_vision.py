@@ -94,3 +94,16 @@ def photo(path: Path, size: tuple[int, int] = (48, 40), mode: str = "RGB", **sav
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path, **save_kwargs)
     return path
+
+
+def make_backbone(folder: Path, kind: str = "dinov2", image_size: int = 32, patch_size: int = 8) -> Path:
+    """A head-free ViTModel or Dinov2Model (saved without any classifier), with an image processor."""
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    config_cls, model_cls = {"vit": ("ViTConfig", "ViTModel"), "dinov2": ("Dinov2Config", "Dinov2Model")}[kind]
+    config = getattr(transformers, config_cls)(image_size=image_size, patch_size=patch_size, hidden_size=16,
+                                               num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                                               mlp_ratio=2)
+    return _save(getattr(transformers, model_cls)(config), folder, image_size)

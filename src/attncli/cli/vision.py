@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from attncli.choices import Device, Format, Fuse, Kind, Method, Purpose
-from attncli.cli.common import (Progress, check_save_path, gradients, keep, keep_capture, outputs, say, show,
+from attncli.cli.common import (Progress, check_save_path, gradients, keep, keep_capture, outputs, say, show, warn,
                                 with_page)
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
                                  OutOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TrustOpt, WidthOpt)
@@ -69,7 +69,9 @@ def classify(
     if len(paths) > 1:
         say(f"last capture: {first[0].source} (the first image); `attn heatmap` re-renders it, "
             "`attn heatmap IMAGE` captures another")
-    show(classify_result(rows, first[1], first[0].source), with_page(where, first[0], spec))
+    result = classify_result(rows, first[1], first[0].source)
+    warn(result.notes)  # an image unlike the model's training data: said on stderr too, the prediction still shown
+    show(result, with_page(where, first[0], spec))
 
 
 def patches(
@@ -180,6 +182,8 @@ def heatmap(
         name = check_output(_default_name(capture, view), plan.inputs)
         where = outputs(output=name, terminal=False, width=width, inputs=plan.inputs)
     keep(resolved, save)
+    facts = getattr(view, "facts", None)
+    warn([facts.unlike_training] if facts is not None and facts.unlike_training else [])
     show(view, with_page(where, capture, spec, grads, label))
 
 

@@ -44,7 +44,10 @@ def stats_table(report: "StatsReport") -> "RenderableType":
             f"else local if d/unif ≤ {report.thresholds['local_distance_rel']:g}, else global")
     from rich.text import Text
 
-    return titled(title, table, Text(note, style="dim"))
+    from attncli.render.tables import line
+
+    return titled(title, table, Text(note, style="dim"),
+                  *[line(text, "yellow" if report.patch_sinks else "dim") for text in report.notes])
 
 
 def distance_figure(report: "StatsReport"):

@@ -181,6 +181,11 @@ def map_caption(amap: "PatchMap | HeadPanels") -> str:
     return line
 
 
+def map_heading(amap: "PatchMap | HeadPanels") -> str:
+    """The title, the caption and the view's notes (patch sinks), one per line, each printable."""
+    return "\n".join(printable(line) for line in [amap.title, map_caption(amap), *amap.notes])
+
+
 def overlay_captions(facts: "ImageFacts") -> tuple[str, str]:
     """Captions of the two overlay panels: the input (and how it was resized), the grid with the top prediction."""
     height, width = facts.image.shape[:2]
@@ -214,7 +219,7 @@ def overlay_figure(amap: "PatchMap") -> "Figure":
     bar = fig.colorbar(shown, cax=fig.add_axes((0.905, 0.08, 0.015, 0.66)))
     bar.set_label(_bar_label(amap.method.value, rows=False), fontsize=8)
     bar.ax.tick_params(labelsize=8)
-    fig.suptitle(f"{printable(amap.title)}\n{printable(map_caption(amap))}", fontsize=10, y=0.975)
+    fig.suptitle(map_heading(amap), fontsize=10, y=0.975)
     return fig
 
 
@@ -223,8 +228,7 @@ def write_overlay(amap: "PatchMap", path: Path) -> Path:
     if figure_format(path) == "png":
         from attncli.render.raster import overlay_png
 
-        return write_bytes(path, overlay_png(amap, f"{amap.title}\n{map_caption(amap)}",
-                                             *overlay_captions(amap.facts)))
+        return write_bytes(path, overlay_png(amap, map_heading(amap), *overlay_captions(amap.facts)))
     return save_figure(overlay_figure(amap), path)
 
 
@@ -255,7 +259,7 @@ def heads_figure(amap: "HeadPanels") -> "Figure":
         ax.set_title(f"head {h} · max {amap.values[h].max():.2f}", fontsize=8)
     bar = fig.colorbar(shown, ax=axes, fraction=0.03, pad=0.01)
     bar.set_label("attention weight (shared scale)", fontsize=8)
-    fig.suptitle(f"{printable(amap.title)}\n{printable(map_caption(amap))}", fontsize=10)
+    fig.suptitle(map_heading(amap), fontsize=10)
     return fig
 
 

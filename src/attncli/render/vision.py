@@ -75,6 +75,7 @@ def grid_view(amap: "PatchMap | HeadPanels", width: int = 80) -> Group:
     parts.append(Text(note, style="dim"))
     if not isinstance(amap, HeadPanels):
         parts.append(line(f"top patches (row,col): {describe_top(amap)}"))
+    parts += [line(text, "yellow") for text in amap.notes]
     return Group(*parts)
 
 
@@ -129,7 +130,8 @@ def classify_output(view: "ClassifyResult", width: int = 80) -> Group:
     if len(view.rows) > 1:
         # as many label columns as fit: --json has them all
         k = min(max((len(r.predictions) for r in view.rows), default=1), 3 if width >= 100 else 2)
-        return batch_table(view.rows, view.model_id, k, view.cls_phrase)
+        return Group(batch_table(view.rows, view.model_id, k, view.cls_phrase),
+                     *[line(note, "yellow") for note in view.notes])
     row = view.rows[0]
     parts: list = [predictions_table(row.source, view.model_id, row.predictions)]
     if row.predictions:

@@ -26,6 +26,7 @@ class ClassifiedImage:
     cls_top: list[tuple[int, int, float]]  # (row, col, weight), highest first
     cls_layer: int
     cls_method: Method = Method.attention
+    unlike_training: str | None = None  # the shapes model on an image unlike its training set: why
 
     def to_dict(self) -> dict:
         """One entry of the `images` list in `attn classify --json` (schema attncli.classify/1)."""
@@ -35,6 +36,7 @@ class ClassifiedImage:
             "cls_top_patches": [{"row": r, "col": c, "weight": round(w, 6)} for r, c, w in self.cls_top],
             "cls_layer": self.cls_layer,
             "cls_method": Method(self.cls_method).value,
+            "out_of_distribution": self.unlike_training,
         }
 
 
@@ -72,6 +74,7 @@ class ClassifyResult:
             "grid": self.grid.to_dict() if self.grid is not None else None,
             "images": [row.to_dict() for row in self.rows],
             "last_capture": self.kept,
+            "notes": self.notes,
         }
 
 
@@ -82,7 +85,8 @@ def summarise(capture: "Capture", k: int = 5, patches: int = 3, spec: MapSpec = 
 
     amap = patch_map(capture, spec, gradients)
     row = ClassifiedImage(source=capture.source or "", predictions=list(capture.predictions[:k]),
-                          cls_top=amap.top(patches), cls_layer=amap.layer, cls_method=amap.method)
+                          cls_top=amap.top(patches), cls_layer=amap.layer, cls_method=amap.method,
+                          unlike_training=amap.facts.unlike_training)
     return row, amap
 
 
@@ -91,4 +95,8 @@ def classify_result(rows: list[ClassifiedImage], first: "PatchMap", kept: str | 
     from attncli.views.common import heads_phrase
 
     note = first.method_note or f"layer {first.layer} · {heads_phrase(first.head, first.fuse, first.n_heads)}"
-    return ClassifyResult(rows, first.model_id, first.grid, kept, note, first)
+    unlike = [row for row in rows if row.unlike_training]
+    notes = [] if not unlike else [unlike[0].unlike_training or ""] if len(rows) == 1 else [
+        f"{len(unlike)} of {len(rows)} images are unlike the synthetic shapes {first.model_id} was trained on "
+        "(64×64 px, one shape on clutter): their predictions say little (--json: out_of_distribution)"]
+    return ClassifyResult(rows, first.model_id, first.grid, kept, note, first, notes)

@@ -14,6 +14,7 @@ from attncli.choices import Fuse, Kind, Method, Scale
 from attncli.errors import UsageError
 from attncli.methods.heads import resolve_index, top_k
 from attncli.views.common import MapSpec, colour_range, default_scale, heads_phrase, quantity, rounded
+from attncli.views.sinks import PatchSink, capture_sinks, sinks_note
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,6 +32,7 @@ class ImageFacts:
     source: str | None = None
     input_size: tuple[int, int] | None = None  # (width, height) of the file, before preprocessing
     prediction: "Prediction | None" = None
+    unlike_training: str | None = None  # the shapes model on an image unlike its training set: why (see domain_note)
 
     @property
     def name(self) -> str:
@@ -93,6 +95,12 @@ class PatchMap(OnGrid):
     scale: Scale = Scale.zero
     vmin: float = 0.0
     vmax: float = 1.0
+    patch_sinks: list[PatchSink] = field(default_factory=list)  # in the layers behind this map
+
+    @property
+    def notes(self) -> list[str]:
+        """Lines a renderer shows under the title: an out-of-distribution image, the patch sinks behind the map."""
+        return [n for n in (self.facts.unlike_training, sinks_note(self.patch_sinks)) if n]
 
     @property
     def cell(self) -> tuple[int, int] | None:
@@ -125,6 +133,8 @@ class PatchMap(OnGrid):
                 "prefix_share": None if self.outside is None else round(self.outside, 6),
                 "scale": {"kind": self.scale.value, "vmin": round(self.vmin, 6), "vmax": round(self.vmax, 6)},
                 "top": [{"row": r, "col": c, "weight": round(w, 6)} for r, c, w in self.top(5)],
+                "patch_sinks": [s.to_dict() for s in self.patch_sinks],
+                "out_of_distribution": self.facts.unlike_training,
                 "weights": rounded(self.values)}
 
 
@@ -143,6 +153,12 @@ class HeadPanels(OnGrid):
     vmin: float = 0.0
     vmax: float = 1.0
     method: Method = Method.attention
+    patch_sinks: list[PatchSink] = field(default_factory=list)  # in this layer
+
+    @property
+    def notes(self) -> list[str]:
+        """Lines a renderer shows under the title: an out-of-distribution image, the layer's patch sinks."""
+        return [n for n in (self.facts.unlike_training, sinks_note(self.patch_sinks)) if n]
 
     @property
     def title(self) -> str:
@@ -156,6 +172,8 @@ class HeadPanels(OnGrid):
                 "grid": self.grid.to_dict(),
                 "prefix_share": None if self.outside is None else round(self.outside, 6),
                 "scale": {"kind": self.scale.value, "vmin": round(self.vmin, 6), "vmax": round(self.vmax, 6)},
+                "patch_sinks": [s.to_dict() for s in self.patch_sinks],
+                "out_of_distribution": self.facts.unlike_training,
                 "heads": [rounded(v) for v in self.values]}
 
 
@@ -238,7 +256,26 @@ def image_facts(capture: "Capture") -> ImageFacts:
                          "capture an image first, e.g. attn heatmap IMAGE")
     size = tuple(capture.input_size) if capture.input_size is not None else None
     return ImageFacts(capture.image, capture.grid, capture.source, size,  # type: ignore[arg-type]
-                      capture.predictions[0] if capture.predictions else None)
+                      capture.predictions[0] if capture.predictions else None, domain_note(capture))
+
+
+def domain_note(capture: "Capture") -> str | None:
+    """For the embedded shapes model only: a line saying the image is unlike its synthetic training set, else None.
+
+    The rule is attncli.synthetic.unlike_training: the file is not 64×64 px, or its fine detail agrees across colour
+    channels the way a photograph's does. The prediction is still shown; this says how little it means.
+    """
+    from attncli.models import EMBEDDED
+
+    if capture.model_id != EMBEDDED["shapes"].model_id or capture.image is None:
+        return None
+    from attncli.synthetic import unlike_training
+
+    reason = unlike_training(capture.image, capture.input_size)
+    if reason is None:
+        return None
+    return f"{capture.model_id} only knows synthetic shapes on clutter (64×64 px): {reason}, so its prediction " \
+           "says little about it"
 
 
 def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndarray | None" = None,
@@ -264,8 +301,10 @@ def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndar
                                                             spec.discard_ratio, target_label)
     scale = spec.scale or default_scale(method)
     vmin, vmax = colour_range(values, scale)
+    # Raw attention comes from one layer; rollout, flow and grad-rollout combine every layer up to it.
+    behind = [layer_i] if method is Method.attention else range(layer_i + 1)
     return PatchMap(values, facts, q, capture.tokens[q], layer_i, head_i, fuse, capture.n_heads, capture.model_id,
-                    method, note, outside, scale, vmin, vmax)
+                    method, note, outside, scale, vmin, vmax, capture_sinks(capture, behind))
 
 
 def head_panels(capture: "Capture", spec: MapSpec = MapSpec()) -> HeadPanels:
@@ -287,7 +326,8 @@ def head_panels(capture: "Capture", spec: MapSpec = MapSpec()) -> HeadPanels:
     outside = float(1.0 - values.sum(axis=(1, 2)).mean())
     scale = spec.scale or Scale.zero
     vmin, vmax = colour_range(values, scale)
-    return HeadPanels(values, facts, q, capture.tokens[q], layer_i, capture.model_id, outside, scale, vmin, vmax)
+    return HeadPanels(values, facts, q, capture.tokens[q], layer_i, capture.model_id, outside, scale, vmin, vmax,
+                      patch_sinks=capture_sinks(capture, [layer_i]))
 
 
 def token_row(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None" = None,

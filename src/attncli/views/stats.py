@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from attncli.choices import Kind
 from attncli.errors import UsageError
 from attncli.methods.stats import LOCAL_THRESHOLD, SCORE_THRESHOLD, head_statistics, is_causal, role_of
+from attncli.views.sinks import RULE, PatchSink, capture_sinks, rule_phrase, sinks_note
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,6 +65,16 @@ class StatsReport:
     source: str | None = None
     thresholds: dict[str, float] = field(
         default_factory=lambda: {"score": SCORE_THRESHOLD, "local_distance_rel": LOCAL_THRESHOLD})
+    patch_sinks: list[PatchSink] | None = None  # image captures: patches soaking up attention (None for text)
+
+    @property
+    def notes(self) -> list[str]:
+        """Lines under the table: the patch sinks of an image capture (or that there are none)."""
+        if self.patch_sinks is None:
+            return []
+        if not self.patch_sinks:
+            return [f"patch sinks: none (rule: {rule_phrase()})"]
+        return [f"{sinks_note(self.patch_sinks)}; rule: {rule_phrase()}"]
 
     @property
     def title(self) -> str:
@@ -89,8 +100,11 @@ class StatsReport:
             undefined = [h for h in keyed if _plain(h.value(sort)) is None]  # NaN sorts last either way
             defined = [h for h in keyed if _plain(h.value(sort)) is not None]
             heads = sorted(defined, key=lambda h: h.value(sort), reverse=descending) + undefined
+        sinks = self.patch_sinks
+        if sinks is not None and layer is not None:
+            sinks = [s for s in sinks if s.layer == layer_i]
         return StatsReport(self.model_id, self.kind, self.unit, self.n_tokens, self.sinks, self.sink_labels,
-                           self.causal, heads, self.source, dict(self.thresholds))
+                           self.causal, heads, self.source, dict(self.thresholds), sinks)
 
     def to_dict(self) -> dict:
         """The JSON document of `attn stats --json` (schema attncli.stats/1)."""
@@ -105,6 +119,8 @@ class StatsReport:
             "causal": self.causal,
             "sinks": [{"index": i, "token": t} for i, t in zip(self.sinks, self.sink_labels)],
             "thresholds": self.thresholds,
+            "patch_sinks": None if self.patch_sinks is None else [s.to_dict() for s in self.patch_sinks],
+            "patch_sink_rule": None if self.patch_sinks is None else dict(RULE),
             "heads": [h.to_dict() for h in self.heads],
         }
 
@@ -165,5 +181,6 @@ def capture_stats(capture: "Capture") -> StatsReport:
             v = {_attr(k): float(a[layer, head]) for k, a in stats.items()}
             role = role_of(v["sink"], v["self_"], v["prev"], v["next"], v["distance_rel"])
             heads.append(HeadStats(layer, head, **v, role=role))
+    patch_sinks = capture_sinks(capture) if capture.kind is Kind.image and capture.grid is not None else None
     return StatsReport(capture.model_id, capture.kind, unit, capture.n_tokens, sinks,
-                       [capture.tokens[i] for i in sinks], causal, heads, capture.source)
+                       [capture.tokens[i] for i in sinks], causal, heads, capture.source, patch_sinks=patch_sinks)
