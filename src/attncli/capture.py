@@ -70,6 +70,7 @@ class Capture:
     decoding: dict[str, Any] = field(default_factory=dict)
     model_path: str | None = None  # absolute folder (or hub id) the model was loaded from: grad-rollout reloads it
     input_size: tuple[int, int] | None = None  # (width, height) of the image file before preprocessing
+    words: list[int | None] = field(default_factory=list)  # word index of each text token (None: special); [] unknown
 
     def __post_init__(self) -> None:
         self.kind = Kind(self.kind)

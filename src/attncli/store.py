@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
 import io
 import json
 import os
 import tempfile
+import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,8 @@ def write_atomic(path: Path, data: bytes) -> Path:
     """Write bytes to path via a temp file in the same folder and a rename: never a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -48,6 +52,38 @@ def write_atomic(path: Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+STALE_AFTER_S = 3600  # a temp file without a live writer's pid is stale at once; any temp file after an hour
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove temp files a killed write of ``path`` left behind (its writer's pid is gone, or it is an hour old)."""
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        try:
+            age = time.time() - tmp.stat().st_mtime
+        except OSError:
+            continue
+        if (pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid))) or age > STALE_AFTER_S:
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _encode(capture: Capture) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -89,21 +125,53 @@ def load_capture(path: Path | str | None = None) -> Capture:
     """Read a Capture saved by save_capture (default: the last capture)."""
     import numpy as np
 
+    last = path is None or Path(path) == last_capture_path()
     path = Path(path) if path is not None else last_capture_path()
     if not path.is_file():
-        if path == last_capture_path():
+        if last:
             raise StoreError("there is no last capture yet", 'run a command first, e.g. attn explain "some text"')
         raise UsageError(f"no such capture file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise _not_whole(path, "it is not a zip archive (an .npz file is one)", last)
     try:
         with np.load(path, allow_pickle=False) as data:
+            if "__meta__" not in data.files:
+                raise _not_whole(path, "it has no __meta__ record", last)
             meta = json.loads(bytes(data["__meta__"]).decode("utf-8"))
             arrays = {k: data[k] for k in data.files if k != "__meta__"}
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-        raise StoreError(f"{path} is not a capture saved by attncli ({exc.__class__.__name__})") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        raise _not_whole(path, f"it cannot be read ({_reason(exc)})", last) from None
+    if not isinstance(meta, dict):
+        raise _not_whole(path, "its __meta__ record is not a JSON object", last)
     if meta.pop("format", None) != FORMAT:
         raise StoreError(f"{path} was saved by an incompatible attncli version", "capture it again")
-    if meta.get("grid") is not None:
-        meta["grid"] = PatchGrid.from_dict(meta["grid"])
-    meta["predictions"] = [Prediction(**p) for p in meta.get("predictions", [])]
     known = {f.name for f in dataclasses.fields(Capture)}
-    return Capture(**{k: v for k, v in {**meta, **arrays}.items() if k in known})
+    if "attentions" not in arrays:
+        raise _not_whole(path, "it has no attentions array", last)
+    try:
+        if meta.get("grid") is not None:
+            meta["grid"] = PatchGrid.from_dict(meta["grid"])
+        meta["predictions"] = [Prediction(**p) for p in meta.get("predictions", [])]
+        capture = Capture(**{k: v for k, v in {**meta, **arrays}.items() if k in known})
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _not_whole(path, f"its metadata is malformed ({_reason(exc)})", last) from None
+    from attncli.wholeness import problem
+
+    found = problem(capture)
+    if found:
+        raise _not_whole(path, found, last)
+    return capture
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as a short reason: its first line, or its type when it has no message."""
+    text = str(exc).strip().splitlines()
+    return text[0][:120] if text else exc.__class__.__name__
+
+
+def _not_whole(path: Path, what: str, last: bool) -> StoreError | UsageError:
+    """'PATH is not a whole attncli capture: WHAT': a runtime error for the last capture, bad input for a file."""
+    message = f"{path} is not a whole attncli capture: {what}"
+    if last:
+        return StoreError(message, 'run a command again to replace it, e.g. attn explain "some text"')
+    return UsageError(message, "capture it again and save it with --save FILE.npz")

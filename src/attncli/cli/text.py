@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from attncli.choices import Device, Fuse, Method, Purpose
-from attncli.cli.common import check_save_path, gradients, keep, outputs, show, with_page
+from attncli.cli.common import check_save_path, gradients, outputs, show, with_page
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
-                                 OutOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt, WidthOpt)
+                                 OutOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt, PickleOpt,
+                                 WidthOpt)
 from attncli.errors import UsageError
 
 
@@ -40,6 +41,7 @@ def explain(
     save: SaveOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Show which tokens each token attends to (default: the last layer, heads averaged)."""
     from attncli import sources
@@ -53,7 +55,8 @@ def explain(
                    discard_ratio=discard_ratio, scale=scale, top_k=top_k, target=target_class)
     purpose = Purpose.text_classification if method is Method.grad_rollout else Purpose.text
     plan = sources.plan(sources.Request(value=text, file=file, model=model or "minilm", purpose=purpose,
-                                        accepts=sources.TEXTS, device=device, trust_remote_code=trust_remote_code))
+                                        accepts=sources.TEXTS, device=device, trust_remote_code=trust_remote_code,
+                                        allow_pickle=allow_pickle))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
     resolved = sources.resolve(plan)
@@ -64,5 +67,4 @@ def explain(
         view = profile_of(resolved.capture, spec, grads, label)
     else:
         view = layer_matrix(resolved.capture, spec, grads, label, TokenMatrix if matrix else TokenTable)
-    keep(resolved, save)
-    show(view, with_page(where, resolved.capture, spec, grads, label))
+    show(view, with_page(where, resolved.capture, spec, grads, label), resolved, save)

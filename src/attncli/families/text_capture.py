@@ -34,4 +34,5 @@ def capture_text(text: str, loaded: "LoadedModel") -> Capture:
         arch=architecture(config),
         text=prepared.text,
         warnings=list(prepared.warnings),
+        words=list(prepared.words),
     )
