@@ -10,8 +10,8 @@ import typer
 from attncli.choices import Device, Fuse, Method, Purpose
 from attncli.cli.common import check_save_path, gradients, outputs, show, with_page
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
-                                 OutOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt, PickleOpt,
-                                 WidthOpt)
+                                 OutOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt,
+                                 PickleOpt, WidthOpt)
 from attncli.errors import UsageError
 
 

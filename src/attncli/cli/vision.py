@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from attncli.choices import Device, Format, Fuse, Kind, Method, Purpose
-from attncli.cli.common import (Progress, check_save_path, gradients, outputs, say, show,
-                                with_page)
+from attncli.cli.common import Progress, check_save_path, gradients, outputs, say, show, with_page
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
-                                 OutOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TrustOpt, PickleOpt,
+                                 OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TrustOpt,
                                  WidthOpt)
 from attncli.errors import UsageError
 
