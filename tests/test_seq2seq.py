@@ -11,7 +11,7 @@ from tiny_seq2seq import make_bart, make_blip, make_marian, make_t5, make_vit_gp
 from tiny_vision import make_vit, photo
 
 from attncli.capture import Capture
-from attncli.errors import NotSupportedError, UsageError
+from attncli.errors import UsageError
 
 SOURCE = "the cat sat on the mat"
 
