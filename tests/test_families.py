@@ -63,7 +63,7 @@ def test_refusals_say_what_the_model_is_and_what_the_command_takes():
         require(c["convolutional image model"], Purpose.image_classification, "convnext")
     with pytest.raises(NotSupportedError, match="local windows"):
         require(c["windowed-attention image model"], Purpose.image, "swin")
-    with pytest.raises(NotSupportedError, match=r"\(bert\) and has no cross-attention"):
+    with pytest.raises(UsageError, match=r"\(bert\) and has no cross-attention"):  # a wrong --model: exit 2
         require(c["text encoder"], Purpose.align, "bert")
     assert require(c["llama"], Purpose.text, "llama").name == "causal language model"
 

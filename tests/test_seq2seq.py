@@ -11,7 +11,7 @@ from tiny_seq2seq import make_bart, make_blip, make_marian, make_t5, make_vit_gp
 from tiny_vision import make_vit, photo
 
 from attncli.capture import Capture
-from attncli.errors import NotSupportedError, UsageError
+from attncli.errors import UsageError
 
 SOURCE = "the cat sat on the mat"
 
@@ -218,14 +218,14 @@ def test_wrong_kind_of_model_is_named(loaded, image):
 def test_models_without_cross_attention_are_refused(tiny_bert, tiny_gpt2, tmp_path, image):
     from attncli.sources import capture_align, capture_caption
 
-    with pytest.raises(NotSupportedError) as info:
+    with pytest.raises(UsageError) as info:
         capture_align(SOURCE, str(tiny_bert))
     assert "has no cross-attention" in str(info.value) and "Marian/opus-mt, T5, BART" in str(info.value)
     vit = make_vit(tmp_path / "vit")
-    with pytest.raises(NotSupportedError) as info:
+    with pytest.raises(UsageError) as info:
         capture_caption(image, str(vit))
     assert "(vit) and has no cross-attention" in str(info.value) and "VisionEncoderDecoder" in str(info.value)
-    with pytest.raises(NotSupportedError, match=r"\(gpt2\) and has no cross-attention"):
+    with pytest.raises(UsageError, match=r"\(gpt2\) and has no cross-attention"):
         capture_align(SOURCE, str(tiny_gpt2))
 
 
@@ -354,7 +354,7 @@ def test_cli_bad_inputs_are_one_line(cli, s2s_models, image, tiny_bert):
         (("caption", str(image), "--model", marian), 2, "is a text encoder-decoder (marian), but attn caption"),
         (("caption", str(image), "--model", ved, "--text", " "), 2, "--text is empty"),
         (("caption", str(image), "--model", ved, "-o", "words.txt"), 2, "unknown figure format"),
-        (("align", SOURCE, "--model", str(tiny_bert)), 1, "has no cross-attention"),
+        (("align", SOURCE, "--model", str(tiny_bert)), 2, "has no cross-attention"),
         (("align", SOURCE, "--model", marian, "--layer", "7"), 2, "the decoder has 2 layers"),
     ]
     for args, want_code, message in cases:

@@ -51,7 +51,7 @@ def test_missing_last_capture_says_what_to_do():
 def test_not_a_capture(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"garbage")
-    with pytest.raises(StoreError, match="not a capture"):
+    with pytest.raises(UsageError, match="not a whole attncli capture: it is not a zip archive"):
         load_capture(bad)
     with pytest.raises(UsageError):
         save_capture(_capture(), tmp_path / "c.txt")

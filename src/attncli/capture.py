@@ -76,6 +76,7 @@ class Capture:
     query_ids: list[int] | None = None  # token position of each stored query row (None: every token)
     total_layers: int | None = None  # layers and heads of the model (when only some were kept)
     total_heads: int | None = None
+    words: list[int | None] = field(default_factory=list)  # word index of each text token (None: special); [] unknown
 
     def __post_init__(self) -> None:
         self.kind = Kind(self.kind)
@@ -227,20 +228,57 @@ def parse_numbers(text: str | None, what: str) -> tuple[int, ...] | None:
 
 
 def find_token_index(tokens: list[str], query: str) -> int:
-    """Position of a token given as an index ("8", "-1") or a word ("it"); ambiguous words are refused."""
+    """Position of a token given as an index ("8", "-1") or a token's label ("it"); ambiguous labels are refused."""
+    pieces = find_word(tokens, [False] * len(tokens), [], query)
+    if len(pieces) > 1:
+        raise UsageError(f'"{query}" is one word split into {len(pieces)} tokens', f"pick one by its index")
+    return pieces[0]
+
+
+def word_groups(special: list[bool], words: list[int | None]) -> list[list[int]]:
+    """Token positions grouped by word (the tokenizer's word ids); [] when they are not known."""
+    groups: dict[int, list[int]] = {}
+    for i, word in enumerate(words or []):
+        if word is not None and not special[i]:
+            groups.setdefault(word, []).append(i)
+    return list(groups.values())
+
+
+def word_text(tokens: list[str], pieces: list[int]) -> str:
+    """A word from its pieces' labels: ␣ markers dropped, each multi-byte character once."""
+    import re
+
+    text = []
+    for i in pieces:
+        shared = re.fullmatch(r"(.+)\[(\d+)/\d+\]", tokens[i])
+        if shared:
+            if shared.group(2) == "1":
+                text.append(shared.group(1))
+        elif tokens[i] != "␣":
+            text.append(tokens[i])
+    return "".join(text)
+
+
+def find_word(tokens: list[str], special: list[bool], words: list[int | None], query: str) -> list[int]:
+    """The token positions a --token stands for: an index, a whole word (all its pieces), else one piece's label.
+
+    Words are counted, not pieces: "to" matches the word "to", never the first piece of "tomorow".
+    """
     try:
-        return resolve_index(int(query), len(tokens), "token", "the text")
+        return [resolve_index(int(query), len(tokens), "token", "the text")]
     except ValueError:
         pass
     wanted = query.strip().lower()
-    hits = [i for i, t in enumerate(tokens) if t.lower() == wanted]
+    hits = [g for g in word_groups(special, words) if word_text(tokens, g).lower() == wanted]
+    if not hits:
+        hits = [[i] for i, t in enumerate(tokens) if t.lower() == wanted]
     if len(hits) == 1:
         return hits[0]
     if not hits:
         listing = " ".join(f"{i}:{t}" for i, t in enumerate(tokens))
         raise UsageError(f'--token "{query}" is not one of the tokens: {listing}', "give a token or its index")
-    where = ", ".join(str(i) for i in hits)
-    raise UsageError(f'--token "{query}" occurs {len(hits)} times (at {where})', f"pick one with --token {hits[0]}")
+    where = ", ".join(str(g[0]) if len(g) == 1 else f"{g[0]}-{g[-1]}" for g in hits)
+    raise UsageError(f'--token "{query}" occurs {len(hits)} times (at {where})', f"pick one with --token {hits[0][0]}")
 
 
 def architecture(config: Any) -> dict[str, Any]:

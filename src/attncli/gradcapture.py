@@ -25,7 +25,7 @@ MATCH_ATOL = 1e-4
 
 
 def load_classifier(kind: str, model: "str | LoadedModel", *, device: str | Device = Device.cpu,
-                    trust_remote_code: bool = False) -> "LoadedModel":
+                    trust_remote_code: bool = False, allow_pickle: bool = False) -> "LoadedModel":
     """A classifier for kind "image" or "text": a model saved without a trained classifier is refused."""
     from attncli.models import load_model, require_head
 
@@ -33,7 +33,7 @@ def load_classifier(kind: str, model: "str | LoadedModel", *, device: str | Devi
     if not isinstance(model, str):
         require_head(model.config, purpose, model.ref.model_id, type(model.model).__name__)
         return model
-    return load_model(model, purpose, device=device, trust_remote_code=trust_remote_code)
+    return load_model(model, purpose, device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
 
 
 def model_inputs(capture: "Capture", loaded: "LoadedModel") -> dict:
@@ -59,14 +59,15 @@ def model_inputs(capture: "Capture", loaded: "LoadedModel") -> dict:
 
 
 def gradients_for(capture: "Capture", target: str | int | None = None, model: "str | LoadedModel | None" = None,
-                  *, device: str | Device = Device.cpu, trust_remote_code: bool = False) -> "GradientCapture":
+                  *, device: str | Device = Device.cpu, trust_remote_code: bool = False,
+                  allow_pickle: bool = False) -> "GradientCapture":
     """Attention and d(target logit)/d(attention) for the capture's input (target: label, index or prediction)."""
     import numpy as np
 
     from attncli.methods.gradients import attention_gradients
 
     loaded = load_classifier(capture.kind, model or capture.model_path or capture.model_id, device=device,
-                             trust_remote_code=trust_remote_code)
+                             trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     result = attention_gradients(loaded.model, model_inputs(capture, loaded), target)[0]
     if result.attentions.shape != capture.attentions.shape or not np.allclose(
             result.attentions, capture.attentions, atol=MATCH_ATOL):

@@ -22,15 +22,39 @@ def read_text(text: str | None, file: Path | None = None, stdin: TextIO | None =
             text = Path(file).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise UsageError(f"--file {file}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--file {file}: cannot read it as UTF-8 text ({exc.__class__.__name__})") from None
+        except IsADirectoryError:
+            raise UsageError(f"--file {file} is a folder", "give a text file") from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"--file {file} is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x})",
+                             "convert it first, e.g. iconv -f latin1 -t utf-8 FILE") from None
+        except OSError as exc:
+            raise UsageError(f"--file {file}: cannot read it ({exc.strerror or exc.__class__.__name__})") from None
     elif text == "-":
-        text = (stdin or sys.stdin).read()
+        text = read_stdin(stdin or sys.stdin)
     if text is None:
         raise UsageError("no text given", 'pass it as an argument, with --file PATH, or "-" to read stdin')
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # an argument with bytes that are not UTF-8 arrives as surrogates
+        raise UsageError(f"the text is not UTF-8 (character {exc.start})",
+                         "pass UTF-8 text, or convert it first with iconv") from None
     if not text.strip():
         raise UsageError("the text is empty", "give at least one word")
     return text.strip()
+
+
+def read_stdin(stream: TextIO) -> str:
+    """All of stdin as UTF-8, decoded strictly: invalid bytes are refused, never passed on as surrogates."""
+    raw = getattr(stream, "buffer", None)
+    try:
+        data = raw.read() if raw is not None else stream.read().encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise UsageError("stdin is not UTF-8 text", "convert it first, e.g. iconv -f latin1 -t utf-8") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"stdin is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x})",
+                         "convert it first, e.g. iconv -f latin1 -t utf-8 | attn ...") from None
 
 
 @dataclass
@@ -44,6 +68,7 @@ class TextInput:
     limit: int
     dropped: int = 0
     warnings: list[str] = field(default_factory=list)
+    words: list[int | None] = field(default_factory=list)  # word index of each token (fast tokenizers only)
 
 
 def token_limit(tokenizer: Any, config: Any) -> int:
@@ -72,21 +97,41 @@ def clean_label(raw: str) -> str:
 
 def token_labels(tokenizer: Any, ids: list[int], offsets: list[tuple[int, int]] | None, text: str,
                  special: list[bool]) -> list[str]:
-    """Display labels: the exact source substring where offsets exist, else the cleaned token string."""
-    raw_tokens = tokenizer.convert_ids_to_tokens(ids)
+    """Display labels, by one rule (README, "Token labels").
+
+    A special token shows as itself ([CLS]); a token that is only a space marker (a lone ▁ or Ġ) shows as ␣;
+    otherwise a token shows the exact source text it covers. Several tokens covering the same characters (the
+    byte-level pieces of one multi-byte character) show that text with which piece they are: é[1/2] é[2/2].
+    Without offsets (slow tokenizers) the token's own string is shown without its ##/Ġ/▁ markers.
+    """
+    raw_tokens = [str(t) for t in tokenizer.convert_ids_to_tokens(ids)]
     labels = []
     for i, raw in enumerate(raw_tokens):
         if special[i]:
-            labels.append(str(raw))
-            continue
-        if offsets is not None:
-            start, end = offsets[i]
-            piece = text[start:end].strip()
-            if piece:
-                labels.append(piece)
-                continue
-        labels.append(clean_label(str(raw)))
+            labels.append(raw)
+        elif raw and all(ch in "▁Ġ" for ch in raw):
+            labels.append("␣")
+        elif offsets is not None and text[offsets[i][0]:offsets[i][1]].strip():
+            labels.append(text[offsets[i][0]:offsets[i][1]].strip())
+        else:
+            labels.append(clean_label(raw))
+    if offsets is not None:
+        _number_shared_pieces(labels, offsets, special)
     return labels
+
+
+def _number_shared_pieces(labels: list[str], offsets: list[tuple[int, int]], special: list[bool]) -> None:
+    """Runs of tokens with one and the same source span get [i/n] after their text (in place)."""
+    i = 0
+    while i < len(labels):
+        j = i + 1
+        while (j < len(labels) and not special[i] and not special[j] and offsets[j] == offsets[i]
+               and offsets[i][1] > offsets[i][0] and labels[j] == labels[i]):
+            j += 1
+        if j - i > 1:
+            for k in range(i, j):
+                labels[k] = f"{labels[k]}[{k - i + 1}/{j - i}]"
+        i = j
 
 
 def prepare_text(text: str, tokenizer: Any, config: Any) -> TextInput:
@@ -101,6 +146,9 @@ def prepare_text(text: str, tokenizer: Any, config: Any) -> TextInput:
         return_special_tokens_mask=True,
         return_offsets_mapping=bool(getattr(tokenizer, "is_fast", False)),
     )
+    if enc["input_ids"].shape[-1] == 0:
+        raise UsageError("the model's tokenizer turns this text into no tokens at all",
+                         "give text in a language and script the model's tokenizer knows")
     special_mask = enc.pop("special_tokens_mask")[0].tolist()
     offsets = enc.pop("offset_mapping", None)
     ids = enc["input_ids"][0].tolist()
@@ -111,4 +159,5 @@ def prepare_text(text: str, tokenizer: Any, config: Any) -> TextInput:
     warnings = []
     if dropped:
         warnings.append(f"the text has {full_len} tokens but the model takes {limit}: dropped the last {dropped}")
-    return TextInput(text, dict(enc), labels, special, limit, dropped, warnings)
+    words = list(enc.word_ids(0)) if getattr(enc, "is_fast", False) else []
+    return TextInput(text, dict(enc), labels, special, limit, dropped, warnings, words)

@@ -221,10 +221,13 @@ def load_model(
     *,
     device: str | Device = Device.cpu,
     trust_remote_code: bool = False,
+    allow_pickle: bool = False,
 ) -> LoadedModel:
     """Load a model (eval mode, eager attention) with its task head, its tokenizer or processor, and its family.
 
     The config is read first: a model whose family cannot serve ``purpose`` is refused before any weights load.
+    Weights come from safetensors; a pickle-only checkpoint needs ``allow_pickle`` (then tensors only), and a
+    model some of whose weights were missing from the checkpoint is refused (see attncli.weights).
     """
     mref = resolve_model(ref) if isinstance(ref, str) else ref
     torch_device = check_device(device)
@@ -249,14 +252,19 @@ def load_model(
         config = transformers.AutoConfig.from_pretrained(mref.location, **kwargs)
     family = require(config, purpose, mref.model_id)
     require_head(config, purpose, mref.model_id)
+    from attncli.weights import check_weights, refuse_missing
+
+    safety = check_weights(_weights_folder(mref), mref.model_id, allow_pickle)
     with _load_errors(mref, purpose), warnings.catch_warnings():
         # MarianTokenizer recommends sacremoses on every load; it is optional for the tokenization used here.
         warnings.filterwarnings("ignore", message=".*sacremoses.*")
         model_cls = family.model_class(config, purpose)
         attn, notes = _attention_for(model_cls, purpose)
-        model = model_cls.from_pretrained(mref.location, config=config, attn_implementation=attn, **kwargs)
+        model, info = model_cls.from_pretrained(mref.location, config=config, attn_implementation=attn,
+                                                output_loading_info=True, **safety, **kwargs)
         processor = family.processor(mref.location, trust_remote_code)
     require_head(model.config, purpose, mref.model_id, type(model).__name__)
+    refuse_missing(info, mref.model_id, purpose)
     model.eval()
     model.to(torch_device)
     return LoadedModel(model=model, processor=processor, ref=mref, device=torch_device, family=family,
@@ -275,6 +283,19 @@ def _attention_for(model_cls: Any, purpose: Purpose) -> tuple[str, list[str]]:
 
     attn, warning = implementation(model_cls)
     return attn, [warning] if warning else []
+
+
+def _weights_folder(mref: ModelRef) -> Path | None:
+    """The folder whose weight files will load: the model folder, or the hub cache's snapshot (None if absent)."""
+    if mref.kind != "hub":
+        return Path(mref.location)
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(mref.location, "config.json")
+    except Exception:  # an id the hub library rejects has no snapshot
+        return None
+    return Path(found).parent if isinstance(found, str) else None
 
 
 # Class-name endings of models that carry a trained classifier, per purpose that needs one.
@@ -301,24 +322,31 @@ def require_head(config: Any, purpose: Purpose, model_id: str, loaded_as: str | 
 @contextmanager
 def _load_errors(mref: ModelRef, purpose: Purpose) -> Iterator[None]:
     """Turn transformers' ways of failing to load into one-line errors with a fix."""
+    from attncli.weights import damaged
+
     try:
         yield
-    except ValueError as exc:
-        text = str(exc)
-        if "trust_remote_code" in text:
-            raise ModelLoadError(f"{mref.model_id} needs its own Python code to load",
-                                 "rerun with --trust-remote-code if you trust that repository") from exc
-        if "Unrecognized configuration class" in text or "Unrecognized model" in text:
-            raise ModelLoadError(f"{mref.model_id} is not a model transformers can load",
-                                 "pick a model made for this command") from exc
-        raise ModelLoadError(f"could not load {mref.model_id}: {_first_line(text)}") from exc
-    except OSError as exc:
-        if mref.kind == "hub":
-            raise ModelNotFoundError(
-                f"{mref.location} is neither cached nor reachable on the Hugging Face hub",
-                _offline_alias_hint(purpose),
-            ) from exc
-        raise ModelLoadError(f"could not load {mref.model_id}: {_first_line(str(exc))}") from exc
+    except Exception as exc:
+        if damaged(exc):
+            raise ModelLoadError(f"{mref.model_id}: a weights file (model.safetensors) is damaged or truncated "
+                                 f"({_first_line(str(exc))})", "download or save the model again") from exc
+        if isinstance(exc, ValueError):
+            text = str(exc)
+            if "trust_remote_code" in text:
+                raise ModelLoadError(f"{mref.model_id} needs its own Python code to load",
+                                     "rerun with --trust-remote-code if you trust that repository") from exc
+            if "Unrecognized configuration class" in text or "Unrecognized model" in text:
+                raise ModelLoadError(f"{mref.model_id} is not a model transformers can load",
+                                     "pick a model made for this command") from exc
+            raise ModelLoadError(f"could not load {mref.model_id}: {_first_line(text)}") from exc
+        if isinstance(exc, OSError):
+            if mref.kind == "hub":
+                raise ModelNotFoundError(
+                    f"{mref.location} is neither cached nor reachable on the Hugging Face hub",
+                    _offline_alias_hint(purpose),
+                ) from exc
+            raise ModelLoadError(f"could not load {mref.model_id}: {_first_line(str(exc))}") from exc
+        raise
 
 
 def _first_line(text: str) -> str:

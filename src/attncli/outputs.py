@@ -13,7 +13,8 @@ FIGURE_SUFFIXES = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 HTML_SUFFIXES = {".html", ".htm"}
 
 
-def output_format(path: Path | str, allowed: Iterable[Format] = (Format.figure, Format.html)) -> Format:
+def output_format(path: Path | str, allowed: Iterable[Format] = (Format.figure, Format.html),
+                  option: str = "-o") -> Format:
     """The format a file name asks for (by suffix); an unknown or unavailable suffix is a usage error."""
     suffix = Path(path).suffix.lower()
     allowed = set(allowed)
@@ -22,7 +23,7 @@ def output_format(path: Path | str, allowed: Iterable[Format] = (Format.figure, 
         kinds = (".png, .svg or .pdf" if Format.figure in allowed else "") + \
             (" or .html" if Format.html in allowed and Format.figure in allowed else ".html" if Format.html in allowed
              else "")
-        raise UsageError(f"-o {path}: unknown figure format {suffix or '(no suffix)'}",
+        raise UsageError(f"{option} {path}: unknown figure format {suffix or '(no suffix)'}",
                          f"end the file name with {kinds}")
     return fmt
 
@@ -42,7 +43,19 @@ def check_output(path: Path, inputs: Iterable[Path | str] = (), option: str = "-
     if existing is not None and not existing.is_dir():
         raise UsageError(f"{option} {path}: {existing} is a file, not a folder", "choose a file name in a folder")
     if existing is None or not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {path}: cannot write in {existing or parent}", "choose a writable folder")
+        raise UsageError(f"{option} {path}: cannot write in {existing or parent}{_why(existing)}",
+                         "choose a writable folder")
     if path.exists() and not os.access(path, os.W_OK):
-        raise UsageError(f"{option} {path}: the file is read-only", "choose another file name")
+        raise UsageError(f"{option} {path}: the file is read-only{_why(path)}", "choose another file name")
     return path
+
+
+def _why(path: Path | None) -> str:
+    """': a read-only file system' or ': permission denied' for a path that cannot be written."""
+    if path is None:
+        return ""
+    try:
+        readonly = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return ""
+    return ": a read-only file system" if readonly else ": permission denied"

@@ -62,6 +62,7 @@ class Request:
     value_is_path: bool = False  # INPUT is always a file (text only comes with --text or --file)
     device: Device = Device.cpu
     trust_remote_code: bool = False
+    allow_pickle: bool = False  # a pickle-only checkpoint may load (tensors only)
     generation: Generation | None = None  # encoder-decoders (align, caption)
     selection: "Selection | None" = None  # which weights to keep (text self-attention); None: all
 
@@ -203,7 +204,7 @@ def resolve(request: Request | Plan) -> Resolved:
 
     purpose = planned.purpose
     loaded = load_model(req.model or DEFAULT_MODELS[purpose], purpose, device=req.device,
-                        trust_remote_code=req.trust_remote_code)
+                        trust_remote_code=req.trust_remote_code, allow_pickle=req.allow_pickle)
     capture = _capture(planned, loaded)
     return Resolved(capture, planned, loaded, list(capture.warnings))
 

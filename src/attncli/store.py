@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import os
 import tempfile
+import time
+import zipfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -40,7 +43,8 @@ def write_atomic(path: Path, data: "bytes | Callable[[BinaryIO], None]") -> Path
     """Write bytes (or whatever a writer puts in the open file) via a temp file and a rename: never half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             if callable(data):
@@ -55,6 +59,38 @@ def write_atomic(path: Path, data: "bytes | Callable[[BinaryIO], None]") -> Path
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+STALE_AFTER_S = 3600  # a temp file without a live writer's pid is stale at once; any temp file after an hour
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove temp files a killed write of ``path`` left behind (its writer's pid is gone, or it is an hour old)."""
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        try:
+            age = time.time() - tmp.stat().st_mtime
+        except OSError:
+            continue
+        if (pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid))) or age > STALE_AFTER_S:
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _encode(capture: Capture) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -136,57 +172,100 @@ def save_capture(capture: Capture, path: Path | str, dtype: StoreDtype | str | N
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}", "choose a writable folder") from exc
 
 
-def _open(path: Path | str | None) -> tuple[Path, Any, dict[str, Any]]:
-    """(path, open NpzFile, metadata) of a saved capture; the caller closes the file."""
+def _open(path: Path | str | None) -> tuple[Path, Any, dict[str, Any], bool]:
+    """(path, open NpzFile, metadata, whether it is the last capture) of a saved capture; the caller closes it."""
     import numpy as np
 
+    last = path is None or Path(path) == last_capture_path()
     path = Path(path) if path is not None else last_capture_path()
     if not path.is_file():
-        if path == last_capture_path():
+        if last:
             raise StoreError("there is no last capture yet", 'run a command first, e.g. attn explain "some text"')
         raise UsageError(f"no such capture file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise _not_whole(path, "it is not a zip archive (an .npz file is one)", last)
     try:
         data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise _not_whole(path, f"it cannot be read ({_reason(exc)})", last) from None
+    try:
+        if "__meta__" not in data.files:
+            raise _not_whole(path, "it has no __meta__ record", last)
         meta = json.loads(bytes(data["__meta__"]).decode("utf-8"))
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-        raise StoreError(f"{path} is not a capture saved by attncli ({exc.__class__.__name__})") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        data.close()
+        raise _not_whole(path, f"it cannot be read ({_reason(exc)})", last) from None
+    except BaseException:
+        data.close()
+        raise
+    if not isinstance(meta, dict):
+        data.close()
+        raise _not_whole(path, "its __meta__ record is not a JSON object", last)
     if meta.pop("format", None) != FORMAT:
         data.close()
         raise StoreError(f"{path} was saved by an incompatible attncli version", "capture it again")
-    return path, data, meta
+    return path, data, meta, last
 
 
 def load_layer(layer: int, path: Path | str | None = None) -> "Any":
     """One model layer's (heads, query, key) float32 weights, read without reading the other layers."""
     from attncli.methods.heads import resolve_index
 
-    path, data, meta = _open(path)
+    path, data, meta, last = _open(path)
     with data:
-        ids = meta.get("layer_ids") or list(range(meta["attentions_layers"]))
-        number = resolve_index(layer, meta.get("total_layers") or len(ids), "layer")
-        if number not in ids:
-            raise StoreError(f"{path} kept layers {ids}, not layer {number}",
-                             f"capture it again with --layers {number} (or --layers all)")
-        return data[f"attentions.{ids.index(number)}"].astype("float32")
+        try:
+            ids = meta.get("layer_ids") or list(range(meta["attentions_layers"]))
+            number = resolve_index(layer, meta.get("total_layers") or len(ids), "layer")
+            if number not in ids:
+                raise StoreError(f"{path} kept layers {ids}, not layer {number}",
+                                 f"capture it again with --layers {number} (or --layers all)")
+            return data[f"attentions.{ids.index(number)}"].astype("float32")
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            raise _not_whole(path, f"its layers cannot be read ({_reason(exc)})", last) from None
 
 
 def load_capture(path: Path | str | None = None) -> Capture:
     """Read a Capture saved by save_capture (default: the last capture); weights come back as float32."""
     import numpy as np
 
-    path, data, meta = _open(path)
+    path, data, meta, last = _open(path)
     with data:
         try:
             arrays = {k: data[k] for k in data.files if k != "__meta__" and "." not in k}
             for name in LAYERED:
                 count = meta.pop(f"{name}_layers", None)
                 if count is not None:
-                    arrays[name] = np.stack([data[f"{name}.{i}"] for i in range(count)]).astype(np.float32)
-        except (OSError, ValueError, KeyError) as exc:
-            raise StoreError(f"{path} is not a capture saved by attncli ({exc.__class__.__name__})") from None
+                    arrays[name] = np.stack([data[f"{name}.{i}"] for i in range(int(count))]).astype(np.float32)
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            raise _not_whole(path, f"its arrays cannot be read ({_reason(exc)})", last) from None
     meta.pop("stored_dtype", None)
-    if meta.get("grid") is not None:
-        meta["grid"] = PatchGrid.from_dict(meta["grid"])
-    meta["predictions"] = [Prediction(**p) for p in meta.get("predictions", [])]
     known = {f.name for f in dataclasses.fields(Capture)}
-    return Capture(**{k: v for k, v in {**meta, **arrays}.items() if k in known})
+    if "attentions" not in arrays:
+        raise _not_whole(path, "it has no attentions array", last)
+    try:
+        if meta.get("grid") is not None:
+            meta["grid"] = PatchGrid.from_dict(meta["grid"])
+        meta["predictions"] = [Prediction(**p) for p in meta.get("predictions", [])]
+        capture = Capture(**{k: v for k, v in {**meta, **arrays}.items() if k in known})
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _not_whole(path, f"its metadata is malformed ({_reason(exc)})", last) from None
+    from attncli.wholeness import problem
+
+    found = problem(capture)
+    if found:
+        raise _not_whole(path, found, last)
+    return capture
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as a short reason: its first line, or its type when it has no message."""
+    text = str(exc).strip().splitlines()
+    return text[0][:120] if text else exc.__class__.__name__
+
+
+def _not_whole(path: Path, what: str, last: bool) -> StoreError | UsageError:
+    """'PATH is not a whole attncli capture: WHAT': a runtime error for the last capture, bad input for a file."""
+    message = f"{path} is not a whole attncli capture: {what}"
+    if last:
+        return StoreError(message, 'run a command again to replace it, e.g. attn explain "some text"')
+    return UsageError(message, "capture it again and save it with --save FILE.npz")

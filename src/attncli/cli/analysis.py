@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from attncli.choices import Device, Format, Fuse, Purpose
-from attncli.cli.common import Progress, Target, check_save_path, keep, outputs, show, with_page
-from attncli.cli.options import DeviceOpt, FuseOpt, JsonOpt, ModelOpt, OutOpt, SaveOpt, TrustOpt, WidthOpt
+from attncli.cli.common import Progress, Target, check_save_path, outputs, show, with_page
+from attncli.cli.options import (DeviceOpt, FuseOpt, JsonOpt, ModelOpt, OutOpt, PickleOpt, SaveOpt, TrustOpt,
+                                 WidthOpt, finite)
 from attncli.errors import UsageError
 
 
@@ -38,6 +39,7 @@ def stats(
     save: SaveOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Per-head statistics: entropy, mean attention distance, sink/self/previous/next scores and a role."""
     from attncli import sources
@@ -48,7 +50,7 @@ def stats(
     if ascending and sort is None:
         raise UsageError("--ascending needs --sort COLUMN")
     plan = sources.plan(sources.Request(value=source, text=text, last=last, model=model, device=device,
-                                        trust_remote_code=trust_remote_code,
+                                        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
                                         accepts=frozenset(sources.InputKind) - {sources.InputKind.text_file}))
     if not plan.fresh and save is not None:
         raise UsageError("--save stores a new capture; this input is a saved one already", "drop --save")
@@ -61,14 +63,13 @@ def stats(
     if plot is not None:
         from attncli.outputs import output_format
 
-        output_format(plot, (Format.figure,))
+        output_format(plot, (Format.figure,), "--plot")
         extra.append(Target(Format.figure, plot))
     where = outputs(as_json=as_json, output=output, terminal=csv != "-", width=width, inputs=plan.inputs, extra=extra)
     resolved = sources.resolve(plan)
     full = capture_stats(resolved.capture)
     report = full.select(layer, sort, ascending)
-    keep(resolved, save)
-    show(report, with_page(where, resolved.capture))
+    show(report, with_page(where, resolved.capture), resolved, save)
 
 
 def parse_methods(value: str) -> "list":
@@ -93,12 +94,12 @@ def evaluate(
     model: ModelOpt = None,
     methods: Annotated[str, typer.Option("--methods", metavar="M,M|all", help="Comma-separated methods, or all.")] = "all",
     n: Annotated[Optional[int], typer.Option("--n", min=1, metavar="N", help="Shapes set: how many fresh images (default 100).")] = None,
-    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the shapes set and of the random baseline maps.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, metavar="N", help="Seed of the shapes set and of the random baseline maps.")] = 0,
     layer: Annotated[int, typer.Option("--layer", "-l", metavar="N", help="Layer of attention maps / last layer of rollout, flow, grad-rollout.")] = -1,
     fuse: FuseOpt = Fuse.mean,
-    discard_ratio: Annotated[float, typer.Option("--discard-ratio", metavar="R", help="Rollout: drop this fraction of the lowest weights per layer.")] = 0.0,
-    top_percent: Annotated[float, typer.Option("--top-percent", metavar="P", help="Shapes: IoU of the top k% patches with the mask.")] = 15.0,
-    tolerance: Annotated[Optional[float], typer.Option("--tolerance", metavar="PX", help="Shapes: pointing-game tolerance in pixels (default: half a patch).")] = None,
+    discard_ratio: Annotated[float, typer.Option("--discard-ratio", metavar="R", callback=finite, help="Rollout: drop this fraction of the lowest weights per layer.")] = 0.0,
+    top_percent: Annotated[float, typer.Option("--top-percent", metavar="P", callback=finite, help="Shapes: IoU of the top k% patches with the mask.")] = 15.0,
+    tolerance: Annotated[Optional[float], typer.Option("--tolerance", metavar="PX", callback=finite, help="Shapes: pointing-game tolerance in pixels (default: half a patch).")] = None,
     auc: Annotated[bool, typer.Option("--auc/--no-auc", help="Compute deletion and insertion AUC (a forward pass per step).")] = True,
     baseline: Annotated[str, typer.Option("--baseline", metavar="mean|blur|black", help="What a deleted patch becomes: mean, blur or black.")] = "mean",
     step: Annotated[Optional[int], typer.Option("--step", min=1, metavar="N", help="Patches changed per deletion/insertion step (default: patches/16, rounded up).")] = None,
@@ -107,6 +108,7 @@ def evaluate(
     width: WidthOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Faithfulness of each map method against a random-map baseline: pointing game, IoU, deletion/insertion AUC."""
     from attncli.evaluate import BASELINES
@@ -114,6 +116,10 @@ def evaluate(
     chosen = parse_methods(methods)
     if baseline not in BASELINES:
         raise UsageError(f"--baseline {baseline}: one of {', '.join(BASELINES)}")
+    if tolerance is not None and tolerance < 0:
+        raise UsageError(f"--tolerance {tolerance:g}: a distance in pixels cannot be negative", "e.g. --tolerance 8")
+    if not 0 < top_percent <= 100:
+        raise UsageError(f"--top-percent {top_percent:g}: must be above 0 and at most 100", "e.g. --top-percent 15")
     if discard_ratio and not 0 < discard_ratio < 1:
         raise UsageError(f"--discard-ratio {discard_ratio}: must be at least 0 and below 1")
     shapes = not images
@@ -135,7 +141,8 @@ def evaluate(
     from attncli.models import DEFAULT_MODELS, load_model
 
     loaded = load_model(model or ("shapes" if shapes else DEFAULT_MODELS[Purpose.image_classification]),
-                        Purpose.image_classification, device=device, trust_remote_code=trust_remote_code)
+                        Purpose.image_classification, device=device, trust_remote_code=trust_remote_code,
+                        allow_pickle=allow_pickle)
     if shapes:
         pictures, masks, labels = shapes_set(loaded, n or 100, seed)
     else:

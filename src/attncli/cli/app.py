@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
@@ -80,7 +79,9 @@ app.command("caption", short_help="What each caption word attended to in the ima
 
 def _fail(message: str, code: int) -> None:
     """One line on stderr and exit."""
-    sys.stderr.write(f"attn: error: {message}\n")
+    from attncli.quiet import one_line
+
+    sys.stderr.write(f"attn: error: {one_line(message)}\n")
     sys.stderr.flush()
     raise SystemExit(code)
 
@@ -88,16 +89,18 @@ def _fail(message: str, code: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI: known errors become one line on stderr (exit 1 runtime, 2 usage); ATTN_DEBUG=1 shows tracebacks."""
     from attncli.errors import AttnError
+    from attncli.quiet import debugging, libraries_quiet
 
     # Typer vendors its own click; its UsageError is the base of BadParameter, NoSuchOption, MissingParameter…
     usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
-    debug = os.environ.get("ATTN_DEBUG", "") not in ("", "0")
+    debug = debugging()
     from attncli import dinov2  # light: its heavy imports are inside functions
 
     dinov2.progress_hook = lambda message: sys.stderr.write(f"attn: {message}\n")
     try:
-        code = app(args=argv, prog_name="attn", standalone_mode=False)
+        with libraries_quiet():
+            code = app(args=argv, prog_name="attn", standalone_mode=False)
     except AttnError as exc:
         if debug:
             raise

@@ -105,7 +105,9 @@ def err() -> "Console":
 
 def say(message: str) -> None:
     """One line on stderr (what was written, what was saved): the same words for every command."""
-    err().print(message, markup=False)
+    from attncli.quiet import one_line
+
+    err().print(one_line(message), markup=False)
 
 
 def warn(messages: Iterable[str]) -> None:
@@ -114,24 +116,70 @@ def warn(messages: Iterable[str]) -> None:
         say(f"warning: {message}")
 
 
-def show(view: Any, where: Outputs) -> None:
-    """Render one view to every destination: files are written atomically, data goes to stdout."""
+def show(view: Any, where: Outputs, resolved: "Resolved | None" = None, save: Path | None = None,
+         dtype: Any = None, *, capture: "Capture | None" = None) -> None:
+    """Render one view to every destination, then keep the capture (--save, and the last capture when fresh).
+
+    Files come first (the view's, then --save), then stdout, then one stderr line per file. If any file fails,
+    the files this run created are removed and the last capture is left as it was: a failing command changes
+    nothing.
+    """
     from attncli.render import render
 
     width = terminal_width(where.width)
-    for target in where.targets:
-        result = render(target.view if target.view is not None else view, target.fmt, path=target.path, width=width)
-        if isinstance(result, Path):
-            say(f"wrote {result}")
-        elif target.path is not None:  # text formats written to a file
-            from attncli.render.figures import write_bytes
+    if capture is None and resolved is not None:
+        capture = resolved.capture
+    created: list[Path] = []
+    lines: list[str] = []
+    data: list[Any] = []
+    try:
+        for target in where.targets:
+            new = target.path is not None and not target.path.exists()
+            result = render(target.view if target.view is not None else view, target.fmt, path=target.path,
+                            width=width)
+            if target.path is None:
+                data.append(result)
+                continue
+            if not isinstance(result, Path):  # text formats written to a file
+                from attncli.render.figures import write_bytes
 
-            say(f"wrote {write_bytes(target.path, str(result).encode('utf-8'))}")
-        elif isinstance(result, str):
+                result = write_bytes(target.path, str(result).encode("utf-8"))
+            created += [result] if new else []
+            lines.append(f"wrote {result}")
+        if save is not None and capture is not None:
+            from attncli.store import save_capture
+
+            new = not save.exists()
+            created += [save_capture(capture, save, dtype)] if new else []
+            lines.append(f"saved capture to {save}")
+    except BaseException:
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
+    if capture is not None and (resolved is None or resolved.plan.fresh):
+        lines += _store_last(capture, dtype)
+    warn(resolved.warnings if resolved is not None else [])
+    for result in data:
+        if isinstance(result, str):
             sys.stdout.write(result)
             sys.stdout.flush()
         else:
             out(where.width).print(result, crop=False)  # never-wrapped lines (see render.terminal.line) stay whole
+    for line in lines:
+        say(line)
+
+
+def _store_last(capture: "Capture", dtype: Any = None) -> list[str]:
+    """Store the capture as the last capture (best effort, within its budget): the lines to show about it."""
+    from attncli.store import fit_budget, last_budget, last_capture_path, save_capture, stored_dtype
+
+    try:
+        kind = stored_dtype(capture, dtype)
+        kept, note = fit_budget(capture, last_budget(), kind)
+        save_capture(kept, last_capture_path(), kind)
+    except AttnError as exc:
+        return [f"warning: could not store the last capture: {exc.message}"]
+    return [f"warning: {note}"] if note else []
 
 
 def with_page(where: Outputs, capture: "Capture", spec: Any = None, grads: Any = None,
@@ -154,40 +202,17 @@ def check_save_path(save: Path | None, inputs: Iterable[Path | str] = ()) -> Non
     """Refuse a --save target before any work: wrong suffix, or the name of an input."""
     if save is None:
         return
+    if save.is_dir():
+        raise UsageError(f"--save {save} is a folder", "give a file name ending in .npz")
     if save.suffix.lower() != ".npz":
         raise UsageError(f"--save {save}: a capture is saved as .npz", "give a file name ending in .npz")
     for path in inputs:
         path = Path(path)
         if path.exists() and save.exists() and save.resolve() == path.resolve():
             raise UsageError(f"--save {save} is one of the inputs", "choose another file name; inputs are never overwritten")
-    if save.is_dir():
-        raise UsageError(f"--save {save} is a folder", "give a file name ending in .npz")
+    from attncli.outputs import check_output
 
-
-def keep(resolved: "Resolved", save: Path | None, dtype: Any = None) -> None:
-    """Show the source's warnings, then store a fresh capture as the last capture and, when asked, to --save."""
-    warn(resolved.warnings)
-    if resolved.plan.fresh:
-        keep_capture(resolved.capture, save, dtype)
-    elif save is not None:
-        from attncli.store import save_capture
-
-        say(f"saved capture to {save_capture(resolved.capture, save, dtype)}")
-
-
-def keep_capture(capture: "Capture", save: Path | None, dtype: Any = None) -> None:
-    """Store the capture as the last capture (best effort, within its budget) and, when asked, to --save."""
-    from attncli.store import fit_budget, last_budget, last_capture_path, save_capture, stored_dtype
-
-    try:
-        kind = stored_dtype(capture, dtype)
-        kept, note = fit_budget(capture, last_budget(), kind)
-        save_capture(kept, last_capture_path(), kind)
-        warn([note] if note else [])
-    except AttnError as exc:
-        warn([f"could not store the last capture: {exc.message}"])
-    if save is not None:
-        say(f"saved capture to {save_capture(capture, save, dtype)}")
+    check_output(save, inputs, "--save")
 
 
 def gradients(resolved: "Resolved", spec: Any) -> tuple[Any, str | None]:
@@ -200,7 +225,7 @@ def gradients(resolved: "Resolved", spec: Any) -> tuple[Any, str | None]:
 
     req = resolved.plan.request
     explained = gradients_for(resolved.capture, spec.target, resolved.loaded, device=req.device,
-                              trust_remote_code=req.trust_remote_code)
+                              trust_remote_code=req.trust_remote_code, allow_pickle=req.allow_pickle)
     return explained.gradients, explained.label
 
 

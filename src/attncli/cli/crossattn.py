@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from attncli.choices import Device, Fuse, Purpose
-from attncli.cli.common import check_save_path, keep, outputs, show, with_page
-from attncli.cli.options import DeviceOpt, FuseOpt, HeadOpt, JsonOpt, OutOpt, SaveOpt, TrustOpt, WidthOpt
+from attncli.cli.common import check_save_path, outputs, show, with_page
+from attncli.cli.options import (DeviceOpt, FuseOpt, HeadOpt, JsonOpt, OutOpt, PickleOpt, SaveOpt, TrustOpt,
+                                 WidthOpt)
 from attncli.errors import UsageError
 
 MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, metavar="N",
@@ -58,6 +59,7 @@ def align(
     save: SaveOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Translate (or score --target) with a seq2seq model and show which source tokens each target token attends to."""
     from attncli import sources
@@ -67,6 +69,7 @@ def align(
     plan = sources.plan(sources.Request(
         value=text, file=file, model=model, purpose=Purpose.align,
         accepts=sources.TEXTS | {sources.InputKind.image}, device=device, trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle,
         generation=sources.Generation(target, max_new_tokens, num_beams)))
     if plan.kind is sources.InputKind.image:
         raise UsageError(f"{text} is an image; attn align takes text", "caption an image with: attn caption IMAGE")
@@ -76,8 +79,7 @@ def align(
     from attncli.views.cross import align_view
 
     view = align_view(resolved.capture, layer, head, fuse, skip_special)
-    keep(resolved, save)
-    show(view, with_page(where, resolved.capture))
+    show(view, with_page(where, resolved.capture), resolved, save)
 
 
 def caption(
@@ -101,6 +103,7 @@ def caption(
     save: SaveOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Caption an image (or score --text) and show, per word, which image patches it attended to."""
     from attncli import sources
@@ -110,6 +113,7 @@ def caption(
     plan = sources.plan(sources.Request(
         value=str(image), model=model, purpose=Purpose.caption, value_is_path=True,
         accepts=frozenset({sources.InputKind.image}), device=device, trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle,
         generation=sources.Generation(text, max_new_tokens, num_beams)))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
@@ -117,5 +121,4 @@ def caption(
     from attncli.views.cross import caption_view
 
     view = caption_view(resolved.capture, layer, head, fuse, skip_special, top_k)
-    keep(resolved, save)
-    show(view, with_page(where, resolved.capture))
+    show(view, with_page(where, resolved.capture), resolved, save)

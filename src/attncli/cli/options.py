@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from attncli.choices import Device, Fuse, Method, Scale, StoreDtype
+
+def finite(value: float | None) -> float | None:
+    """Refuse nan and inf where a number is parsed (typer's float type accepts both)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
 
 ModelOpt = Annotated[
     Optional[str],
@@ -25,6 +33,10 @@ DeviceOpt = Annotated[Device, typer.Option("--device", metavar="cpu|cuda|mps", h
 TrustOpt = Annotated[
     bool, typer.Option("--trust-remote-code", help="Allow a hub model to run its own Python code.")
 ]
+PickleOpt = Annotated[
+    bool, typer.Option("--allow-pickle", help="Allow a checkpoint saved only as pickle (pytorch_model.bin, .pt); "
+                                              "its tensors are loaded with weights_only=True.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables.")]
 SaveOpt = Annotated[
     Optional[Path], typer.Option("--save", metavar="FILE.npz",
@@ -38,7 +50,7 @@ MethodOpt = Annotated[
                       "grad-rollout: gradient-weighted rollout for --target (classifiers)."),
 ]
 DiscardOpt = Annotated[
-    float, typer.Option("--discard-ratio", metavar="R", help="rollout: zero this fraction of the lowest weights per "
+    float, typer.Option("--discard-ratio", metavar="R", callback=finite, help="rollout: zero this fraction of the lowest weights per "
                                                              "layer (never the CLS column), as vit-explain does.")
 ]
 TargetOpt = Annotated[

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from attncli.cli.common import outputs, show
-from attncli.cli.options import JsonOpt, WidthOpt
+from attncli.cli.options import JsonOpt, WidthOpt, finite
 from attncli.errors import UsageError
 
 
@@ -18,7 +18,7 @@ def softmax(
         Optional[int], typer.Option("--scale", metavar="D",
                                     help="Divide scores by √D first, as attention does with key size D.")
     ] = None,
-    temperature: Annotated[float, typer.Option("--temperature", "-T", metavar="T",
+    temperature: Annotated[float, typer.Option("--temperature", "-T", metavar="T", callback=finite,
                                                help="Divide scores by T (>1 flattens).")] = 1.0,
     as_json: JsonOpt = False,
     width: WidthOpt = None,

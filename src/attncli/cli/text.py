@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from attncli.choices import Device, Fuse, Method, Purpose
-from attncli.cli.common import check_save_path, gradients, keep, outputs, show, with_page
+from attncli.cli.common import check_save_path, gradients, outputs, show, with_page
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
-                                 OutOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt, WidthOpt,
-                                 LayersOpt, HeadsOpt, StoreDtypeOpt)
+                                 OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt,
+                                 WidthOpt, LayersOpt, HeadsOpt, StoreDtypeOpt)
 from attncli.errors import UsageError
 
 
@@ -44,6 +44,7 @@ def explain(
     dtype: StoreDtypeOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Show which tokens each token attends to (default: the last layer, heads averaged)."""
     from attncli import sources
@@ -60,7 +61,7 @@ def explain(
     purpose = Purpose.text_classification if method is Method.grad_rollout else Purpose.text
     plan = sources.plan(sources.Request(value=text, file=file, model=model or "minilm", purpose=purpose,
                                         accepts=sources.TEXTS, device=device, trust_remote_code=trust_remote_code,
-                                        selection=needs(spec, layers, heads)))
+                                        selection=needs(spec, layers, heads), allow_pickle=allow_pickle))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
     resolved = sources.resolve(plan)
@@ -71,5 +72,4 @@ def explain(
         view = profile_of(resolved.capture, spec, grads, label)
     else:
         view = layer_matrix(resolved.capture, spec, grads, label, TokenMatrix if matrix else TokenTable)
-    keep(resolved, save, dtype)
-    show(view, with_page(where, resolved.capture, spec, grads, label))
+    show(view, with_page(where, resolved.capture, spec, grads, label), resolved, save, dtype)

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from attncli.choices import Device, Format, Fuse, Kind, Method, Purpose
-from attncli.cli.common import (Progress, check_save_path, gradients, keep, keep_capture, outputs, say, show, warn,
-                                with_page)
+from attncli.cli.common import Progress, check_save_path, gradients, outputs, say, show, warn, with_page
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
-                                 OutOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TrustOpt, WidthOpt)
+                                 OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TrustOpt,
+                                 WidthOpt)
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ def classify(
     save: SaveOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Classify images and say where the CLS token looks (the first image is kept as the last capture)."""
     from attncli import sources
@@ -50,7 +51,7 @@ def classify(
     from attncli.views.classify import classify_result, summarise
 
     loaded = load_model(model or DEFAULT_MODELS[Purpose.image_classification], Purpose.image_classification,
-                        device=device, trust_remote_code=trust_remote_code)
+                        device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     spec = MapSpec(method=method, discard_ratio=discard_ratio)
     rows, first = [], None
     with Progress(len(paths), "classifying") as advance:
@@ -65,13 +66,12 @@ def classify(
             rows.append(row)
             first = first or (capture, amap)  # keep one image's attention, not all of them (22 MB each for ViT-B)
     assert first is not None
-    keep_capture(first[0], save)
+    result = classify_result(rows, first[1], first[0].source)
+    warn(result.notes)  # an image unlike the model's training data: said on stderr too, the prediction still shown
+    show(result, with_page(where, first[0], spec), save=save, capture=first[0])
     if len(paths) > 1:
         say(f"last capture: {first[0].source} (the first image); `attn heatmap` re-renders it, "
             "`attn heatmap IMAGE` captures another")
-    result = classify_result(rows, first[1], first[0].source)
-    warn(result.notes)  # an image unlike the model's training data: said on stderr too, the prediction still shown
-    show(result, with_page(where, first[0], spec))
 
 
 def patches(
@@ -83,13 +83,14 @@ def patches(
     width: WidthOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Draw the image as the model sees it, cut into its patch grid, and its position-embedding similarity."""
     from attncli import sources
 
     plan = sources.plan(sources.Request(value=str(image), model=model, purpose=Purpose.image, value_is_path=True,
                                         accepts=frozenset({sources.InputKind.image}), device=device,
-                                        trust_remote_code=trust_remote_code))
+                                        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle))
     where = outputs(as_json=as_json, output=output or Path(f"patches-{image.stem}.png"), width=width,
                     file_formats=(Format.figure,), inputs=plan.inputs)
     resolved = sources.resolve(plan)
@@ -97,8 +98,7 @@ def patches(
     from attncli.views.patches import patches_view
 
     view = patches_view(resolved.capture, position_embeddings(resolved.loaded))
-    keep(resolved, None)
-    show(view, where)
+    show(view, where, resolved)
 
 
 def heatmap(
@@ -136,6 +136,7 @@ def heatmap(
     save: SaveOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: PickleOpt = False,
 ) -> None:
     """Draw attention as a figure: over the image (CLS or --query patch), or a token × token matrix for text."""
     from attncli import sources
@@ -160,7 +161,7 @@ def heatmap(
         value=source, text=text, model=(model or "minilm") if text is not None else model, purpose=purpose,
         accepts=frozenset({sources.InputKind.image, sources.InputKind.capture, sources.InputKind.last,
                            sources.InputKind.text}), default_last=True, value_is_path=True, device=device,
-        trust_remote_code=trust_remote_code))
+        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, terminal=terminal, width=width, inputs=plan.inputs)
     resolved = sources.resolve(plan)
@@ -181,10 +182,9 @@ def heatmap(
 
         name = check_output(_default_name(capture, view), plan.inputs)
         where = outputs(output=name, terminal=False, width=width, inputs=plan.inputs)
-    keep(resolved, save)
     facts = getattr(view, "facts", None)
     warn([facts.unlike_training] if facts is not None and facts.unlike_training else [])
-    show(view, with_page(where, capture, spec, grads, label))
+    show(view, with_page(where, capture, spec, grads, label), resolved, save)
 
 
 def _self_view(capture: "Capture", spec: Any, all_heads: bool, grads: Any, label: str | None) -> Any:

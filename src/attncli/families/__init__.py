@@ -76,7 +76,7 @@ def require(config: Any, purpose: Purpose, model_id: str) -> "Family":
     if purpose in (Purpose.align, Purpose.caption) and not family.cross:
         message = f"{model_id} is a {family.name} ({model_type}) and has no cross-attention: " \
                   f"{NAMES[purpose]} takes {wanted}"
-        raise NotSupportedError(message, f"for this model use {COMMANDS[other]}" if other else None)
+        raise UsageError(message, f"for this model use {COMMANDS[other]}" if other else None)
     if other is None:
         raise NotSupportedError(message, f"no attncli command reads {family.modality.value} input yet")
     raise UsageError(message, f"for this model use {COMMANDS[other]}")

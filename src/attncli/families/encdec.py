@@ -220,7 +220,10 @@ def capture_align(source: str, loaded: "LoadedModel", *, target: str | None = No
     family = _cross_family(loaded, Purpose.align)
     tokenizer, _ = family.split_processor(loaded)
     prepared = prepare_text(source, tokenizer, loaded.config)
-    inputs = {k: v.to(loaded.device) for k, v in prepared.model_inputs.items()}
+    import inspect
+
+    accepted = inspect.signature(loaded.model.forward).parameters  # a BERT-style tokenizer adds token_type_ids
+    inputs = {k: v.to(loaded.device) for k, v in prepared.model_inputs.items() if k in accepted}
     if target is None:
         ids = generate_ids(loaded, family, inputs, max_new_tokens, num_beams)
     else:

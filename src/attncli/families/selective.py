@@ -161,6 +161,7 @@ def selective_attention(module: Any, query: "torch.Tensor", key: "torch.Tensor",
 
 
 def capture_selected(model: Any, inputs: dict[str, Any], selection: Selection, tokens: list[str] | None = None,
+                     special: list[bool] | None = None, words: list[int | None] | None = None,
                      **call: Any) -> tuple[Any, dict[str, Any], Any]:
     """Run the model once: ((batch, layers, heads, rows, key) float32 weights, Capture fields, model output).
 
@@ -169,12 +170,14 @@ def capture_selected(model: Any, inputs: dict[str, Any], selection: Selection, t
     """
     import torch
 
-    from attncli.capture import find_token_index, stack_attentions
+    from attncli.capture import find_word, stack_attentions
 
     config = model.config
     n_layers, n_heads = int(config.num_hidden_layers), int(config.num_attention_heads)
     if selection.query is not None:
-        selection = Selection(selection.layers, selection.heads, (find_token_index(tokens or [], selection.query),))
+        tokens = tokens or []
+        rows = find_word(tokens, special or [False] * len(tokens), words or [], selection.query)  # a word's pieces
+        selection = Selection(selection.layers, selection.heads, tuple(rows))
     layers, heads = selection.layer_numbers(n_layers), selection.head_numbers(n_heads)
     rows = None if selection.rows is None else list(selection.rows)
     with torch.inference_mode():

@@ -21,7 +21,8 @@ def capture_text(text: str, loaded: "LoadedModel", selection: Selection = ALL) -
     require(config, Purpose.text, loaded.ref.model_id)
     prepared = prepare_text(text, loaded.processor, config)
     inputs = {k: v.to(loaded.device) for k, v in prepared.model_inputs.items()}
-    weights, kept, _ = capture_selected(loaded.model, inputs, selection, prepared.labels)
+    weights, kept, _ = capture_selected(loaded.model, inputs, selection, prepared.labels, prepared.special,
+                                        prepared.words)
     return Capture(
         attentions=weights[0],  # (layers, heads, rows, key)
         tokens=prepared.labels,
@@ -32,5 +33,6 @@ def capture_text(text: str, loaded: "LoadedModel", selection: Selection = ALL) -
         arch=architecture(config),
         text=prepared.text,
         warnings=list(prepared.warnings) + list(loaded.warnings),
+        words=list(prepared.words),
         **kept,
     )

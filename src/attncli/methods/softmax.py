@@ -52,6 +52,9 @@ def softmax(scores: list[float], dim: int | None = None, temperature: float = 1.
         raise UsageError(f"--temperature {temperature}: must be a positive number")
     divisor = (math.sqrt(dim) if dim else 1.0) * temperature
     logits = [s / divisor for s in scores]
+    if not all(math.isfinite(x) for x in logits):  # a tiny T or huge scores overflow float64
+        raise UsageError(f"scores / (√D · --temperature {temperature:g}) are too large for floating point",
+                         "use a larger --temperature or smaller scores")
     top = max(logits)
     exps = [math.exp(x - top) for x in logits]  # subtract the max so large scores cannot overflow
     total = sum(exps)

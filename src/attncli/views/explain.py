@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from attncli.choices import Fuse, Method, Scale
@@ -113,11 +113,21 @@ class TokenProfile:
     method_note: str | None = None  # how a non-attention profile was made, for titles
     n_heads: int | None = None
     top_k: int = 3
+    pieces: list[int] = field(default_factory=list)  # a word's tokens when it was split (their rows are averaged)
+
+    @property
+    def where(self) -> str:
+        """'token 8', or 'tokens 5-7 (to|mor|ow), their rows averaged' for a word split into pieces."""
+        if len(self.pieces) <= 1:
+            return f"token {self.token}"
+        names = "|".join(self.labels[self.indices.index(i)] if i in self.indices else str(i) for i in self.pieces)
+        span = str(self.pieces[0]) if len(self.pieces) == 1 else f"{self.pieces[0]}-{self.pieces[-1]}"
+        return f"tokens {span} ({names}), their rows averaged"
 
     @property
     def title(self) -> str:
         """'What "it" (token 8) attends to, layer by layer · mean of 12 heads · model'."""
-        return (f'What "{self.label}" (token {self.token}) attends to, layer by layer · '
+        return (f'What "{self.label}" ({self.where}) attends to, layer by layer · '
                 f"{self.method_note or heads_phrase(self.head, self.fuse, self.n_heads)} · {self.model_id}")
 
     @property
@@ -137,7 +147,7 @@ class TokenProfile:
             "notes": self.notes,
             "model": self.model_id,
             "method": self.method.value,
-            "token": {"index": self.token, "text": self.label},
+            "token": {"index": self.token, "text": self.label, "pieces": self.pieces or [self.token]},
             "head": self.head,
             "fuse": None if self.head is not None else self.fuse,
             "skip_special": self.skip_special,
@@ -207,27 +217,42 @@ def layer_view(capture: "Capture", layer: int = -1, head: int | None = None, fus
 
 
 def find_token(capture: "Capture", query: str) -> int:
-    """Position of a token given as an index ("8", "-1") or a word ("it"); ambiguous words are refused."""
-    from attncli.capture import find_token_index
+    """Position of one token given as an index ("8", "-1") or a word ("it"); ambiguous or split words are refused."""
+    pieces = find_word(capture, query)
+    if len(pieces) > 1:
+        listing = ", ".join(str(i) for i in pieces)
+        raise UsageError(f'"{query}" is one word split into {len(pieces)} tokens ({listing}); this view shows one token',
+                         f"pick one piece by its index, e.g. {pieces[0]}")
+    return pieces[0]
 
-    return find_token_index(capture.tokens, query)
+
+def find_word(capture: "Capture", query: str) -> list[int]:
+    """The token positions a --token stands for: an index, a whole word (all its pieces), else one piece's label."""
+    from attncli.capture import find_word as find
+
+    return find(capture.tokens, capture.special, capture.words, query)
 
 
-def token_profile(capture: "Capture", token: int, head: int | None = None, fuse: Fuse | str = Fuse.mean,
+def token_profile(capture: "Capture", token: int | list[int], head: int | None = None, fuse: Fuse | str = Fuse.mean,
                   skip_special: bool = False, method: Method | str = Method.attention, discard_ratio: float = 0.0,
                   gradients: "np.ndarray | None" = None, target_label: str | None = None,
                   top: int = 3) -> TokenProfile:
-    """One token's attention at every layer (heads fused or one head), or --method's map up to each layer."""
+    """One token's attention at every layer (heads fused or one head), or --method's map up to each layer.
+
+    A word of several pieces (``token`` a list) attends as the mean of its pieces' rows, so rows still sum to 1.
+    """
     import numpy as np
 
     from attncli.methods.dispatch import check_method_options, describe, method_rows
 
     method = check_method_options(method, head, discard_ratio)
-    token = resolve_index(token, capture.n_tokens, "token", "the text")
+    pieces = [resolve_index(t, capture.n_tokens, "token", "the text") for t in ([token] if isinstance(token, int)
+                                                                                else token)]
+    token = pieces[0]
     if method is not Method.attention:
         capture.require(f"--method {method.value}")
     capture.require("a token's attention at every layer", rows=False)
-    row = capture.row_index(token)
+    rows_at = [capture.row_index(p) for p in pieces]  # where the pieces' query rows are stored
     head_slot = None if head is None else capture.head_index(head)
     head_i = None if head is None else resolve_index(head, capture.total_heads or capture.n_heads, "head")
     shown = _shown(capture, skip_special)
@@ -237,11 +262,11 @@ def token_profile(capture: "Capture", token: int, head: int | None = None, fuse:
     if method is Method.rollout:  # one pass gives the rollout after every layer
         from attncli.methods.rollout import rollout_layers
 
-        per_layer = rollout_layers(capture.attentions, fuse, discard_ratio)[:, token]  # (layers, keys)
+        per_layer = rollout_layers(capture.attentions, fuse, discard_ratio)[:, pieces].mean(axis=1)  # (layers, keys)
     else:
         per_layer = np.stack([method_rows(capture.attentions, method, layer, head=head_slot, fuse=fuse,
-                                          gradients=gradients, queries=[row])[0]
-                              for layer in range(capture.n_layers)])  # (layers, keys)
+                                          gradients=gradients, queries=rows_at).mean(axis=0)
+                              for layer in range(capture.n_layers)])  # (layers, keys): mean over the pieces
     rows = per_layer
     if skip_special:  # the query's row over the shown keys, renormalised (what _restrict does to every row)
         sub = per_layer[:, shown]
@@ -249,15 +274,18 @@ def token_profile(capture: "Capture", token: int, head: int | None = None, fuse:
         rows = np.divide(sub, totals, out=np.zeros_like(sub), where=totals > 0)  # (layers, shown keys)
     note = None if method is Method.attention else describe(method, None, head_i, Fuse(fuse).value, capture.n_heads,
                                                             discard_ratio, target_label)
-    return TokenProfile(token, capture.tokens[token], rows, shown, [capture.tokens[i] for i in shown],
+    from attncli.capture import word_text
+
+    label = word_text(capture.tokens, pieces) if len(pieces) > 1 else capture.tokens[token]
+    return TokenProfile(token, label, rows, shown, [capture.tokens[i] for i in shown],
                         [capture.special[i] for i in shown], head_i, Fuse(fuse).value, skip_special,
-                        capture.model_id, method, note, capture.n_heads, top)
+                        capture.model_id, method, note, capture.n_heads, top, pieces)
 
 
 def profile_of(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None" = None,
                target_label: str | None = None) -> TokenProfile:
     """The spec's --token (spec.query) at every layer."""
-    return token_profile(capture, find_token(capture, spec.query or ""), spec.head, spec.fuse, spec.skip_special,
+    return token_profile(capture, find_word(capture, spec.query or ""), spec.head, spec.fuse, spec.skip_special,
                          spec.method, spec.discard_ratio, gradients, target_label, spec.top_k)
 
 

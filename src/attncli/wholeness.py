@@ -1,0 +1,56 @@
+"""Is a capture read from disk whole: every array present, shapes that agree, finite weights, rows summing to 1."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from attncli.capture import Capture
+
+ROW_ATOL = 1e-2  # loose enough for float16 storage, tight enough to catch weights that are not distributions
+
+
+def problem(capture: "Capture") -> str | None:
+    """What is wrong with a capture (the first thing found), or None when it is whole."""
+    n = len(capture.tokens)
+    if len(capture.special) != n:
+        return f"{n} tokens but {len(capture.special)} special-token flags"
+    rows = len(capture.query_ids) if capture.query_ids is not None else n  # a capture may keep some query rows
+    found = _weights("attentions", capture.attentions, rows, n)
+    if found:
+        return found
+    if capture.grid is not None and capture.grid.n_tokens != n:
+        grid = capture.grid
+        return (f"its patch grid ({grid.prefix} prefix + {grid.rows}×{grid.cols} patches = {grid.n_tokens} tokens) "
+                f"does not match its {n} tokens")
+    if capture.cross_attentions is not None:
+        t = len(capture.target_tokens)
+        found = _weights("cross_attentions", capture.cross_attentions, t, n) or (
+            _weights("decoder_attentions", capture.decoder_attentions, t, t)
+            if capture.decoder_attentions is not None else None)
+        if found:
+            return found
+    return None
+
+
+def _weights(name: str, array: "np.ndarray", queries: int, keys: int) -> str | None:
+    """What is wrong with one (layers, heads, query, key) array of attention weights, or None."""
+    import numpy as np
+
+    if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+        return f"{name} is not an array of floating-point weights"
+    if array.ndim != 4:
+        return f"{name} is {array.ndim}-D, not 4-D (layers, heads, query, key)"
+    if 0 in array.shape:
+        return f"{name} is empty (shape {tuple(array.shape)})"
+    if array.shape[2:] != (queries, keys):
+        return f"{name} is {array.shape[2]}×{array.shape[3]} positions but there are {queries}×{keys} tokens"
+    if not np.isfinite(array).all():
+        return f"{name} holds weights that are not finite (NaN or infinity)"
+    sums = array.sum(axis=-1, dtype=np.float64)  # (layers, heads, query)
+    if (array < 0).any() or not np.allclose(sums, 1.0, atol=ROW_ATOL):
+        worst = float(np.abs(sums - 1.0).max())
+        return f"rows of {name} do not sum to 1 (off by up to {worst:.3g}), so they are not attention weights"
+    return None
