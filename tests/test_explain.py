@@ -112,14 +112,17 @@ def test_truncation_warns_with_count(cli, tiny_bert):
     assert len(json.loads(out)["tokens"]) == 32
 
 
-def test_text_from_stdin_and_file(attn, tiny_bert, tmp_path):
-    proc = attn("explain", "-", "--model", str(tiny_bert), "--json", stdin="the dog ran\n")
-    assert proc.returncode == 0, proc.stderr
-    assert [t["text"] for t in json.loads(proc.stdout)["tokens"]][1:4] == ["the", "dog", "ran"]
+def test_text_from_stdin_and_file(cli, tiny_bert, tmp_path, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"the dog ran\n"), encoding="utf-8"))
+    code, out, err = cli("explain", "-", "--model", str(tiny_bert), "--json")
+    assert code == 0, err
+    assert [t["text"] for t in json.loads(out)["tokens"]][1:4] == ["the", "dog", "ran"]
     f = tmp_path / "s.txt"
     f.write_text("hello world")
-    proc = attn("explain", "--file", str(f), "--model", str(tiny_bert), "--json")
-    assert [t["text"] for t in json.loads(proc.stdout)["tokens"]][1:3] == ["hello", "world"]
+    code, out, err = cli("explain", "--file", str(f), "--model", str(tiny_bert), "--json")
+    assert [t["text"] for t in json.loads(out)["tokens"]][1:3] == ["hello", "world"]
 
 
 @pytest.mark.parametrize("args, code, message", [
