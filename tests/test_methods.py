@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -254,3 +256,65 @@ def test_resolve_target_by_label_index_and_prediction():
         resolve_target("bird", labels, logits)
     with pytest.raises(UsageError, match="out of range"):
         resolve_target(7, labels, logits)
+
+
+def tiny_token_classifier():
+    """A 2-layer BertForTokenClassification with three tags (eager attention)."""
+    import torch
+    from transformers import BertConfig, BertForTokenClassification
+
+    torch.manual_seed(1)
+    tags = {0: "O", 1: "B-PER", 2: "I-PER"}
+    config = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, num_labels=3, id2label=tags, label2id={v: k for k, v in tags.items()})
+    config._attn_implementation = "eager"
+    return BertForTokenClassification(config).eval()
+
+
+def test_attention_gradients_token_classifier_matches_direct_autograd():
+    import torch
+
+    model = tiny_token_classifier()
+    ids = torch.tensor([[2, 7, 9, 11, 3]])
+    got = attention_gradients(model, {"input_ids": ids}, "B-PER", position=2)[0]
+    assert (got.target, got.label) == (1, "B-PER") and got.logits.shape == (3,)
+
+    bert, heads, d = model.bert, 2, 8
+    x = bert.embeddings(input_ids=ids)
+    probes = []
+    for layer in bert.encoder.layer:
+        att = layer.attention.self
+        q, k, v = (proj(x).view(1, 5, heads, d).transpose(1, 2) for proj in (att.query, att.key, att.value))
+        probe = torch.zeros(1, heads, 5, 5, requires_grad=True)
+        probes.append(probe)
+        ctx = ((torch.softmax(q @ k.transpose(-1, -2) / d**0.5, -1) + probe) @ v).transpose(1, 2).reshape(1, 5, 16)
+        x = layer.attention.output.LayerNorm(layer.attention.output.dense(ctx) + x)
+        x = layer.output.LayerNorm(layer.output.dense(layer.intermediate(x)) + x)
+    logit = model.classifier(x)[0, 2, 1]  # token 2's B-PER logit
+    want = torch.stack(torch.autograd.grad(logit, probes))[:, 0].numpy()
+    np.testing.assert_allclose(got.gradients, want, atol=1e-6, rtol=1e-4)
+    default = attention_gradients(model, {"input_ids": ids}, None, position=2)[0]
+    assert default.target == int(np.argmax(default.logits))  # default: the token's predicted tag
+    with pytest.raises(UsageError, match="tags every token"):
+        attention_gradients(model, {"input_ids": ids})
+
+
+def test_cli_grad_rollout_explains_one_tokens_tag(cli, tmp_path):
+    from transformers import BertTokenizer
+
+    from tiny import WORDS
+
+    model = tiny_token_classifier()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", *WORDS][:30]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    model.save_pretrained(tmp_path)
+    BertTokenizer(vocab=str(tmp_path / "vocab.txt"), model_max_length=32).save_pretrained(tmp_path)
+    code, out, err = cli("explain", "the cat sat on the mat", "--model", str(tmp_path), "--method", "grad-rollout",
+                         "--token", "cat", "--target", "B-PER", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["method"] == "grad-rollout" and doc["token"]["text"] == "cat"
+    assert 'for B-PER (the tag of "cat")' in doc["title"]
+    assert len(doc["layers"]) == 2 and all(min(layer["weights"]) >= 0 for layer in doc["layers"])
+    code, _, err = cli("explain", "the cat sat", "--model", str(tmp_path), "--method", "grad-rollout")
+    assert code == 2 and "tags every token" in err and "--token" in err and len(err.strip().splitlines()) == 1

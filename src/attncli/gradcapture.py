@@ -60,15 +60,18 @@ def model_inputs(capture: "Capture", loaded: "LoadedModel") -> dict:
 
 def gradients_for(capture: "Capture", target: str | int | None = None, model: "str | LoadedModel | None" = None,
                   *, device: str | Device = Device.cpu, trust_remote_code: bool = False,
-                  allow_pickle: bool = False) -> "GradientCapture":
-    """Attention and d(target logit)/d(attention) for the capture's input (target: label, index or prediction)."""
+                  allow_pickle: bool = False, position: int | None = None) -> "GradientCapture":
+    """Attention and d(target logit)/d(attention) for the capture's input (target: label, index or prediction).
+
+    For a token classifier, ``position`` is the token whose tag is explained (default target: its predicted tag).
+    """
     import numpy as np
 
     from attncli.methods.gradients import attention_gradients
 
     loaded = load_classifier(capture.kind, model or capture.model_path or capture.model_id, device=device,
                              trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
-    result = attention_gradients(loaded.model, model_inputs(capture, loaded), target)[0]
+    result = attention_gradients(loaded.model, model_inputs(capture, loaded), target, position)[0]
     if result.attentions.shape != capture.attentions.shape or not np.allclose(
             result.attentions, capture.attentions, atol=MATCH_ATOL):
         raise CaptureError(f"{loaded.ref.model_id} does not reproduce this capture's attention",

@@ -223,10 +223,27 @@ def gradients(resolved: "Resolved", spec: Any) -> tuple[Any, str | None]:
         return None, None
     from attncli.gradcapture import gradients_for
 
+    from attncli.choices import Kind
+
     req = resolved.plan.request
+    position, word = None, None
+    if spec.query is not None and resolved.capture.kind is Kind.text:  # a token classifier explains this token's tag
+        from attncli.views.explain import find_word
+
+        pieces = find_word(resolved.capture, spec.query)
+        position, word = pieces[0], resolved.capture.tokens[pieces[0]]
     explained = gradients_for(resolved.capture, spec.target, resolved.loaded, device=req.device,
-                              trust_remote_code=req.trust_remote_code, allow_pickle=req.allow_pickle)
-    return explained.gradients, explained.label
+                              trust_remote_code=req.trust_remote_code, allow_pickle=req.allow_pickle,
+                              position=position)
+    tagged = word is not None and explained.logits.ndim == 1 and _tags_tokens(resolved)
+    return explained.gradients, (f'{explained.label} (the tag of "{word}")' if tagged else explained.label)
+
+
+def _tags_tokens(resolved: "Resolved") -> bool:
+    """Whether the model behind a capture tags every token (a token classifier)."""
+    loaded = resolved.loaded
+    name = type(loaded.model).__name__ if loaded is not None else ""
+    return name.endswith("ForTokenClassification")
 
 
 class Progress:

@@ -79,13 +79,15 @@ def resolve_target(target: str | int | None, labels: Sequence[str], logits: "np.
 
 
 def attention_gradients(
-    model: Any, inputs: Mapping[str, Any], targets: Sequence[str | int | None] | str | int | None = None
+    model: Any, inputs: Mapping[str, Any], targets: Sequence[str | int | None] | str | int | None = None,
+    position: int | None = None,
 ) -> list[GradientCapture]:
     """Forward with attentions kept in the graph, backward from each item's target logit; one result per item.
 
     ``inputs`` is a batch for the model (``pixel_values`` or tokenizer output); ``targets`` is one target for
     every item or one per item (None: the predicted class). Items in a batch do not interact, so summing the
-    chosen logits gives each item's own gradients.
+    chosen logits gives each item's own gradients. A token classifier (logits ``(batch, tokens, classes)``)
+    explains the tag of the token at ``position``.
     """
     import torch
 
@@ -99,6 +101,13 @@ def attention_gradients(
         out = model(**inputs, output_attentions=True)
         logits = getattr(out, "logits", None)
         attentions = getattr(out, "attentions", None)
+        if logits is not None and logits.dim() == 3:  # a token classifier: one tag per token
+            if position is None:
+                raise UsageError("this model tags every token: grad-rollout explains the tag of one token",
+                                 "pick the token with --token WORD|INDEX")
+            if not -logits.shape[1] <= position < logits.shape[1]:
+                raise UsageError(f"token {position} is out of range: the input has {logits.shape[1]} tokens")
+            logits = logits[:, position]  # (B, classes): that token's tag logits
         if logits is None or logits.dim() != 2:
             raise NotSupportedError("gradient rollout needs class logits and this model returned none",
                                     "use a classifier, or --method rollout")
