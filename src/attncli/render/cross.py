@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 from rich.text import Text
 
-from attncli.render.tables import cell, fit_matrix, how, ordinal, shade, titled, token_text
+from attncli.render.tables import cell, fit_matrix, ordinal, shade, titled, token_text
 
 if TYPE_CHECKING:
     from rich.console import Group

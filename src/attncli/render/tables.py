@@ -34,13 +34,6 @@ def token_text(label: str, special: bool) -> Text:
     return Text(label, style="dim italic" if special else "bold")
 
 
-def how(head: int | None, fuse: str, n_heads: int | None = None) -> str:
-    """'head 3' or 'mean of 12 heads'."""
-    from attncli.views.common import heads_phrase
-
-    return heads_phrase(head, fuse, n_heads)
-
-
 def heading(view: Any) -> str:
     """A view's title and its notes, one per line."""
     return "\n".join([view.title, *getattr(view, "notes", [])])
