@@ -30,6 +30,7 @@ class Purpose(str, Enum):
     text_classification = "text-classification"  # a trained text classifier (grad-rollout on text)
     align = "align"  # cross-attention from output text to source text (attn align)
     caption = "caption"  # cross-attention from output text to an image (attn caption)
+    generate = "generate"  # a causal LM's self-attention over its prompt and what it generated (attn generate)
 
 
 class Kind(str, Enum):

@@ -92,6 +92,7 @@ DEFAULT_MODELS = {
     Purpose.image_classification: "google/vit-base-patch16-224",
     Purpose.align: "Helsinki-NLP/opus-mt-en-de",
     Purpose.caption: "nlpconnect/vit-gpt2-image-captioning",
+    Purpose.generate: "openai-community/gpt2",
 }
 
 
@@ -272,7 +273,7 @@ def load_model(
 
 
 # Purposes whose captures go through families.selective (the others read output_attentions, so stay eager).
-SELECTIVE = frozenset({Purpose.text})
+SELECTIVE = frozenset({Purpose.text, Purpose.generate})
 
 
 def _attention_for(model_cls: Any, purpose: Purpose) -> tuple[str, list[str]]:

@@ -40,7 +40,7 @@ SAVED = frozenset({InputKind.capture, InputKind.last})
 
 @dataclass(frozen=True)
 class Generation:
-    """How an encoder-decoder's output is found: given (``target``) or generated."""
+    """How a model's output is found: given (``target``, encoder-decoders) or generated."""
 
     target: str | None = None
     max_new_tokens: int = 64
@@ -63,7 +63,7 @@ class Request:
     device: Device = Device.cpu
     trust_remote_code: bool = False
     allow_pickle: bool = False  # a pickle-only checkpoint may load (tensors only)
-    generation: Generation | None = None  # encoder-decoders (align, caption)
+    generation: Generation | None = None  # encoder-decoders (align, caption) and causal LMs (generate)
     selection: "Selection | None" = None  # which weights to keep (text self-attention); None: all
 
 
@@ -232,6 +232,12 @@ def _capture(planned: Plan, loaded: "LoadedModel") -> "Capture":
 
         return capture_caption(req.value or "", loaded, text=gen.target, max_new_tokens=gen.max_new_tokens,
                                num_beams=gen.num_beams)
+    if purpose is Purpose.generate:
+        from attncli.capture import ALL
+        from attncli.families.causal_lm import capture_generate
+
+        return capture_generate(planned.text or "", loaded, req.selection or ALL, max_new_tokens=gen.max_new_tokens,
+                                num_beams=gen.num_beams)
     if planned.kind is InputKind.image:
         from attncli.families.vit import capture_image
 
