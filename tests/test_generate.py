@@ -111,3 +111,34 @@ def test_generate_refuses_other_captures(cli, tiny_bert):
     assert cli("explain", "the cat", "--model", str(tiny_bert))[0] == 0
     code, _, err = cli("generate", "--last")
     assert code == 1 and "not made by attn generate" in err
+
+
+def test_split_over_cpu_and_disk_equals_unsplit(tiny_gpt2, tmp_path):
+    """device_map with a CPU budget too small for the model: part of it offloaded to disk, the same capture."""
+    from attncli.capture import ALL
+    from attncli.choices import Purpose
+    from attncli.families.causal_lm import capture_generate
+    from attncli.families.text_capture import capture_text
+    from attncli.models import load_model
+
+    whole = load_model(str(tiny_gpt2), Purpose.generate)
+    split = load_model(str(tiny_gpt2), Purpose.generate, device_map="auto", max_memory={"cpu": "40KB"},
+                       offload_folder=tmp_path / "offload")
+    assert {"cpu", "disk"} <= set(split.model.hf_device_map.values()) and split.device == "cpu"
+    assert load_model(str(tiny_gpt2), Purpose.generate, dtype="bfloat16").model.dtype == torch.bfloat16
+    for run in (lambda m: capture_text(PROMPT, m, ALL), lambda m: capture_generate(PROMPT, m, max_new_tokens=4)):
+        want, got = run(whole), run(split)
+        assert got.tokens == want.tokens and got.attentions.dtype == np.float32
+        np.testing.assert_allclose(got.attentions, want.attentions, atol=1e-6)
+        np.testing.assert_allclose(got.target_scores, want.target_scores, atol=1e-6)
+
+
+def test_torch_dtype_and_device_map_options(cli, tiny_gpt2):
+    """--torch-dtype loads in bfloat16 (weights still stored float32, rows summing to 1); --device-map auto runs."""
+    code, out, err = cli("explain", PROMPT, "--model", str(tiny_gpt2), "--torch-dtype", "bfloat16", "--json",
+                         "--device-map", "auto")
+    assert code == 0, err
+    rows = json.loads(out)["weights"]
+    assert all(abs(sum(r) - 1) < 2e-2 for r in rows)
+    code, _, err = cli("explain", PROMPT, "--model", str(tiny_gpt2), "--device-map", "auto", "--device", "cuda")
+    assert code in (1, 2) and ("cuda" in err)

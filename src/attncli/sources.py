@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attncli.choices import Device, Purpose
+from attncli.choices import Device, DeviceMap, Purpose, TorchDtype
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -65,6 +65,8 @@ class Request:
     allow_pickle: bool = False  # a pickle-only checkpoint may load (tensors only)
     generation: Generation | None = None  # encoder-decoders (align, caption) and causal LMs (generate)
     selection: "Selection | None" = None  # which weights to keep (text self-attention); None: all
+    torch_dtype: TorchDtype | None = None  # the dtype the weights load in (None: the checkpoint's default)
+    device_map: DeviceMap | None = None  # accelerate places the model (instead of --device)
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,8 @@ def resolve(request: Request | Plan) -> Resolved:
 
     purpose = planned.purpose
     loaded = load_model(req.model or DEFAULT_MODELS[purpose], purpose, device=req.device,
-                        trust_remote_code=req.trust_remote_code, allow_pickle=req.allow_pickle)
+                        trust_remote_code=req.trust_remote_code, allow_pickle=req.allow_pickle,
+                        dtype=req.torch_dtype, device_map=req.device_map)
     capture = _capture(planned, loaded)
     return Resolved(capture, planned, loaded, list(capture.warnings))
 

@@ -10,8 +10,8 @@ import typer
 from attncli.choices import Device, Fuse, Purpose
 from attncli.cli.common import check_save_path, outputs, show, with_page
 from attncli.cli.crossattn import BeamsOpt, MaxNewOpt
-from attncli.cli.options import (DeviceOpt, FuseOpt, HeadOpt, HeadsOpt, JsonOpt, LayerOpt, LayersOpt, OutOpt,
-                                 PickleOpt, SaveOpt, StoreDtypeOpt, TopKOpt, TrustOpt, WidthOpt)
+from attncli.cli.options import (DeviceMapOpt, DeviceOpt, FuseOpt, HeadOpt, HeadsOpt, JsonOpt, LayerOpt, LayersOpt,
+                                 OutOpt, PickleOpt, SaveOpt, StoreDtypeOpt, TopKOpt, TorchDtypeOpt, TrustOpt, WidthOpt)
 
 GenModelOpt = Annotated[
     Optional[str],
@@ -45,6 +45,8 @@ def generate(
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
+    torch_dtype: TorchDtypeOpt = None,
+    device_map: DeviceMapOpt = None,
 ) -> None:
     """Continue PROMPT (greedy by default) and show, per generated token, what it attended to."""
     from attncli import sources
@@ -55,7 +57,8 @@ def generate(
     plan = sources.plan(sources.Request(
         value=prompt, file=file, last=last, model=model, purpose=Purpose.generate,
         accepts=sources.TEXTS | sources.SAVED, device=device, trust_remote_code=trust_remote_code,
-        allow_pickle=allow_pickle, selection=selection, generation=sources.Generation(None, max_new_tokens, num_beams)))
+        allow_pickle=allow_pickle, selection=selection, torch_dtype=torch_dtype, device_map=device_map,
+        generation=sources.Generation(None, max_new_tokens, num_beams)))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
     resolved = sources.resolve(plan)
