@@ -142,3 +142,33 @@ def test_torch_dtype_and_device_map_options(cli, tiny_gpt2):
     assert all(abs(sum(r) - 1) < 2e-2 for r in rows)
     code, _, err = cli("explain", PROMPT, "--model", str(tiny_gpt2), "--device-map", "auto", "--device", "cuda")
     assert code in (1, 2) and ("cuda" in err)
+
+
+def test_progress_reports_loading_and_each_layer(tiny_gpt2):
+    """resolve() tells its callback what it is doing: the model loading, then every layer of the forward."""
+    from attncli import sources
+    from attncli.choices import Purpose
+
+    heard = []
+    request = sources.Request(value=PROMPT, model=str(tiny_gpt2), purpose=Purpose.generate,
+                              generation=sources.Generation(None, 2, 1))
+    sources.resolve(request, lambda stage, done, total: heard.append((stage.split()[0], done, total)))
+    assert heard[:2] == [("loading", None, None), ("generating", None, None)]
+    assert heard[2:] == [("forward", 1, 2), ("forward", 2, 2)]
+
+
+def test_stages_draw_only_on_a_terminal(monkeypatch):
+    """The CLI's spinner is transient on a terminal and absent otherwise (the callback is then None)."""
+    import io
+
+    from rich.console import Console
+
+    from attncli.cli import common
+
+    with common.stages() as report:
+        assert report is None  # pytest's stderr is no terminal
+    screen = io.StringIO()
+    monkeypatch.setattr(common, "err", lambda: Console(file=screen, force_terminal=True, width=80))
+    with common.stages() as report:
+        report("forward over 9 tokens", 1, 2)
+    assert "forward over 9 tokens" in screen.getvalue() and screen.getvalue().endswith("\x1b[2K")  # erased

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from attncli.choices import Fuse, Kind
 from attncli.errors import CaptureError, NotSupportedError, UsageError
@@ -17,6 +17,11 @@ from attncli.methods.heads import layer_map, resolve_index
 
 if TYPE_CHECKING:
     import numpy as np
+
+
+# What a long step reports: report(stage, done, total) — e.g. ("forward over 1652 tokens", 3, 12); done and total
+# are None while a stage has no count. The CLI draws it on stderr; the core only calls it.
+Report = Callable[[str, "int | None", "int | None"], None]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from attncli.choices import Device, DeviceMap, Purpose, TorchDtype
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
-    from attncli.capture import Capture, Selection
+    from attncli.capture import Capture, Report, Selection
     from attncli.models import LoadedModel
 
 CAPTURE_SUFFIX = ".npz"
@@ -193,8 +193,12 @@ def plan(request: Request) -> Plan:
     return Plan(request, kind, inputs, text)
 
 
-def resolve(request: Request | Plan) -> Resolved:
-    """The request's Capture: read from a file, or made now by the model's family."""
+def resolve(request: Request | Plan, progress: "Report | None" = None) -> Resolved:
+    """The request's Capture: read from a file, or made now by the model's family.
+
+    ``progress(stage, done, total)`` hears what is happening (loading the model, each layer of a long forward);
+    the core never prints, the CLI draws it.
+    """
     planned = request if isinstance(request, Plan) else plan(request)
     req = planned.request
     if planned.kind in SAVED:
@@ -205,10 +209,12 @@ def resolve(request: Request | Plan) -> Resolved:
     from attncli.models import DEFAULT_MODELS, load_model
 
     purpose = planned.purpose
+    if progress is not None:
+        progress(f"loading {req.model or DEFAULT_MODELS[purpose]}", None, None)
     loaded = load_model(req.model or DEFAULT_MODELS[purpose], purpose, device=req.device,
                         trust_remote_code=req.trust_remote_code, allow_pickle=req.allow_pickle,
                         dtype=req.torch_dtype, device_map=req.device_map)
-    capture = _capture(planned, loaded)
+    capture = _capture(planned, loaded, progress)
     return Resolved(capture, planned, loaded, list(capture.warnings))
 
 
@@ -221,7 +227,7 @@ def _read(request: Request, kind: InputKind) -> str:
     return read_text(request.text if request.text is not None else request.value)
 
 
-def _capture(planned: Plan, loaded: "LoadedModel") -> "Capture":
+def _capture(planned: Plan, loaded: "LoadedModel", progress: "Report | None" = None) -> "Capture":
     """Run the loaded model on the input: the family decides how."""
     purpose, req = planned.purpose, planned.request
     gen = req.generation or Generation()
@@ -240,7 +246,7 @@ def _capture(planned: Plan, loaded: "LoadedModel") -> "Capture":
         from attncli.families.causal_lm import capture_generate
 
         return capture_generate(planned.text or "", loaded, req.selection or ALL, max_new_tokens=gen.max_new_tokens,
-                                num_beams=gen.num_beams)
+                                num_beams=gen.num_beams, progress=progress)
     if planned.kind is InputKind.image:
         from attncli.families.vit import capture_image
 
@@ -248,7 +254,7 @@ def _capture(planned: Plan, loaded: "LoadedModel") -> "Capture":
     from attncli.capture import ALL
     from attncli.families.text_capture import capture_text
 
-    capture = capture_text(planned.text or "", loaded, req.selection or ALL)
+    capture = capture_text(planned.text or "", loaded, req.selection or ALL, progress)
     if planned.kind is InputKind.text_file:
         capture.source = str(Path(req.file or "").resolve())
     return capture

@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from attncli.capture import ALL, Capture, Selection, architecture
+from attncli.capture import ALL, Capture, Report, Selection, architecture
 from attncli.choices import Kind, Purpose
 from attncli.errors import UsageError
 from attncli.families.base import Family, Modality, is_causal_lm
@@ -115,7 +115,7 @@ def decoded_offsets(tokenizer: Any, ids: list[int]) -> tuple[str, list[tuple[int
 
 
 def capture_generate(prompt: str, loaded: "LoadedModel", selection: Selection = ALL, *, max_new_tokens: int = 20,
-                     num_beams: int = 1) -> Capture:
+                     num_beams: int = 1, progress: Report | None = None) -> Capture:
     """Continue a prompt with a causal LM and capture, per generated token, what it attended to."""
     import inspect
 
@@ -133,6 +133,8 @@ def capture_generate(prompt: str, loaded: "LoadedModel", selection: Selection = 
     n_prompt = len(prepared.labels)
     check_length(n_prompt, max_new_tokens, num_beams, loaded.config, loaded.ref.model_id)
     inputs = {k: v.to(loaded.device) for k, v in prepared.model_inputs.items() if k in ("input_ids", "attention_mask")}
+    if progress is not None:
+        progress(f"generating up to {max_new_tokens} tokens", None, None)
     new = generate_ids(loaded, inputs, max_new_tokens, num_beams)
     if not new:
         raise UsageError("the model generated no tokens", "try a longer --max-new-tokens")
@@ -144,7 +146,7 @@ def capture_generate(prompt: str, loaded: "LoadedModel", selection: Selection = 
         loaded.model.forward).parameters else {}  # never the (N, vocab) logits of a long prompt
     labels = list(prepared.labels)
     weights, kept, output = capture_selected(loaded.model, full, selection, labels, list(prepared.special),
-                                             list(prepared.words), **call)
+                                             list(prepared.words), progress=progress, **call)
     logits = output.logits[0, -(len(new) + 1):-1].float().cpu().numpy()  # (new, vocab): row t predicts new[t]
     shifted = logits - logits.max(axis=-1, keepdims=True)
     probs = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)
