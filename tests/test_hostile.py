@@ -193,6 +193,12 @@ CASES: dict[str, Case] = {
     "align-beams": c(2, "num-beams", "align", "the cat", "--model", "{marian}", "--num-beams", "0"),
     "align-target-empty": c(2, "--target", "align", "the cat", "--model", "{marian}", "--target", " "),
     "align-image": c(2, "image", "align", "{img}", "--model", "{marian}"),
+    # generate
+    "generate-text-encoder": c(2, "causal language model", "generate", "the cat", *M),
+    "generate-empty": c(2, "empty", "generate", " ", "--model", "{gpt2}"),
+    "generate-past-positions": c(2, "positions", "generate", "the cat", "--model", "{gpt2}", "--max-new-tokens", "99"),
+    "generate-new-tokens-0": c(2, "max-new-tokens", "generate", "the cat", "--model", "{gpt2}", "--max-new-tokens", "0"),
+    "generate-seq2seq": c(2, "attn align", "generate", "the cat", "--model", "{marian}"),
     "caption-missing": c(2, "no such file", "caption", "{files}/none.png", "--model", "{marian}"),
     "caption-text-empty": c(2, "--text", "caption", "{img}", "--text", " ", "--model", "{marian}"),
     "caption-text-model": c(2, "captioner", "caption", "{img}", *M),

@@ -26,25 +26,50 @@ def make_bert(folder: Path, layers: int = 2, heads: int = 2, hidden: int = 16, m
     return folder
 
 
-def make_gpt2(folder: Path, layers: int = 2, heads: int = 2, hidden: int = 16, positions: int = 64) -> Path:
-    """A 2-layer GPT-2 with a byte-level BPE tokenizer trained on a few sentences, saved to folder."""
-    import torch
+def _bpe(positions: int):
+    """A byte-level BPE tokenizer trained on a few sentences (<|endoftext|> is id 0)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
-    torch.manual_seed(0)
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     bpe.train_from_iterator(["The cat sat on the mat because it was tired."] * 3 + [" ".join(WORDS)], trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                  unk_token="<|endoftext|>", model_max_length=positions)
-    config = GPT2Config(vocab_size=bpe.get_vocab_size(), n_embd=hidden, n_layer=layers, n_head=heads,
-                        n_positions=positions, bos_token_id=0, eos_token_id=0)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                   unk_token="<|endoftext|>", model_max_length=positions)
+
+
+def make_gpt2(folder: Path, layers: int = 2, heads: int = 2, hidden: int = 16, positions: int = 64,
+              init: float = 0.02) -> Path:
+    """A 2-layer GPT-2 with a byte-level BPE tokenizer trained on a few sentences, saved to folder."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    tok = _bpe(positions)
+    config = GPT2Config(vocab_size=len(tok), n_embd=hidden, n_layer=layers, n_head=heads,
+                        n_positions=positions, bos_token_id=0, eos_token_id=0, initializer_range=init)
     folder.mkdir(parents=True, exist_ok=True)
     GPT2LMHeadModel(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def make_llama(folder: Path, layers: int = 2, heads: int = 4, kv_heads: int = 2, hidden: int = 32,
+               positions: int = 64, init: float = 0.02) -> Path:
+    """A 2-layer Llama (RoPE, grouped-query attention) with the same byte-level BPE tokenizer, saved to folder."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tok = _bpe(positions)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
+                         num_attention_heads=heads, num_key_value_heads=kv_heads, intermediate_size=hidden * 2,
+                         max_position_embeddings=positions, bos_token_id=0, eos_token_id=0, initializer_range=init)
+    folder.mkdir(parents=True, exist_ok=True)
+    LlamaForCausalLM(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
 

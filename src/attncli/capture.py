@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from attncli.choices import Fuse, Kind
 from attncli.errors import CaptureError, NotSupportedError, UsageError
@@ -17,6 +17,11 @@ from attncli.methods.heads import layer_map, resolve_index
 
 if TYPE_CHECKING:
     import numpy as np
+
+
+# What a long step reports: report(stage, done, total) — e.g. ("forward over 1652 tokens", 3, 12); done and total
+# are None while a stage has no count. The CLI draws it on stderr; the core only calls it.
+Report = Callable[[str, "int | None", "int | None"], None]
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,10 @@ class Capture:
             over the same steps.
         target_tokens/target_special/target_scores: one label, special flag and model probability per target
             token; ``decoding`` says whether the target was generated or given, and with which settings.
+    Generation captures (``attn generate``; ``prompt_tokens is not None``): ``attentions`` is the causal
+        self-attention of one teacher-forced pass over the prompt and the generated tokens, ``tokens[:prompt_tokens]``
+        being the prompt. Generated token ``t`` (``tokens[prompt_tokens + t]``, also ``target_tokens[t]``) was produced
+        by query row ``prompt_tokens + t - 1``; ``target_scores[t]`` is its probability there, ``decoding`` says how.
     Layers and heads are 0-based; -1 is the last.
     """
 
@@ -77,6 +86,7 @@ class Capture:
     total_layers: int | None = None  # layers and heads of the model (when only some were kept)
     total_heads: int | None = None
     words: list[int | None] = field(default_factory=list)  # word index of each text token (None: special); [] unknown
+    prompt_tokens: int | None = None  # attn generate: how many of the tokens are the prompt (the rest were generated)
 
     def __post_init__(self) -> None:
         self.kind = Kind(self.kind)

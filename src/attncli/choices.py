@@ -13,6 +13,22 @@ class Device(str, Enum):
     mps = "mps"
 
 
+class TorchDtype(str, Enum):
+    """The dtype a model's weights are loaded in (attention weights still come back as float32)."""
+
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+    float32 = "float32"
+
+
+class DeviceMap(str, Enum):
+    """How accelerate spreads a model over the GPUs, the CPU and disk (its device_map strategies)."""
+
+    auto = "auto"
+    balanced = "balanced"
+    sequential = "sequential"
+
+
 class Fuse(str, Enum):
     """How the heads of one layer are combined into a single map."""
 
@@ -30,6 +46,7 @@ class Purpose(str, Enum):
     text_classification = "text-classification"  # a trained text classifier (grad-rollout on text)
     align = "align"  # cross-attention from output text to source text (attn align)
     caption = "caption"  # cross-attention from output text to an image (attn caption)
+    generate = "generate"  # a causal LM's self-attention over its prompt and what it generated (attn generate)
 
 
 class Kind(str, Enum):

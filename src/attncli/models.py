@@ -13,9 +13,12 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from attncli.choices import Device, Purpose
+
+if TYPE_CHECKING:
+    from attncli.choices import DeviceMap, TorchDtype
 from attncli.errors import DeviceError, ModelLoadError, ModelNotFoundError, NotSupportedError, UsageError
 
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -92,6 +95,7 @@ DEFAULT_MODELS = {
     Purpose.image_classification: "google/vit-base-patch16-224",
     Purpose.align: "Helsinki-NLP/opus-mt-en-de",
     Purpose.caption: "nlpconnect/vit-gpt2-image-captioning",
+    Purpose.generate: "openai-community/gpt2",
 }
 
 
@@ -222,15 +226,24 @@ def load_model(
     device: str | Device = Device.cpu,
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
+    dtype: "TorchDtype | str | None" = None,
+    device_map: "DeviceMap | str | dict | None" = None,
+    max_memory: dict | None = None,
+    offload_folder: Path | str | None = None,
 ) -> LoadedModel:
     """Load a model (eval mode, eager attention) with its task head, its tokenizer or processor, and its family.
 
     The config is read first: a model whose family cannot serve ``purpose`` is refused before any weights load.
     Weights come from safetensors; a pickle-only checkpoint needs ``allow_pickle`` (then tensors only), and a
     model some of whose weights were missing from the checkpoint is refused (see attncli.weights).
+    ``dtype`` loads the weights in bfloat16/float16/float32; ``device_map`` (with accelerate's ``max_memory`` and
+    ``offload_folder``) hands placement over GPUs, CPU and disk to accelerate instead of moving it to ``device``.
     """
     mref = resolve_model(ref) if isinstance(ref, str) else ref
     torch_device = check_device(device)
+    from attncli.placement import input_device, placement
+
+    placing = placement(torch_device, dtype, device_map, max_memory, offload_folder)
     if mref.kind == "hub" and not _offline() and not _hub_reachable():
         # Behave as HF_HUB_OFFLINE=1: use the cache if it has the model, fail at once if not.
         os.environ["HF_HUB_OFFLINE"] = "1"
@@ -261,18 +274,21 @@ def load_model(
         model_cls = family.model_class(config, purpose)
         attn, notes = _attention_for(model_cls, purpose)
         model, info = model_cls.from_pretrained(mref.location, config=config, attn_implementation=attn,
-                                                output_loading_info=True, **safety, **kwargs)
+                                                output_loading_info=True, **safety, **placing, **kwargs)
         processor = family.processor(mref.location, trust_remote_code)
     require_head(model.config, purpose, mref.model_id, type(model).__name__)
     refuse_missing(info, mref.model_id, purpose)
     model.eval()
-    model.to(torch_device)
+    if "device_map" in placing:
+        torch_device = input_device(model)
+    else:
+        model.to(torch_device)
     return LoadedModel(model=model, processor=processor, ref=mref, device=torch_device, family=family,
                        warnings=notes)
 
 
 # Purposes whose captures go through families.selective (the others read output_attentions, so stay eager).
-SELECTIVE = frozenset({Purpose.text})
+SELECTIVE = frozenset({Purpose.text, Purpose.generate})
 
 
 def _attention_for(model_cls: Any, purpose: Purpose) -> tuple[str, list[str]]:

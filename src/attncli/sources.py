@@ -13,11 +13,11 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attncli.choices import Device, Purpose
+from attncli.choices import Device, DeviceMap, Purpose, TorchDtype
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
-    from attncli.capture import Capture, Selection
+    from attncli.capture import Capture, Report, Selection
     from attncli.models import LoadedModel
 
 CAPTURE_SUFFIX = ".npz"
@@ -40,7 +40,7 @@ SAVED = frozenset({InputKind.capture, InputKind.last})
 
 @dataclass(frozen=True)
 class Generation:
-    """How an encoder-decoder's output is found: given (``target``) or generated."""
+    """How a model's output is found: given (``target``, encoder-decoders) or generated."""
 
     target: str | None = None
     max_new_tokens: int = 64
@@ -63,8 +63,10 @@ class Request:
     device: Device = Device.cpu
     trust_remote_code: bool = False
     allow_pickle: bool = False  # a pickle-only checkpoint may load (tensors only)
-    generation: Generation | None = None  # encoder-decoders (align, caption)
+    generation: Generation | None = None  # encoder-decoders (align, caption) and causal LMs (generate)
     selection: "Selection | None" = None  # which weights to keep (text self-attention); None: all
+    torch_dtype: TorchDtype | None = None  # the dtype the weights load in (None: the checkpoint's default)
+    device_map: DeviceMap | None = None  # accelerate places the model (instead of --device)
 
 
 @dataclass(frozen=True)
@@ -191,8 +193,12 @@ def plan(request: Request) -> Plan:
     return Plan(request, kind, inputs, text)
 
 
-def resolve(request: Request | Plan) -> Resolved:
-    """The request's Capture: read from a file, or made now by the model's family."""
+def resolve(request: Request | Plan, progress: "Report | None" = None) -> Resolved:
+    """The request's Capture: read from a file, or made now by the model's family.
+
+    ``progress(stage, done, total)`` hears what is happening (loading the model, each layer of a long forward);
+    the core never prints, the CLI draws it.
+    """
     planned = request if isinstance(request, Plan) else plan(request)
     req = planned.request
     if planned.kind in SAVED:
@@ -203,9 +209,12 @@ def resolve(request: Request | Plan) -> Resolved:
     from attncli.models import DEFAULT_MODELS, load_model
 
     purpose = planned.purpose
+    if progress is not None:
+        progress(f"loading {req.model or DEFAULT_MODELS[purpose]}", None, None)
     loaded = load_model(req.model or DEFAULT_MODELS[purpose], purpose, device=req.device,
-                        trust_remote_code=req.trust_remote_code, allow_pickle=req.allow_pickle)
-    capture = _capture(planned, loaded)
+                        trust_remote_code=req.trust_remote_code, allow_pickle=req.allow_pickle,
+                        dtype=req.torch_dtype, device_map=req.device_map)
+    capture = _capture(planned, loaded, progress)
     return Resolved(capture, planned, loaded, list(capture.warnings))
 
 
@@ -218,7 +227,7 @@ def _read(request: Request, kind: InputKind) -> str:
     return read_text(request.text if request.text is not None else request.value)
 
 
-def _capture(planned: Plan, loaded: "LoadedModel") -> "Capture":
+def _capture(planned: Plan, loaded: "LoadedModel", progress: "Report | None" = None) -> "Capture":
     """Run the loaded model on the input: the family decides how."""
     purpose, req = planned.purpose, planned.request
     gen = req.generation or Generation()
@@ -232,6 +241,12 @@ def _capture(planned: Plan, loaded: "LoadedModel") -> "Capture":
 
         return capture_caption(req.value or "", loaded, text=gen.target, max_new_tokens=gen.max_new_tokens,
                                num_beams=gen.num_beams)
+    if purpose is Purpose.generate:
+        from attncli.capture import ALL
+        from attncli.families.causal_lm import capture_generate
+
+        return capture_generate(planned.text or "", loaded, req.selection or ALL, max_new_tokens=gen.max_new_tokens,
+                                num_beams=gen.num_beams, progress=progress)
     if planned.kind is InputKind.image:
         from attncli.families.vit import capture_image
 
@@ -239,7 +254,7 @@ def _capture(planned: Plan, loaded: "LoadedModel") -> "Capture":
     from attncli.capture import ALL
     from attncli.families.text_capture import capture_text
 
-    capture = capture_text(planned.text or "", loaded, req.selection or ALL)
+    capture = capture_text(planned.text or "", loaded, req.selection or ALL, progress)
     if planned.kind is InputKind.text_file:
         capture.source = str(Path(req.file or "").resolve())
     return capture

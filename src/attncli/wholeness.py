@@ -25,6 +25,10 @@ def problem(capture: "Capture") -> str | None:
         grid = capture.grid
         return (f"its patch grid ({grid.prefix} prefix + {grid.rows}×{grid.cols} patches = {grid.n_tokens} tokens) "
                 f"does not match its {n} tokens")
+    if capture.prompt_tokens is not None and not (0 < capture.prompt_tokens < n
+                                                  and len(capture.target_tokens) == n - capture.prompt_tokens):
+        return (f"it says {capture.prompt_tokens} of its {n} tokens are the prompt but lists "
+                f"{len(capture.target_tokens)} generated tokens")
     if capture.cross_attentions is not None:
         t = len(capture.target_tokens)
         found = _weights("cross_attentions", capture.cross_attentions, t, n) or (

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from attncli.choices import Device, Format, Fuse, Purpose
-from attncli.cli.common import Progress, Target, check_save_path, outputs, show, with_page
+from attncli.cli.common import (Progress, Target, check_save_path, outputs, resolve, show,
+                                with_page)
 from attncli.cli.options import (DeviceOpt, FuseOpt, JsonOpt, ModelOpt, OutOpt, PickleOpt, SaveOpt, TrustOpt,
                                  WidthOpt, finite)
 from attncli.errors import UsageError
@@ -66,7 +67,7 @@ def stats(
         output_format(plot, (Format.figure,), "--plot")
         extra.append(Target(Format.figure, plot))
     where = outputs(as_json=as_json, output=output, terminal=csv != "-", width=width, inputs=plan.inputs, extra=extra)
-    resolved = sources.resolve(plan)
+    resolved = resolve(plan)
     full = capture_stats(resolved.capture)
     report = full.select(layer, sort, ascending)
     show(report, with_page(where, resolved.capture), resolved, save)

@@ -9,6 +9,7 @@ import typer
 from attncli import __version__
 from attncli.cli import analysis as analysis_cmd
 from attncli.cli import crossattn as cross_cmd
+from attncli.cli import generate as generate_cmd
 from attncli.cli import softmax as softmax_cmd
 from attncli.cli import text as text_cmd
 from attncli.cli import vision as vision_cmd
@@ -75,6 +76,7 @@ app.command("patches", short_help="The image cut into its patch grid; position e
 app.command("heatmap", short_help="Attention as a figure, a terminal grid, JSON or a page.")(vision_cmd.heatmap)
 app.command("align", short_help="What each translated token attended to in the source.")(cross_cmd.align)
 app.command("caption", short_help="What each caption word attended to in the image.")(cross_cmd.caption)
+app.command("generate", short_help="Continue a prompt; what each new token attended to.")(generate_cmd.generate)
 
 
 def _fail(message: str, code: int) -> None:

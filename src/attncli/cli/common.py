@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from attncli.choices import Format
 from attncli.errors import AttnError, UsageError
@@ -14,8 +15,8 @@ from attncli.errors import AttnError, UsageError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from attncli.capture import Capture
-    from attncli.sources import Resolved
+    from attncli.capture import Capture, Report
+    from attncli.sources import Plan, Resolved
 
 
 # Widest table when stdout is not a terminal: wide enough for any matrix, so a file gets every number.
@@ -275,3 +276,34 @@ class Progress:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+@contextmanager
+def stages() -> "Iterator[Report | None]":
+    """A transient spinner on stderr naming the step under way, with a bar once it has a count (a forward's layers).
+
+    Yields the callback the core reports to, or None (nothing drawn) when stderr is not a terminal.
+    """
+    console = err()
+    if not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console, transient=True)
+    task = bar.add_task("starting", total=None)
+
+    def report(stage: str, done: int | None, total: int | None) -> None:
+        bar.update(task, description=stage, completed=done or 0, total=total)
+
+    with bar:
+        yield report
+
+
+def resolve(plan: "Plan") -> "Resolved":
+    """sources.resolve with the progress of loading and long forwards drawn on stderr (when it is a terminal)."""
+    from attncli import sources
+
+    with stages() as report:
+        return sources.resolve(plan, report)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from attncli.choices import Device, Fuse, Method, Scale, StoreDtype
+from attncli.choices import Device, DeviceMap, Fuse, Method, Scale, StoreDtype, TorchDtype
 
 def finite(value: float | None) -> float | None:
     """Refuse nan and inf where a number is parsed (typer's float type accepts both)."""
@@ -88,4 +88,14 @@ StoreDtypeOpt = Annotated[
     Optional[StoreDtype], typer.Option("--dtype", metavar="float16|float32",
                                        help="How the capture stores weights (default: float32, float16 when "
                                             "the weights pass 64 MB).")
+]
+TorchDtypeOpt = Annotated[
+    Optional[TorchDtype], typer.Option("--torch-dtype", metavar="bfloat16|float16|float32",
+                                       help="Load the model's weights in this dtype (not --dtype, which is how a "
+                                            "saved capture stores attention weights). Default: the checkpoint's.")
+]
+DeviceMapOpt = Annotated[
+    Optional[DeviceMap], typer.Option("--device-map", metavar="auto|balanced|sequential",
+                                      help="Let accelerate spread the model over the GPUs and the CPU (instead of "
+                                           "--device); the capture still comes back whole, on the CPU.")
 ]

@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from attncli.choices import Device, Fuse, Method, Purpose
-from attncli.cli.common import check_save_path, gradients, outputs, show, with_page
+from attncli.cli.common import check_save_path, gradients, outputs, resolve, show, with_page
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
                                  OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt,
-                                 WidthOpt, LayersOpt, HeadsOpt, StoreDtypeOpt)
+                                 WidthOpt, LayersOpt, HeadsOpt, StoreDtypeOpt, TorchDtypeOpt, DeviceMapOpt)
 from attncli.errors import UsageError
 
 
@@ -45,6 +45,8 @@ def explain(
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
+    torch_dtype: TorchDtypeOpt = None,
+    device_map: DeviceMapOpt = None,
 ) -> None:
     """Show which tokens each token attends to (default: the last layer, heads averaged)."""
     from attncli import sources
@@ -61,10 +63,11 @@ def explain(
     purpose = Purpose.text_classification if method is Method.grad_rollout else Purpose.text
     plan = sources.plan(sources.Request(value=text, file=file, model=model or "minilm", purpose=purpose,
                                         accepts=sources.TEXTS, device=device, trust_remote_code=trust_remote_code,
-                                        selection=needs(spec, layers, heads), allow_pickle=allow_pickle))
+                                        selection=needs(spec, layers, heads), allow_pickle=allow_pickle,
+                                        torch_dtype=torch_dtype, device_map=device_map))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
-    resolved = sources.resolve(plan)
+    resolved = resolve(plan)
     grads, label = gradients(resolved, spec)
     from attncli.views.explain import TokenMatrix, TokenTable, layer_matrix, profile_of
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from attncli.choices import Device, Format, Fuse, Kind, Method, Purpose
-from attncli.cli.common import Progress, check_save_path, gradients, outputs, say, show, warn, with_page
+from attncli.cli.common import (Progress, check_save_path, gradients, outputs, resolve, say, show, warn,
+                                with_page)
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
                                  OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TrustOpt,
                                  WidthOpt)
@@ -93,7 +94,7 @@ def patches(
                                         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle))
     where = outputs(as_json=as_json, output=output or Path(f"patches-{image.stem}.png"), width=width,
                     file_formats=(Format.figure,), inputs=plan.inputs)
-    resolved = sources.resolve(plan)
+    resolved = resolve(plan)
     from attncli.families.vit import position_embeddings
     from attncli.views.patches import patches_view
 
@@ -164,7 +165,7 @@ def heatmap(
         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, terminal=terminal, width=width, inputs=plan.inputs)
-    resolved = sources.resolve(plan)
+    resolved = resolve(plan)
     capture = resolved.capture
     spec = MapSpec(method=method, layer=layer, head=head, fuse=fuse, query=query, skip_special=skip_special,
                    discard_ratio=discard_ratio, scale=scale, target=target_class)

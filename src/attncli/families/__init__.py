@@ -29,13 +29,14 @@ MODULES = (
 # Which command serves each purpose, for "use attn caption instead"-style hints.
 COMMANDS = {Purpose.text: 'attn explain "TEXT"', Purpose.image: "attn heatmap IMAGE",
             Purpose.image_classification: "attn classify IMAGE", Purpose.text_classification: "attn explain",
-            Purpose.align: 'attn align "TEXT"', Purpose.caption: "attn caption IMAGE"}
+            Purpose.align: 'attn align "TEXT"', Purpose.caption: "attn caption IMAGE",
+            Purpose.generate: 'attn generate "PROMPT"'}
 
 
 # How a purpose is named in messages.
 NAMES = {Purpose.text: "attn explain", Purpose.image: "this command", Purpose.image_classification: "attn classify",
          Purpose.text_classification: "grad-rollout on text", Purpose.align: "attn align",
-         Purpose.caption: "attn caption"}
+         Purpose.caption: "attn caption", Purpose.generate: "attn generate"}
 
 
 def families() -> "list[Family]":

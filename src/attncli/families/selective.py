@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from attncli.capture import Selection
+from attncli.capture import Report, Selection
 from attncli.errors import CaptureError
 
 if TYPE_CHECKING:
@@ -81,12 +81,14 @@ class Recorder:
     ``weights[layer]`` is ``(batch, heads kept, rows kept, key)`` float32 on the CPU.
     """
 
-    def __init__(self, model: Any, selection: Selection, n_layers: int, n_heads: int) -> None:
+    def __init__(self, model: Any, selection: Selection, n_layers: int, n_heads: int,
+                 progress: Report | None = None, stage: str = "forward") -> None:
         self.layers = selection.layer_numbers(n_layers)
         self.heads = selection.head_numbers(n_heads)
         self.rows = None if selection.rows is None else list(selection.rows)
         self.modules = self_attention_layers(model)
         self.weights: dict[int, "torch.Tensor"] = {}
+        self.n_layers, self.progress, self.stage = n_layers, progress, stage
 
     def __enter__(self) -> "Recorder":
         global _ACTIVE
@@ -100,8 +102,10 @@ class Recorder:
         _ACTIVE = None
 
     def wants(self, module: Any) -> int | None:
-        """The layer number of a module whose weights are wanted (None: run SDPA only)."""
+        """The layer number of a module whose weights are wanted (None: run SDPA only); reports the layer reached."""
         layer = self.modules.get(id(module))
+        if layer is not None and self.progress is not None:
+            self.progress(self.stage, layer + 1, self.n_layers)
         return layer if layer is not None and layer in self.layers and layer not in self.weights else None
 
     def stacked(self) -> "Any":
@@ -162,7 +166,7 @@ def selective_attention(module: Any, query: "torch.Tensor", key: "torch.Tensor",
 
 def capture_selected(model: Any, inputs: dict[str, Any], selection: Selection, tokens: list[str] | None = None,
                      special: list[bool] | None = None, words: list[int | None] | None = None,
-                     **call: Any) -> tuple[Any, dict[str, Any], Any]:
+                     progress: Report | None = None, **call: Any) -> tuple[Any, dict[str, Any], Any]:
     """Run the model once: ((batch, layers, heads, rows, key) float32 weights, Capture fields, model output).
 
     The fields (``layer_ids``, ``head_ids``, ``query_ids``, ``total_layers``, ``total_heads``) say what was kept;
@@ -182,10 +186,13 @@ def capture_selected(model: Any, inputs: dict[str, Any], selection: Selection, t
     rows = None if selection.rows is None else list(selection.rows)
     with torch.inference_mode():
         if is_selective(model):
-            with Recorder(model, selection, n_layers, n_heads) as rec:
+            stage = f"forward over {inputs['input_ids'].shape[-1]} tokens" if "input_ids" in inputs else "forward"
+            with Recorder(model, selection, n_layers, n_heads, progress, stage) as rec:
                 output = model(**inputs, **call)
             weights = rec.stacked()  # (B, L', H', R', K)
         else:
+            if progress is not None:
+                progress("forward (eager attention)", None, None)
             output = model(**inputs, output_attentions=True, **call)
             weights = stack_attentions(getattr(output, "attentions", None), item=None)[:, layers]
             weights = weights if heads is None else weights[:, :, heads]

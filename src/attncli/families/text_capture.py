@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from attncli.capture import ALL, Capture, Selection, architecture
+from attncli.capture import ALL, Capture, Report, Selection, architecture
 from attncli.choices import Kind, Purpose
 
 if TYPE_CHECKING:
     from attncli.models import LoadedModel
 
 
-def capture_text(text: str, loaded: "LoadedModel", selection: Selection = ALL) -> Capture:
+def capture_text(text: str, loaded: "LoadedModel", selection: Selection = ALL,
+                 progress: Report | None = None) -> Capture:
     """Tokenize text, run the loaded model once keeping the selection's attention weights, return a Capture."""
     from attncli.families import require
     from attncli.families.selective import capture_selected
@@ -22,7 +23,7 @@ def capture_text(text: str, loaded: "LoadedModel", selection: Selection = ALL) -
     prepared = prepare_text(text, loaded.processor, config)
     inputs = {k: v.to(loaded.device) for k, v in prepared.model_inputs.items()}
     weights, kept, _ = capture_selected(loaded.model, inputs, selection, prepared.labels, prepared.special,
-                                        prepared.words)
+                                        prepared.words, progress=progress)
     return Capture(
         attentions=weights[0],  # (layers, heads, rows, key)
         tokens=prepared.labels,

@@ -10,6 +10,7 @@ from attncli.choices import Format
 from attncli.views.classify import ClassifyResult
 from attncli.views.cross import AlignView, CaptionView
 from attncli.views.explain import LayerMatrix, TokenProfile
+from attncli.views.generation import GenerationView
 from attncli.views.maps import HeadPanels, PatchMap, TokenRow
 from attncli.views.patches import PatchesView
 from attncli.views.stats import StatsReport
@@ -95,6 +96,13 @@ def _(view: CaptionView, path: Path | None = None, **options: Any) -> Path:
     from attncli.render.crossfig import caption_figure
 
     return _save(caption_figure(view), path)
+
+
+@render.register
+def _(view: GenerationView, path: Path | None = None, **options: Any) -> Path:
+    from attncli.render.generation import generation_figure
+
+    return _save(generation_figure(view), path)
 
 
 @render.register

@@ -17,6 +17,7 @@ from attncli.render.tables import line, matrix_table, profile_table, softmax_tab
 from attncli.views.classify import ClassifyResult
 from attncli.views.cross import AlignView, CaptionView
 from attncli.views.explain import TokenMatrix, TokenProfile, TokenTable
+from attncli.views.generation import GenerationView
 from attncli.views.maps import HeadPanels, PatchMap, TokenRow
 from attncli.views.patches import PatchesView
 from attncli.views.stats import StatsReport
@@ -88,6 +89,13 @@ def _(view: CaptionView, width: int = 80, **options: Any) -> Any:
     from attncli.render.cross import caption_table
 
     return caption_table(view)
+
+
+@render.register
+def _(view: GenerationView, width: int = 80, **options: Any) -> Any:
+    from attncli.render.generation import generation_table
+
+    return generation_table(view)
 
 
 @render.register
