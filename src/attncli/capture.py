@@ -47,6 +47,11 @@ class Capture:
             over the same steps.
         target_tokens/target_special/target_scores: one label, special flag and model probability per target
             token; ``decoding`` says whether the target was generated or given, and with which settings.
+    Audio captures (``kind == Kind.audio``): ``tokens`` are the encoder's frames labelled by start time, frames past
+        the end of the recording (the feature extractor's padding) are ``special``; ``frame_seconds`` is the
+        time one encoder position covers, ``audio_seconds`` the recording's length, ``spectrogram`` the model's
+        input features ``(feature bins, input frames)`` cut to the recording, ``target_times`` one time in seconds
+        per target token from cross-attention and DTW (empty when the model has no such method), ``timing`` how.
     Layers and heads are 0-based; -1 is the last.
     """
 
@@ -77,6 +82,11 @@ class Capture:
     total_layers: int | None = None  # layers and heads of the model (when only some were kept)
     total_heads: int | None = None
     words: list[int | None] = field(default_factory=list)  # word index of each text token (None: special); [] unknown
+    frame_seconds: float | None = None  # audio: seconds per encoder position
+    audio_seconds: float | None = None  # audio: length of the recording read
+    spectrogram: "np.ndarray | None" = None  # audio: (feature bins, input frames) float32, as the model saw it
+    target_times: list[float] = field(default_factory=list)  # audio: DTW time of each target token, seconds
+    timing: dict[str, Any] = field(default_factory=dict)  # audio: how target_times were found (heads, method)
 
     def __post_init__(self) -> None:
         self.kind = Kind(self.kind)

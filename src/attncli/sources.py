@@ -30,6 +30,7 @@ class InputKind(str, Enum):
     stdin = "stdin"
     text_file = "text file"
     image = "image"
+    audio = "audio"
     capture = "capture file"
     last = "last capture"
 
@@ -107,6 +108,7 @@ def _given(request: Request) -> list[str]:
 
 def classify_input(request: Request) -> InputKind:
     """What the input is; a value that looks like a file name must exist."""
+    from attncli.audio import AUDIO_SUFFIXES
     from attncli.images import image_extensions
 
     given = _given(request)
@@ -130,7 +132,7 @@ def classify_input(request: Request) -> InputKind:
     path = Path(value)
     suffix = path.suffix.lower() if len(value) < 1024 else ""
     looks_like_file = "\n" not in value and " " not in value.strip() and suffix in (
-        {CAPTURE_SUFFIX} | image_extensions())
+        {CAPTURE_SUFFIX} | image_extensions() | AUDIO_SUFFIXES)
     if looks_like_file or request.value_is_path or (InputKind.text not in request.accepts and len(value) < 1024):
         if _is_dir(path):
             raise UsageError(f"{value} is a folder", "give one file")
@@ -138,7 +140,9 @@ def classify_input(request: Request) -> InputKind:
             hint = "check the path, or use --text to analyse it as text" if InputKind.text in request.accepts \
                 else "check the path"
             raise UsageError(f"{value}: no such file", hint)
-        return InputKind.capture if suffix == CAPTURE_SUFFIX else InputKind.image
+        if suffix == CAPTURE_SUFFIX:
+            return InputKind.capture
+        return InputKind.audio if suffix in AUDIO_SUFFIXES else InputKind.image
     return InputKind.text
 
 
@@ -161,7 +165,7 @@ def _is_dir(path: Path) -> bool:
 def _names(kinds: frozenset[InputKind]) -> list[str]:
     """How each accepted input is given, for messages."""
     names = {InputKind.text: "TEXT", InputKind.stdin: '"-" (stdin)', InputKind.text_file: "--file PATH",
-             InputKind.image: "IMAGE", InputKind.capture: "a capture saved with --save (.npz)",
+             InputKind.image: "IMAGE", InputKind.audio: "AUDIO (.wav)", InputKind.capture: "a capture saved with --save (.npz)",
              InputKind.last: "--last"}
     return [names[k] for k in InputKind if k in kinds]
 
@@ -173,6 +177,9 @@ def plan(request: Request) -> Plan:
         if kind is InputKind.image:
             raise UsageError(f"{request.value} is an image, but this command takes text",
                              "caption an image with: attn caption IMAGE; see its attention with: attn heatmap IMAGE")
+        if kind is InputKind.audio:
+            raise UsageError(f"{request.value} is audio, but this command does not read audio",
+                             "see what a speech model's output attended to with: attn align AUDIO.wav --model MODEL")
         raise UsageError(f"this command does not take a {kind.value}", "it takes " + ", ".join(_names(request.accepts)))
     if kind in SAVED and request.model is not None:
         raise UsageError("--model applies when attn captures the input; a saved capture already has its model",
@@ -182,6 +189,13 @@ def plan(request: Request) -> Plan:
         from attncli.images import probe_image
 
         probe_image(request.value or "")  # a bad file fails now, not after the model has loaded
+        inputs = (Path(request.value or ""),)
+    elif kind is InputKind.audio:
+        from attncli.audio import probe_audio
+
+        probe_audio(request.value or "")  # the header: a bad file fails before the model loads
+        if request.model is None:
+            raise UsageError("attncli has no default speech model", "name one with --model (e.g. a Whisper folder)")
         inputs = (Path(request.value or ""),)
     elif kind is InputKind.capture:
         inputs = (Path(request.value or ""),)
@@ -222,6 +236,11 @@ def _capture(planned: Plan, loaded: "LoadedModel") -> "Capture":
     """Run the loaded model on the input: the family decides how."""
     purpose, req = planned.purpose, planned.request
     gen = req.generation or Generation()
+    if purpose is Purpose.align and planned.kind is InputKind.audio:
+        from attncli.families.speech_seq2seq import capture_audio
+
+        return capture_audio(req.value or "", loaded, target=gen.target, max_new_tokens=gen.max_new_tokens,
+                             num_beams=gen.num_beams)
     if purpose is Purpose.align:
         from attncli.families.encdec import capture_align
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from attncli.capture import Capture, architecture, stack_attentions
 from attncli.choices import Kind, Purpose
 from attncli.errors import CaptureError, NotSupportedError, UsageError
-from attncli.families.base import Family
+from attncli.families.base import Family, Modality
 
 if TYPE_CHECKING:
     import numpy as np
@@ -218,6 +218,9 @@ def capture_align(source: str, loaded: "LoadedModel", *, target: str | None = No
     if not source or not source.strip():
         raise UsageError("the source text is empty", "give at least one word")
     family = _cross_family(loaded, Purpose.align)
+    if family.modality is Modality.speech:
+        raise UsageError(f"{loaded.ref.model_id} is a {family.name}: it reads audio, not text",
+                         "give it a recording: attn align AUDIO.wav")
     tokenizer, _ = family.split_processor(loaded)
     prepared = prepare_text(source, tokenizer, loaded.config)
     import inspect

@@ -19,6 +19,7 @@ from attncli.views.cross import AlignView, CaptionView
 from attncli.views.explain import TokenMatrix, TokenProfile, TokenTable
 from attncli.views.maps import HeadPanels, PatchMap, TokenRow
 from attncli.views.patches import PatchesView
+from attncli.views.speech import SpeechView
 from attncli.views.stats import StatsReport
 
 @singledispatch
@@ -88,6 +89,13 @@ def _(view: CaptionView, width: int = 80, **options: Any) -> Any:
     from attncli.render.cross import caption_table
 
     return caption_table(view)
+
+
+@render.register
+def _(view: SpeechView, width: int = 80, **options: Any) -> Any:
+    from attncli.render.cross import speech_table
+
+    return speech_table(view, width)
 
 
 @render.register
