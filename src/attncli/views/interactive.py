@@ -193,7 +193,7 @@ def interactive_view(
     import numpy as np
 
     if capture.kind is Kind.audio:
-        raise NotSupportedError("the interactive page does not draw audio yet", "write a figure (-o FILE.png) or --json")
+        raise UsageError("the interactive page does not draw audio yet", "write a figure (-o FILE.png) or --json")
     budget = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
     asked = [Method(m) for m in methods] or [Method.attention]
     cross = capture.cross_attentions is not None
