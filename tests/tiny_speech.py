@@ -63,13 +63,15 @@ def tone(seconds: float, freq: float = 440.0, rate: int = RATE) -> np.ndarray:
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int = RATE, width: int = 2, channels: int = 1) -> Path:
-    """Samples in [-1, 1] as a PCM WAV (8, 16 or 32 bits), the same signal on every channel."""
+    """Samples in [-1, 1] as a PCM WAV (8, 16, 24 or 32 bits), the same signal on every channel."""
     data = np.repeat(np.asarray(samples, dtype=np.float64)[:, None], channels, axis=1)
     if width == 1:
         raw = np.clip(data * 128 + 128, 0, 255).astype(np.uint8).tobytes()
     else:
         top = float(1 << (8 * width - 1)) - 1
-        raw = np.round(data * top).astype(f"<i{width}").tobytes()
+        ints = np.round(data * top).astype("<i4" if width == 3 else f"<i{width}")
+        # 24-bit: the low three bytes of each little-endian 32-bit sample
+        raw = ints.view(np.uint8).reshape(-1, 4)[:, :3].tobytes() if width == 3 else ints.tobytes()
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(channels)
         wav.setsampwidth(width)

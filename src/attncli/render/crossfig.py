@@ -100,6 +100,6 @@ def speech_figure(view: "SpeechView") -> "Figure":
     att_ax.set_ylabel("output token" + (f" · {y_note}" if y_note else ""), fontsize=8)
     bar = fig.colorbar(shown, ax=[spec_ax, att_ax], fraction=0.03, pad=0.01)
     bar.set_label("cross-attention", fontsize=8)
-    notes = [textwrap.fill(note, 110) for note in view.notes]
+    notes = [part for note in view.notes for part in textwrap.wrap(note, 100)]  # suptitle shows no newlines
     suptitle(fig, view.title, [*notes, "orange: attention peak of this layer · red: DTW token time"])
     return fig

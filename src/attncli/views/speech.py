@@ -70,7 +70,7 @@ class SpeechView:
                  f"transcript: {self.target_text or '(empty)'}  "
                  f"[{decoding_note(self.decoding, len(self.target_indices))}]"]
         if self.timing.get("method"):
-            notes.append(f"times: DTW over {self.timing['heads_from']} (whichever layer is shown)")
+            notes.append(f"times: DTW over {self.timing['heads_from']} (the same for every --layer)")
         elif self.timing.get("note"):
             notes.append(self.timing["note"])
         notes.append("special tokens hidden; rows renormalised over the recording" if self.skip_special else
