@@ -247,7 +247,7 @@ def _capture(planned: Plan, loaded: "LoadedModel") -> "Capture":
         return capture_align(planned.text or "", loaded, target=gen.target,
                              max_new_tokens=gen.max_new_tokens, num_beams=gen.num_beams)
     if purpose is Purpose.caption:
-        from attncli.families.encdec import capture_caption
+        from attncli.families.vision_encoder_decoder import capture_caption
 
         return capture_caption(req.value or "", loaded, text=gen.target, max_new_tokens=gen.max_new_tokens,
                                num_beams=gen.num_beams)
@@ -318,7 +318,7 @@ def capture_align(source: str, model: "str | LoadedModel | None" = None, *, devi
 def capture_caption(image: Any, model: "str | LoadedModel | None" = None, *, device: str | Device = Device.cpu,
                     trust_remote_code: bool = False, **kwargs: Any) -> "Capture":
     """Caption an image (or score ``text=``) and capture which patches each word attended to."""
-    from attncli.families.encdec import capture_caption as run
+    from attncli.families.vision_encoder_decoder import capture_caption as run
     from attncli.models import DEFAULT_MODELS
 
     loaded = load(model or DEFAULT_MODELS[Purpose.caption], Purpose.caption, device=device,
