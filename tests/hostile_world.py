@@ -95,6 +95,14 @@ def _files(root: Path) -> None:
     (root / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
     (root / "empty.txt").write_text("  \n")
     (root / "nothing").mkdir()
+    from tiny_speech import tone, write_wav
+
+    write_wav(root / "tone.wav", tone(0.3))
+    (root / "notwav.wav").write_text("just text")
+    write_wav(root / "empty.wav", tone(0.0))
+    (root / "cut.wav").write_bytes((root / "tone.wav").read_bytes()[:30])
+    (root / "song.flac").write_bytes(b"fLaC" + bytes(40))
+    write_wav(root / "slow.wav", tone(0.3), rate=100)
 
 
 def mount(folder: Path, *options: str) -> bool:
@@ -121,12 +129,13 @@ def build(root: Path, cli) -> dict[str, str]:
     from tiny import make_bert, make_gpt2
     from tiny_classifier import make_bert_classifier
     from tiny_seq2seq import make_marian
+    from tiny_speech import make_whisper
     from tiny_vision import make_vit
 
     models = root / "models"
     bert, gpt2 = make_bert(models / "bert"), make_gpt2(models / "gpt2")
     paths = {"bert": bert, "gpt2": gpt2, "vit": make_vit(models / "vit"), "marian": make_marian(models / "marian"),
-             "cls": make_bert_classifier(models / "cls")}
+             "cls": make_bert_classifier(models / "cls"), "whisper": make_whisper(models / "whisper")}
     _broken_models(models, bert, gpt2)
     files = root / "files"
     files.mkdir()

@@ -49,13 +49,15 @@ def test_refusals_say_what_the_model_is_and_what_the_command_takes():
     from attncli.families import require
 
     c = configs()
-    with pytest.raises(NotSupportedError) as info:
-        require(c["speech encoder-decoder"], Purpose.align, "openai/whisper-tiny")
-    assert str(info.value) == ("openai/whisper-tiny is a speech encoder-decoder (whisper), but attn align takes a "
-                               "text encoder-decoder (Marian/opus-mt, T5, BART) (no attncli command reads speech "
-                               "input yet)")
-    with pytest.raises(NotSupportedError, match=r"is a speech encoder-decoder \(whisper\), but attn caption takes"):
+    assert require(c["speech encoder-decoder"], Purpose.align, "openai/whisper-tiny").name == "speech encoder-decoder"
+    with pytest.raises(UsageError) as info:
         require(c["speech encoder-decoder"], Purpose.caption, "openai/whisper-tiny")
+    assert str(info.value) == ("openai/whisper-tiny is a speech encoder-decoder (whisper), but attn caption takes a "
+                               "BLIP captioner (BLIP) or a vision encoder-decoder (VisionEncoderDecoder, e.g. ViT+GPT-2 "
+                               "captioners) (for this model use attn align AUDIO.wav)")
+    with pytest.raises(UsageError, match=r"is a speech encoder-decoder \(whisper\), but attn explain takes .*"
+                                         r"for this model use attn align AUDIO.wav"):
+        require(c["speech encoder-decoder"], Purpose.text, "openai/whisper-tiny")
     with pytest.raises(UsageError, match=r"is a BLIP captioner \(blip\), but attn align takes .*attn caption IMAGE"):
         require(c["BLIP captioner"], Purpose.align, "blip")
     with pytest.raises(NotSupportedError, match=r"is not supported yet: it is a convolutional network and has no "

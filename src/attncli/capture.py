@@ -56,6 +56,11 @@ class Capture:
         self-attention of one teacher-forced pass over the prompt and the generated tokens, ``tokens[:prompt_tokens]``
         being the prompt. Generated token ``t`` (``tokens[prompt_tokens + t]``, also ``target_tokens[t]``) was produced
         by query row ``prompt_tokens + t - 1``; ``target_scores[t]`` is its probability there, ``decoding`` says how.
+    Audio captures (``kind == Kind.audio``): ``tokens`` are the encoder's frames labelled by start time, frames past
+        the end of the recording (the feature extractor's padding) are ``special``; ``frame_seconds`` is the
+        time one encoder position covers, ``audio_seconds`` the recording's length, ``spectrogram`` the model's
+        input features ``(feature bins, input frames)`` cut to the recording, ``target_times`` one time in seconds
+        per target token from cross-attention and DTW (empty when the model has no such method), ``timing`` how.
     Layers and heads are 0-based; -1 is the last.
     """
 
@@ -87,6 +92,11 @@ class Capture:
     total_heads: int | None = None
     words: list[int | None] = field(default_factory=list)  # word index of each text token (None: special); [] unknown
     prompt_tokens: int | None = None  # attn generate: how many of the tokens are the prompt (the rest were generated)
+    frame_seconds: float | None = None  # audio: seconds per encoder position
+    audio_seconds: float | None = None  # audio: length of the recording read
+    spectrogram: "np.ndarray | None" = None  # audio: (feature bins, input frames) float32, as the model saw it
+    target_times: list[float] = field(default_factory=list)  # audio: DTW time of each target token, seconds
+    timing: dict[str, Any] = field(default_factory=dict)  # audio: how target_times were found (heads, method)
 
     def __post_init__(self) -> None:
         self.kind = Kind(self.kind)

@@ -54,6 +54,7 @@ class Kind(str, Enum):
 
     text = "text"
     image = "image"
+    audio = "audio"  # encoder frames of a recording (attn align AUDIO): labelled by their start time
 
 
 class Scale(str, Enum):

@@ -30,6 +30,7 @@ class InputKind(str, Enum):
     stdin = "stdin"
     text_file = "text file"
     image = "image"
+    audio = "audio"
     capture = "capture file"
     last = "last capture"
 
@@ -109,6 +110,7 @@ def _given(request: Request) -> list[str]:
 
 def classify_input(request: Request) -> InputKind:
     """What the input is; a value that looks like a file name must exist."""
+    from attncli.audio import AUDIO_SUFFIXES
     from attncli.images import image_extensions
 
     given = _given(request)
@@ -132,7 +134,7 @@ def classify_input(request: Request) -> InputKind:
     path = Path(value)
     suffix = path.suffix.lower() if len(value) < 1024 else ""
     looks_like_file = "\n" not in value and " " not in value.strip() and suffix in (
-        {CAPTURE_SUFFIX} | image_extensions())
+        {CAPTURE_SUFFIX} | image_extensions() | AUDIO_SUFFIXES)
     if looks_like_file or request.value_is_path or (InputKind.text not in request.accepts and len(value) < 1024):
         if _is_dir(path):
             raise UsageError(f"{value} is a folder", "give one file")
@@ -140,7 +142,9 @@ def classify_input(request: Request) -> InputKind:
             hint = "check the path, or use --text to analyse it as text" if InputKind.text in request.accepts \
                 else "check the path"
             raise UsageError(f"{value}: no such file", hint)
-        return InputKind.capture if suffix == CAPTURE_SUFFIX else InputKind.image
+        if suffix == CAPTURE_SUFFIX:
+            return InputKind.capture
+        return InputKind.audio if suffix in AUDIO_SUFFIXES else InputKind.image
     return InputKind.text
 
 
@@ -163,7 +167,7 @@ def _is_dir(path: Path) -> bool:
 def _names(kinds: frozenset[InputKind]) -> list[str]:
     """How each accepted input is given, for messages."""
     names = {InputKind.text: "TEXT", InputKind.stdin: '"-" (stdin)', InputKind.text_file: "--file PATH",
-             InputKind.image: "IMAGE", InputKind.capture: "a capture saved with --save (.npz)",
+             InputKind.image: "IMAGE", InputKind.audio: "AUDIO (.wav)", InputKind.capture: "a capture saved with --save (.npz)",
              InputKind.last: "--last"}
     return [names[k] for k in InputKind if k in kinds]
 
@@ -175,6 +179,9 @@ def plan(request: Request) -> Plan:
         if kind is InputKind.image:
             raise UsageError(f"{request.value} is an image, but this command takes text",
                              "caption an image with: attn caption IMAGE; see its attention with: attn heatmap IMAGE")
+        if kind is InputKind.audio:
+            raise UsageError(f"{request.value} is audio, but this command does not read audio",
+                             "see what a speech model's output attended to with: attn align AUDIO.wav --model MODEL")
         raise UsageError(f"this command does not take a {kind.value}", "it takes " + ", ".join(_names(request.accepts)))
     if kind in SAVED and request.model is not None:
         raise UsageError("--model applies when attn captures the input; a saved capture already has its model",
@@ -184,6 +191,13 @@ def plan(request: Request) -> Plan:
         from attncli.images import probe_image
 
         probe_image(request.value or "")  # a bad file fails now, not after the model has loaded
+        inputs = (Path(request.value or ""),)
+    elif kind is InputKind.audio:
+        from attncli.audio import probe_audio
+
+        probe_audio(request.value or "")  # the header: a bad file fails before the model loads
+        if request.model is None:
+            raise UsageError("attncli has no default speech model", "name one with --model (e.g. a Whisper folder)")
         inputs = (Path(request.value or ""),)
     elif kind is InputKind.capture:
         inputs = (Path(request.value or ""),)
@@ -231,13 +245,18 @@ def _capture(planned: Plan, loaded: "LoadedModel", progress: "Report | None" = N
     """Run the loaded model on the input: the family decides how."""
     purpose, req = planned.purpose, planned.request
     gen = req.generation or Generation()
+    if purpose is Purpose.align and planned.kind is InputKind.audio:
+        from attncli.families.speech_seq2seq import capture_audio
+
+        return capture_audio(req.value or "", loaded, target=gen.target, max_new_tokens=gen.max_new_tokens,
+                             num_beams=gen.num_beams)
     if purpose is Purpose.align:
         from attncli.families.encdec import capture_align
 
         return capture_align(planned.text or "", loaded, target=gen.target,
                              max_new_tokens=gen.max_new_tokens, num_beams=gen.num_beams)
     if purpose is Purpose.caption:
-        from attncli.families.encdec import capture_caption
+        from attncli.families.vision_encoder_decoder import capture_caption
 
         return capture_caption(req.value or "", loaded, text=gen.target, max_new_tokens=gen.max_new_tokens,
                                num_beams=gen.num_beams)
@@ -314,7 +333,7 @@ def capture_align(source: str, model: "str | LoadedModel | None" = None, *, devi
 def capture_caption(image: Any, model: "str | LoadedModel | None" = None, *, device: str | Device = Device.cpu,
                     trust_remote_code: bool = False, **kwargs: Any) -> "Capture":
     """Caption an image (or score ``text=``) and capture which patches each word attended to."""
-    from attncli.families.encdec import capture_caption as run
+    from attncli.families.vision_encoder_decoder import capture_caption as run
     from attncli.models import DEFAULT_MODELS
 
     loaded = load(model or DEFAULT_MODELS[Purpose.caption], Purpose.caption, device=device,

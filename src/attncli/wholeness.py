@@ -36,6 +36,21 @@ def problem(capture: "Capture") -> str | None:
             if capture.decoder_attentions is not None else None)
         if found:
             return found
+    return _audio(capture)
+
+
+def _audio(capture: "Capture") -> str | None:
+    """What is wrong with the time axis of an audio capture, or None."""
+    from attncli.choices import Kind
+
+    if capture.kind is not Kind.audio:
+        return None
+    if capture.cross_attentions is None or not capture.frame_seconds or capture.frame_seconds <= 0:
+        return "it is an audio capture without cross-attention or a time step per encoder frame"
+    if capture.target_times and len(capture.target_times) != len(capture.target_tokens):
+        return f"{len(capture.target_times)} token times for {len(capture.target_tokens)} target tokens"
+    if capture.spectrogram is not None and capture.spectrogram.ndim != 2:
+        return f"its spectrogram is {capture.spectrogram.ndim}-D, not 2-D (bins, frames)"
     return None
 
 

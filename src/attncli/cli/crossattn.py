@@ -26,8 +26,8 @@ LayerDecOpt = Annotated[int, typer.Option("--layer", "-l", metavar="N", help="De
 AlignModelOpt = Annotated[
     Optional[str],
     typer.Option("--model", "-m", metavar="NAME|PATH",
-                 help="Hub id or local folder of a text encoder-decoder (Marian/opus-mt, T5, BART). "
-                      "Default: Helsinki-NLP/opus-mt-en-de."),
+                 help="Hub id or local folder of a text encoder-decoder (Marian/opus-mt, T5, BART), or of a "
+                      "speech encoder-decoder (Whisper) for audio. Default for text: Helsinki-NLP/opus-mt-en-de."),
 ]
 CaptionModelOpt = Annotated[
     Optional[str],
@@ -38,8 +38,9 @@ CaptionModelOpt = Annotated[
 
 
 def align(
-    text: Annotated[Optional[str], typer.Argument(metavar="TEXT", show_default=False,
-                                                  help='Source text, or "-" to read it from stdin.')] = None,
+    text: Annotated[Optional[str], typer.Argument(
+        metavar="TEXT|AUDIO", show_default=False,
+        help='Source text, "-" to read it from stdin, or a PCM WAV recording for a speech model (Whisper).')] = None,
     file: Annotated[Optional[Path], typer.Option("--file", "-f", metavar="PATH",
                                                  help="Read the source text from this file.")] = None,
     target: Annotated[
@@ -61,21 +62,30 @@ def align(
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
 ) -> None:
-    """Translate (or score --target) with a seq2seq model and show which source tokens each target token attends to."""
+    """Translate text or transcribe a WAV (or score --target) and show what each output token attends to."""
     from attncli import sources
 
     if target is not None and target != "-" and not target.strip():
         raise UsageError("--target is empty", "give the target text, or leave --target out to generate")
     plan = sources.plan(sources.Request(
         value=text, file=file, model=model, purpose=Purpose.align,
-        accepts=sources.TEXTS | {sources.InputKind.image}, device=device, trust_remote_code=trust_remote_code,
+        accepts=sources.TEXTS | {sources.InputKind.image, sources.InputKind.audio}, device=device,
+        trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle,
         generation=sources.Generation(target, max_new_tokens, num_beams)))
     if plan.kind is sources.InputKind.image:
         raise UsageError(f"{text} is an image; attn align takes text", "caption an image with: attn caption IMAGE")
+    audio = plan.kind is sources.InputKind.audio
+    if audio and output is not None and output.suffix.lower() in (".html", ".htm"):
+        raise UsageError("the interactive page does not draw audio yet", "write a figure (-o FILE.png) or --json")
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
     resolved = sources.resolve(plan)
+    if audio:
+        from attncli.views.speech import speech_view
+
+        show(speech_view(resolved.capture, layer, head, fuse, skip_special), where, resolved, save)
+        return
     from attncli.views.cross import align_view
 
     view = align_view(resolved.capture, layer, head, fuse, skip_special)

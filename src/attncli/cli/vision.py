@@ -213,6 +213,10 @@ def _cross_view(capture: "Capture", spec: Any, all_heads: bool) -> Any:
                          "a cross-attention capture is drawn as target × source (align) or per word (caption)")
     from attncli.views.cross import align_view, caption_view
 
+    if capture.kind is Kind.audio:
+        from attncli.views.speech import speech_view
+
+        return speech_view(capture, spec.layer, spec.head, spec.fuse, spec.skip_special)
     if capture.kind is Kind.image:
         return caption_view(capture, spec.layer, spec.head, spec.fuse, spec.skip_special)
     return align_view(capture, spec.layer, spec.head, spec.fuse, spec.skip_special)
@@ -222,9 +226,10 @@ def _default_name(capture: "Capture", view: Any) -> Path:
     """heatmap-<input>-L<layer>-<head|fusion|method>[-r<row>c<col>|-q<token>].png in the current folder."""
     from attncli.views.cross import AlignView, CaptionView
     from attncli.views.maps import HeadPanels, PatchMap, TokenRow
+    from attncli.views.speech import SpeechView
 
     stem = Path(capture.source).stem if capture.source else capture.kind.value
-    if isinstance(view, (AlignView, CaptionView)):
+    if isinstance(view, (AlignView, CaptionView, SpeechView)):
         how = f"h{view.head}" if view.head is not None else view.fuse
         kind = "caption" if isinstance(view, CaptionView) else "align"
         return Path(f"{kind}-{stem}-L{view.layer}-{how}.png")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from attncli.choices import Purpose
 from attncli.errors import NotSupportedError, UsageError
+from attncli.families.base import Modality
 
 if TYPE_CHECKING:
     from attncli.families.base import Family
@@ -80,4 +81,5 @@ def require(config: Any, purpose: Purpose, model_id: str) -> "Family":
         raise UsageError(message, f"for this model use {COMMANDS[other]}" if other else None)
     if other is None:
         raise NotSupportedError(message, f"no attncli command reads {family.modality.value} input yet")
-    raise UsageError(message, f"for this model use {COMMANDS[other]}")
+    use = "attn align AUDIO.wav" if family.modality is Modality.speech else COMMANDS[other]
+    raise UsageError(message, f"for this model use {use}")

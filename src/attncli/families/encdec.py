@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attncli.capture import Capture, architecture, stack_attentions
 from attncli.choices import Kind, Purpose
-from attncli.errors import CaptureError, NotSupportedError, UsageError
-from attncli.families.base import Family
+from attncli.errors import CaptureError, UsageError
+from attncli.families.base import Family, Modality
 
 if TYPE_CHECKING:
     import numpy as np
-    from PIL import Image
 
     from attncli.models import LoadedModel
 
@@ -193,14 +191,6 @@ def arch(config: Any, decoded: Decoded) -> dict[str, Any]:
     return facts
 
 
-def check_source_length(n_source: int, grid_tokens: int, model_id: str) -> None:
-    """The decoder must attend to exactly the encoder's patch tokens, or the grid labels would be wrong."""
-    if n_source != grid_tokens:
-        raise NotSupportedError(
-            f"{model_id}: the decoder attends to {n_source} encoder tokens, but the encoder's patch grid has "
-            f"{grid_tokens}", "use a ViT-style image encoder (one global patch grid)")
-
-
 def _cross_family(loaded: "LoadedModel", purpose: "Purpose") -> EncoderDecoder:
     """The loaded model's family, refused when it cannot serve the purpose."""
     from attncli.families import require
@@ -218,6 +208,9 @@ def capture_align(source: str, loaded: "LoadedModel", *, target: str | None = No
     if not source or not source.strip():
         raise UsageError("the source text is empty", "give at least one word")
     family = _cross_family(loaded, Purpose.align)
+    if family.modality is Modality.speech:
+        raise UsageError(f"{loaded.ref.model_id} is a {family.name}: it reads audio, not text",
+                         "give it a recording: attn align AUDIO.wav")
     tokenizer, _ = family.split_processor(loaded)
     prepared = prepare_text(source, tokenizer, loaded.config)
     import inspect
@@ -238,38 +231,4 @@ def capture_align(source: str, loaded: "LoadedModel", *, target: str | None = No
         warnings=list(prepared.warnings) + unfinished(how),
         cross_attentions=decoded.cross, decoder_attentions=decoded.decoder, target_tokens=labels,
         target_special=special, target_scores=scores, target_text=text, decoding=how,
-    )
-
-
-def capture_caption(image: "Path | str | Image.Image", loaded: "LoadedModel", *, text: str | None = None,
-                    max_new_tokens: int = 20, num_beams: int = 1) -> Capture:
-    """Caption an image (or score `text` as its caption) and capture which patches each word attended to."""
-    from attncli.families.vit import patch_tokens, preprocess
-    from attncli.images import load_image
-
-    source = None
-    if isinstance(image, (str, Path)):
-        source = str(Path(image).resolve())
-        image = load_image(image)
-    family = _cross_family(loaded, Purpose.caption)
-    tokenizer, image_processor = family.split_processor(loaded)
-    pre = preprocess([image], image_processor, family.encoder_config(loaded.config))
-    inputs = {"pixel_values": pre.pixel_values.to(loaded.device)}
-    if text is None:
-        ids = generate_ids(loaded, family, inputs, max_new_tokens, num_beams)
-    else:
-        ids = given_ids(tokenizer, text, loaded, family)
-    decoded = teacher_force(loaded, family, inputs, ids)
-    grid = pre.grid
-    check_source_length(decoded.cross.shape[-1], grid.n_tokens, loaded.ref.model_id)
-    labels, special, scores, caption = target_side(tokenizer, ids, decoded.logits)
-    how = decoding(ids, text is not None, max_new_tokens, num_beams, family.eos_id(loaded.model))
-    source_labels, source_special = patch_tokens(grid)
-    return Capture(
-        attentions=decoded.encoder, tokens=source_labels, special=source_special,
-        model_id=loaded.ref.model_id, model_path=loaded.ref.location, kind=Kind.image,
-        arch=arch(loaded.config, decoded), grid=grid, image=pre.images[0], source=source,
-        warnings=unfinished(how), cross_attentions=decoded.cross, decoder_attentions=decoded.decoder,
-        target_tokens=labels, target_special=special, target_scores=scores, target_text=caption,
-        decoding=how, input_size=image.size,
     )

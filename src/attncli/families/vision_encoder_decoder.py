@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from attncli.choices import Purpose
+from attncli.capture import Capture
+from attncli.choices import Kind, Purpose
 from attncli.errors import NotSupportedError
 from attncli.families.base import Modality
-from attncli.families.encdec import EncoderDecoder
+from attncli.families.encdec import (EncoderDecoder, _cross_family, arch, decoding, generate_ids, given_ids,
+                                     target_side, teacher_force, unfinished)
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from attncli.models import LoadedModel
 
 
 class VisionEncoderDecoder(EncoderDecoder):
@@ -43,6 +51,48 @@ class VisionEncoderDecoder(EncoderDecoder):
                 raise NotSupportedError(f"{loaded.ref.model_id} has no image processor (preprocessor_config.json)",
                                         "its folder needs one to turn images into pixels") from exc
         return tokenizer, images
+
+
+def check_source_length(n_source: int, grid_tokens: int, model_id: str) -> None:
+    """The decoder must attend to exactly the encoder's patch tokens, or the grid labels would be wrong."""
+    if n_source != grid_tokens:
+        raise NotSupportedError(
+            f"{model_id}: the decoder attends to {n_source} encoder tokens, but the encoder's patch grid has "
+            f"{grid_tokens}", "use a ViT-style image encoder (one global patch grid)")
+
+
+def capture_caption(image: "Path | str | Image.Image", loaded: "LoadedModel", *, text: str | None = None,
+                    max_new_tokens: int = 20, num_beams: int = 1) -> Capture:
+    """Caption an image (or score `text` as its caption) and capture which patches each word attended to."""
+    from attncli.families.vit import patch_tokens, preprocess
+    from attncli.images import load_image
+
+    source = None
+    if isinstance(image, (str, Path)):
+        source = str(Path(image).resolve())
+        image = load_image(image)
+    family = _cross_family(loaded, Purpose.caption)
+    tokenizer, image_processor = family.split_processor(loaded)
+    pre = preprocess([image], image_processor, family.encoder_config(loaded.config))
+    inputs = {"pixel_values": pre.pixel_values.to(loaded.device)}
+    if text is None:
+        ids = generate_ids(loaded, family, inputs, max_new_tokens, num_beams)
+    else:
+        ids = given_ids(tokenizer, text, loaded, family)
+    decoded = teacher_force(loaded, family, inputs, ids)
+    grid = pre.grid
+    check_source_length(decoded.cross.shape[-1], grid.n_tokens, loaded.ref.model_id)
+    labels, special, scores, caption = target_side(tokenizer, ids, decoded.logits)
+    how = decoding(ids, text is not None, max_new_tokens, num_beams, family.eos_id(loaded.model))
+    source_labels, source_special = patch_tokens(grid)
+    return Capture(
+        attentions=decoded.encoder, tokens=source_labels, special=source_special,
+        model_id=loaded.ref.model_id, model_path=loaded.ref.location, kind=Kind.image,
+        arch=arch(loaded.config, decoded), grid=grid, image=pre.images[0], source=source,
+        warnings=unfinished(how), cross_attentions=decoded.cross, decoder_attentions=decoded.decoder,
+        target_tokens=labels, target_special=special, target_scores=scores, target_text=caption,
+        decoding=how, input_size=image.size,
+    )
 
 
 FAMILY = VisionEncoderDecoder()

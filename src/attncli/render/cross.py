@@ -1,5 +1,5 @@
 """Cross-attention in the terminal: the shaded target × source matrix of `attn align`, the word → patches table
-of `attn caption`."""
+of `attn caption`, the token → time table of `attn align AUDIO`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from rich.console import Group
 
     from attncli.views.cross import AlignView, CaptionView
+    from attncli.views.speech import SpeechView
 
 
 def _prob(p: float) -> Text:
@@ -63,3 +64,50 @@ def caption_table(view: "CaptionView", k: int | None = None) -> "Group":
     note = Text("patch weights are raw cross-attention (not renormalised); a word's patches plus its prefix "
                 "column(s) sum to 1", style="dim")
     return titled(caption_title(view), table, note)
+
+
+BARS = " ▁▂▃▄▅▆▇█"
+
+
+def time_strip(row: "Any", vmax: float, width: int) -> str:
+    """A row of weights over time as block characters, each character the largest weight of its span of frames."""
+    import numpy as np
+
+    n = len(row)
+    if n == 0 or width < 1:
+        return ""
+    edges = np.linspace(0, n, min(width, n) + 1).astype(int)
+    peaks = [float(row[a:b].max()) for a, b in zip(edges[:-1], edges[1:])]
+    top = vmax if vmax > 0 else 1.0
+    return "".join(BARS[min(len(BARS) - 1, int(round(p / top * (len(BARS) - 1))))] for p in peaks)
+
+
+def speech_table(view: "SpeechView", width: int = 80) -> "Group":
+    """Per token: probability, DTW time, attention peak, padding share and a strip of its attention over time."""
+    table = Table()
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("token")
+    table.add_column("p", justify="right")
+    table.add_column("time", justify="right")
+    table.add_column("peak", justify="right")
+    table.add_column("padding", justify="right")
+    strip = max(10, min(len(view.frame_times), width - 50))
+    table.add_column(f"0 s … {view.audio_seconds:.2f} s", no_wrap=True)
+    for t, (_, start, weight) in enumerate(view.peaks()):
+        time = view.times[t]
+        table.add_row(str(view.target_indices[t]), token_text(view.target_labels[t], view.target_special[t]),
+                      _prob(view.target_scores[t]), "–" if time is None else f"{time:.2f} s",
+                      Text.assemble(f"{start:.2f} s ", (f"{weight:.2f}", "cyan")), f"{view.padding[t]:.2f}",
+                      Text(time_strip(view.matrix[t], view.vmax, strip), style="blue"))
+    parts: list[Any] = [table]
+    if view.words:
+        words = Table(title=None)
+        words.add_column("word")
+        words.add_column("start", justify="right")
+        words.add_column("end", justify="right")
+        for word in view.words:
+            words.add_row(Text(word["word"], style="bold"), f"{word['start']:.2f} s", f"{word['end']:.2f} s")
+        parts.append(words)
+    note = Text("time: transformers' DTW token time (a token runs from the time of the token before it); peak: the "
+                "frame this layer attends to most", style="dim")
+    return titled("\n".join([view.title, *view.notes]), *parts, note)

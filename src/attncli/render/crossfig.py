@@ -1,4 +1,5 @@
-"""Cross-attention figures: the target × source matrix of `attn align`, one overlay per word for `attn caption`."""
+"""Cross-attention figures: the target × source matrix of `attn align`, one overlay per word for `attn caption`,
+tokens against time over the spectrogram for `attn align AUDIO`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from attncli.views.cross import AlignView, CaptionView
+    from attncli.views.speech import SpeechView
 
 
 def align_figure(view: "AlignView") -> "Figure":
@@ -68,4 +70,36 @@ def caption_figure(view: "CaptionView") -> "Figure":
         ax.set_title(f"{printable(view.words[w])} · max {vmax:.2f}", fontsize=8, fontstyle=style)
     caption = textwrap.fill(printable(view.caption or "(empty caption)"), 90)
     fig.suptitle(f"{caption}\n{printable(view.title)} · each word scaled to its own max", fontsize=9)
+    return fig
+
+
+def speech_figure(view: "SpeechView") -> "Figure":
+    """The spectrogram the model saw on top; below it each token's cross-attention against time, on one time axis."""
+    n_t = len(view.target_labels)
+    end = view.audio_seconds or len(view.frame_times) * view.frame_seconds
+    fig = new_figure(min(16.0, max(7.0, 0.02 * len(view.frame_times) + 6)), min(14.0, 2.4 + 0.28 * n_t + 1.8))
+    spec_ax, att_ax = fig.subplots(2, 1, sharex=True, height_ratios=[1.4, max(1.6, 0.28 * n_t)])
+    if view.spectrogram is not None and view.spectrogram.size:
+        spec_ax.imshow(view.spectrogram, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
+                       extent=(0.0, end, 0, view.spectrogram.shape[0]))
+    spec_ax.set_ylabel("input features", fontsize=8)
+    for word in view.words:  # word spans from transformers' DTW, drawn over the spectrogram
+        spec_ax.axvspan(word["start"], word["end"], color="white", alpha=0.12, linewidth=0)
+        spec_ax.text((word["start"] + word["end"]) / 2, 0.92, printable(word["word"]), color="white", fontsize=7,
+                     ha="center", va="top", transform=spec_ax.get_xaxis_transform())
+    last = view.frame_times[-1] + view.frame_seconds if view.frame_times else end
+    shown = att_ax.imshow(view.matrix, cmap="Blues", vmin=0.0, vmax=view.vmax, aspect="auto",
+                          interpolation="nearest", extent=(0.0, last, n_t - 0.5, -0.5))
+    y_note = label_axis(att_ax, "y", view.target_labels, view.target_special)
+    for t, (_, start, _w) in enumerate(view.peaks()):
+        att_ax.plot(start + view.frame_seconds / 2, t, marker="o", markersize=3, color="orange")
+        if view.times[t] is not None:
+            att_ax.plot(view.times[t], t, marker="|", markersize=9, color="crimson")
+    att_ax.set_xlim(0.0, end)
+    att_ax.set_xlabel(f"time (s) · one encoder frame = {view.frame_seconds * 1000:g} ms", fontsize=8)
+    att_ax.set_ylabel("output token" + (f" · {y_note}" if y_note else ""), fontsize=8)
+    bar = fig.colorbar(shown, ax=[spec_ax, att_ax], fraction=0.03, pad=0.01)
+    bar.set_label("cross-attention", fontsize=8)
+    notes = [part for note in view.notes for part in textwrap.wrap(note, 100)]  # suptitle shows no newlines
+    suptitle(fig, view.title, [*notes, "orange: attention peak of this layer · red: DTW token time"])
     return fig

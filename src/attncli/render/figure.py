@@ -9,6 +9,7 @@ from typing import Any
 from attncli.choices import Format
 from attncli.views.classify import ClassifyResult
 from attncli.views.cross import AlignView, CaptionView
+from attncli.views.speech import SpeechView
 from attncli.views.explain import LayerMatrix, TokenProfile
 from attncli.views.generation import GenerationView
 from attncli.views.maps import HeadPanels, PatchMap, TokenRow
@@ -89,6 +90,13 @@ def _(view: AlignView, path: Path | None = None, **options: Any) -> Path:
     from attncli.render.crossfig import align_figure
 
     return _save(align_figure(view), path)
+
+
+@render.register
+def _(view: SpeechView, path: Path | None = None, **options: Any) -> Path:
+    from attncli.render.crossfig import speech_figure
+
+    return _save(speech_figure(view), path)
 
 
 @render.register

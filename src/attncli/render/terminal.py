@@ -20,6 +20,7 @@ from attncli.views.explain import TokenMatrix, TokenProfile, TokenTable
 from attncli.views.generation import GenerationView
 from attncli.views.maps import HeadPanels, PatchMap, TokenRow
 from attncli.views.patches import PatchesView
+from attncli.views.speech import SpeechView
 from attncli.views.stats import StatsReport
 
 @singledispatch
@@ -96,6 +97,13 @@ def _(view: GenerationView, width: int = 80, **options: Any) -> Any:
     from attncli.render.generation import generation_table
 
     return generation_table(view)
+
+
+@render.register
+def _(view: SpeechView, width: int = 80, **options: Any) -> Any:
+    from attncli.render.cross import speech_table
+
+    return speech_table(view, width)
 
 
 @render.register

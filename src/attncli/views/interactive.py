@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
-from attncli.choices import Fuse, Method
+from attncli.choices import Fuse, Kind, Method
 from attncli.errors import NotSupportedError, UsageError
 from attncli.methods.heads import resolve_index
 
@@ -192,6 +192,8 @@ def interactive_view(
     """Build the interactive page's view of a capture: packed weights of the chosen layers and methods."""
     import numpy as np
 
+    if capture.kind is Kind.audio:
+        raise UsageError("the interactive page does not draw audio yet", "write a figure (-o FILE.png) or --json")
     budget = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
     asked = [Method(m) for m in methods] or [Method.attention]
     cross = capture.cross_attentions is not None
