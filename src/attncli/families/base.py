@@ -75,3 +75,20 @@ def is_causal_lm(config: Any) -> bool:
 
     model_type = getattr(config, "model_type", "")
     return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def end_token(model: Any) -> int | None:
+    """The token that ends generation: the generation config's, else the model config's (the first of several)."""
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    if eos is None:
+        eos = getattr(model.config, "eos_token_id", None)
+    if isinstance(eos, (list, tuple)):
+        eos = eos[0] if eos else None
+    return eos
+
+
+def generated(ids: list[int], max_new_tokens: int, num_beams: int, eos: int | None) -> dict[str, Any]:
+    """How tokens were generated, for the capture and the JSON output (the same keys for every command)."""
+    return {"mode": "generated", "strategy": "greedy" if num_beams == 1 else "beam search (best beam)",
+            "num_beams": num_beams, "max_new_tokens": max_new_tokens, "scored": "teacher-forced",
+            "finished": eos is not None and bool(ids) and ids[-1] == eos}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from attncli.capture import ALL, Capture, Report, Selection, architecture
 from attncli.choices import Kind, Purpose
 from attncli.errors import UsageError
-from attncli.families.base import Family, Modality, is_causal_lm
+from attncli.families.base import Family, Modality, end_token, generated, is_causal_lm
 
 if TYPE_CHECKING:
     from attncli.models import LoadedModel
@@ -54,16 +54,6 @@ def positions(config: Any) -> int | None:
     return None
 
 
-def eos_id(model: Any) -> int | None:
-    """The token that ends generation (the first, when the config lists several)."""
-    eos = getattr(model.generation_config, "eos_token_id", None)
-    if eos is None:
-        eos = getattr(model.config, "eos_token_id", None)
-    if isinstance(eos, (list, tuple)):
-        eos = eos[0] if eos else None
-    return eos
-
-
 def check_length(n_prompt: int, max_new_tokens: int, num_beams: int, config: Any, model_id: str) -> None:
     """Refuse settings the model cannot run: no room left after the prompt, or not a positive count."""
     if max_new_tokens < 1:
@@ -83,7 +73,7 @@ def generate_ids(loaded: "LoadedModel", inputs: dict[str, Any], max_new_tokens: 
     import torch
     from transformers import GenerationConfig
 
-    eos = eos_id(loaded.model)
+    eos = end_token(loaded.model)
     pad = getattr(loaded.model.generation_config, "pad_token_id", None)
     settings = GenerationConfig(max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False,
                                 num_return_sequences=1, eos_token_id=eos, pad_token_id=eos if pad is None else pad)
@@ -91,13 +81,6 @@ def generate_ids(loaded: "LoadedModel", inputs: dict[str, Any], max_new_tokens: 
         warnings.simplefilter("ignore")  # generation-config advice is not for users
         out = loaded.model.generate(**inputs, generation_config=settings)  # (1, prompt + new)
     return out[0, inputs["input_ids"].shape[-1]:].tolist()
-
-
-def decoding(new: list[int], max_new_tokens: int, num_beams: int, eos: int | None) -> dict[str, Any]:
-    """How the tokens were generated (the same keys as attn align's), for the capture and the JSON output."""
-    return {"mode": "generated", "strategy": "greedy" if num_beams == 1 else "beam search (best beam)",
-            "num_beams": num_beams, "max_new_tokens": max_new_tokens, "scored": "teacher-forced",
-            "finished": eos is not None and new[-1] == eos}
 
 
 def decoded_offsets(tokenizer: Any, ids: list[int]) -> tuple[str, list[tuple[int, int]]]:
@@ -154,7 +137,7 @@ def capture_generate(prompt: str, loaded: "LoadedModel", selection: Selection = 
     special = [i in special_ids for i in new]
     text, offsets = decoded_offsets(tokenizer, new)
     new_labels = token_labels(tokenizer, new, offsets, text, special)
-    how = decoding(new, max_new_tokens, num_beams, eos_id(loaded.model))
+    how = generated(new, max_new_tokens, num_beams, end_token(loaded.model))
     return Capture(
         attentions=weights[0], tokens=labels + new_labels, special=list(prepared.special) + special,
         model_id=loaded.ref.model_id, model_path=loaded.ref.location, kind=Kind.text,

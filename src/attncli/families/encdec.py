@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from attncli.capture import Capture, architecture, stack_attentions
 from attncli.choices import Kind, Purpose
 from attncli.errors import CaptureError, UsageError
-from attncli.families.base import Family, Modality
+from attncli.families.base import Family, Modality, end_token, generated
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,12 +49,7 @@ class EncoderDecoder(Family):
 
     def eos_id(self, model: Any) -> int | None:
         """The token that ends the target."""
-        eos = getattr(model.generation_config, "eos_token_id", None)
-        if eos is None:
-            eos = getattr(model.config, "eos_token_id", None)
-        if isinstance(eos, (list, tuple)):
-            eos = eos[0] if eos else None
-        return eos
+        return end_token(model)
 
     def target_ids(self, tokenizer: Any, text: str, eos: int | None) -> list[int]:
         """A given target tokenized the way training labels are (without the start token)."""
@@ -171,9 +166,7 @@ def decoding(ids: list[int], given: bool, max_new_tokens: int, num_beams: int, e
     """How the target was obtained, for the capture, the JSON output and the warnings."""
     if given:
         return {"mode": "given", "scored": "teacher-forced"}
-    return {"mode": "generated", "strategy": "greedy" if num_beams == 1 else "beam search (best beam)",
-            "num_beams": num_beams, "max_new_tokens": max_new_tokens, "scored": "teacher-forced",
-            "finished": eos is not None and ids[-1] == eos}
+    return generated(ids, max_new_tokens, num_beams, eos)
 
 
 def unfinished(decoded: dict[str, Any]) -> list[str]:
