@@ -202,6 +202,25 @@ def test_attention_gradients_batch_items_are_independent():
         np.testing.assert_allclose(batch[b].gradients, one.gradients, atol=1e-6)
 
 
+def manual_bert(bert, ids):
+    """A tiny BERT's encoder written out by hand (2 heads of 8), with a zero probe added to each softmax output:
+    the gradient of a logit with respect to a probe is its gradient with respect to that attention map."""
+    import torch
+
+    heads, d, n = 2, 8, ids.shape[1]
+    x = bert.embeddings(input_ids=ids)
+    probes = []
+    for layer in bert.encoder.layer:
+        att = layer.attention.self
+        q, k, v = (proj(x).view(1, n, heads, d).transpose(1, 2) for proj in (att.query, att.key, att.value))
+        probe = torch.zeros(1, heads, n, n, requires_grad=True)
+        probes.append(probe)
+        ctx = ((torch.softmax(q @ k.transpose(-1, -2) / d**0.5, -1) + probe) @ v).transpose(1, 2).reshape(1, n, 16)
+        x = layer.attention.output.LayerNorm(layer.attention.output.dense(ctx) + x)
+        x = layer.output.LayerNorm(layer.output.dense(layer.intermediate(x)) + x)
+    return x, probes
+
+
 def test_attention_gradients_text_classifier_matches_direct_autograd():
     import torch
     from transformers import BertConfig, BertForSequenceClassification
@@ -216,18 +235,8 @@ def test_attention_gradients_text_classifier_matches_direct_autograd():
     got = attention_gradients(model, {"input_ids": ids}, "pos")[0]
     assert (got.target, got.label) == (1, "pos")
 
-    bert, heads, d = model.bert, 2, 8
-    x = bert.embeddings(input_ids=ids)
-    probes = []
-    for layer in bert.encoder.layer:
-        att = layer.attention.self
-        q, k, v = (proj(x).view(1, 5, heads, d).transpose(1, 2) for proj in (att.query, att.key, att.value))
-        probe = torch.zeros(1, heads, 5, 5, requires_grad=True)
-        probes.append(probe)
-        ctx = ((torch.softmax(q @ k.transpose(-1, -2) / d**0.5, -1) + probe) @ v).transpose(1, 2).reshape(1, 5, 16)
-        x = layer.attention.output.LayerNorm(layer.attention.output.dense(ctx) + x)
-        x = layer.output.LayerNorm(layer.output.dense(layer.intermediate(x)) + x)
-    logit = model.classifier(bert.pooler(x))[0, 1]
+    x, probes = manual_bert(model.bert, ids)
+    logit = model.classifier(model.bert.pooler(x))[0, 1]
     want = torch.stack(torch.autograd.grad(logit, probes))[:, 0].numpy()
     np.testing.assert_allclose(got.gradients, want, atol=1e-6, rtol=1e-4)
     relevance = gradient_rollout(got.attentions, got.gradients)
@@ -279,17 +288,7 @@ def test_attention_gradients_token_classifier_matches_direct_autograd():
     got = attention_gradients(model, {"input_ids": ids}, "B-PER", position=2)[0]
     assert (got.target, got.label) == (1, "B-PER") and got.logits.shape == (3,)
 
-    bert, heads, d = model.bert, 2, 8
-    x = bert.embeddings(input_ids=ids)
-    probes = []
-    for layer in bert.encoder.layer:
-        att = layer.attention.self
-        q, k, v = (proj(x).view(1, 5, heads, d).transpose(1, 2) for proj in (att.query, att.key, att.value))
-        probe = torch.zeros(1, heads, 5, 5, requires_grad=True)
-        probes.append(probe)
-        ctx = ((torch.softmax(q @ k.transpose(-1, -2) / d**0.5, -1) + probe) @ v).transpose(1, 2).reshape(1, 5, 16)
-        x = layer.attention.output.LayerNorm(layer.attention.output.dense(ctx) + x)
-        x = layer.output.LayerNorm(layer.output.dense(layer.intermediate(x)) + x)
+    x, probes = manual_bert(model.bert, ids)
     logit = model.classifier(x)[0, 2, 1]  # token 2's B-PER logit
     want = torch.stack(torch.autograd.grad(logit, probes))[:, 0].numpy()
     np.testing.assert_allclose(got.gradients, want, atol=1e-6, rtol=1e-4)
