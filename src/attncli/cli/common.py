@@ -39,11 +39,6 @@ class Outputs:
     targets: tuple[Target, ...]
     width: int | None = None
 
-    @property
-    def files(self) -> list[Path]:
-        """The files that will be written."""
-        return [t.path for t in self.targets if t.path is not None]
-
 
 def outputs(*, as_json: bool = False, output: Path | None = None, terminal: bool = True, width: int | None = None,
             file_formats: Iterable[Format] = (Format.figure, Format.html), inputs: Iterable[Path | str] = (),
@@ -207,24 +202,18 @@ def check_save_path(save: Path | None, inputs: Iterable[Path | str] = ()) -> Non
         raise UsageError(f"--save {save} is a folder", "give a file name ending in .npz")
     if save.suffix.lower() != ".npz":
         raise UsageError(f"--save {save}: a capture is saved as .npz", "give a file name ending in .npz")
-    for path in inputs:
-        path = Path(path)
-        if path.exists() and save.exists() and save.resolve() == path.resolve():
-            raise UsageError(f"--save {save} is one of the inputs", "choose another file name; inputs are never overwritten")
     from attncli.outputs import check_output
 
-    check_output(save, inputs, "--save")
+    check_output(save, inputs, "--save")  # one of the inputs, an unwritable folder or file
 
 
 def gradients(resolved: "Resolved", spec: Any) -> tuple[Any, str | None]:
     """(attention gradients, explained class) when the spec's method is grad-rollout, else (None, None)."""
-    from attncli.choices import Method
+    from attncli.choices import Kind, Method
 
     if spec.method is not Method.grad_rollout:
         return None, None
     from attncli.gradcapture import gradients_for
-
-    from attncli.choices import Kind
 
     req = resolved.plan.request
     position, word = None, None

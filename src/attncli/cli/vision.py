@@ -179,10 +179,7 @@ def heatmap(
         grads, label = gradients(resolved, spec)
         view = _self_view(capture, spec, all_heads, grads, label)
     if not (terminal or as_json or output is not None):  # the default: a figure with a name that says what it is
-        from attncli.outputs import check_output
-
-        name = check_output(_default_name(capture, view), plan.inputs)
-        where = outputs(output=name, terminal=False, width=width, inputs=plan.inputs)
+        where = outputs(output=_default_name(capture, view), terminal=False, width=width, inputs=plan.inputs)
     facts = getattr(view, "facts", None)
     warn([facts.unlike_training] if facts is not None and facts.unlike_training else [])
     show(view, with_page(where, capture, spec, grads, label), resolved, save)
