@@ -317,3 +317,17 @@ def test_cli_grad_rollout_explains_one_tokens_tag(cli, tmp_path):
     assert len(doc["layers"]) == 2 and all(min(layer["weights"]) >= 0 for layer in doc["layers"])
     code, _, err = cli("explain", "the cat sat", "--model", str(tmp_path), "--method", "grad-rollout")
     assert code == 2 and "tags every token" in err and "--token" in err and len(err.strip().splitlines()) == 1
+
+
+def test_top_k_rows_equals_top_k_row_by_row_ties_included():
+    import numpy as np
+
+    from attncli.methods.heads import top_k, top_k_rows
+
+    rng = np.random.default_rng(3)
+    m = rng.random((40, 30)).astype(np.float32)
+    m[::3] = np.round(m[::3], 1)  # many ties
+    m[1] = 0.0  # every entry tied
+    m[2, 5:] = 0.0  # a causal-like row: ties below the top few
+    for k in (1, 3, 7, 30, 50):
+        assert top_k_rows(m, k) == [top_k(row, k) for row in m]

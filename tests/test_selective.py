@@ -104,3 +104,52 @@ def test_outside_a_recorder_it_is_sdpa(pair):
         a, b = eager(**inputs), chosen(**inputs)
     first = "logits" if hasattr(a, "logits") else "last_hidden_state"
     np.testing.assert_allclose(getattr(a, first).numpy(), getattr(b, first).numpy(), atol=1e-5)
+
+
+FUSED = {"mean": lambda w: w.mean(axis=2, keepdims=True), "max": lambda w: w.max(axis=2, keepdims=True)}
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("how", [None, "mean", "max"])
+def test_row_chunks_and_fused_heads_equal_eager(pair, how, padded, monkeypatch):
+    """One query row per chunk (as on a long prompt) and heads fused while capturing: still eager's weights."""
+    from attncli.choices import Fuse
+
+    eager, chosen, kind = pair
+    if kind == "image" and padded:
+        pytest.skip("images have no padding")
+    monkeypatch.setattr(selective, "CHUNK_BYTES", 1)
+    inputs = _inputs(kind, padded)
+    with torch.inference_mode():
+        out = eager(**inputs, output_attentions=True)
+    every = out.encoder_attentions if kind == "seq2seq" else out.attentions
+    ref = torch.stack(list(every), 1).float().numpy()[:, [0, 2]]  # (B, 2, H, Q, K)
+    selection = Selection(layers=(0, 2), fuse=None if how is None else Fuse(how))
+    weights, kept, got = selective.capture_selected(chosen, inputs, selection)
+    want = ref if how is None else FUSED[how](ref)
+    assert weights.shape == want.shape and kept["fused_heads"] == how
+    np.testing.assert_allclose(weights, want, atol=1e-5)
+    first = "logits" if hasattr(out, "logits") else "last_hidden_state"
+    np.testing.assert_allclose(getattr(got, first).numpy(), getattr(out, first).numpy(), atol=1e-5)
+    rows, _, _ = selective.capture_selected(chosen, inputs, Selection(layers=(2,), rows=(1, 4, 8)))
+    np.testing.assert_allclose(rows, ref[:, 1:, :, [1, 4, 8]], atol=1e-5)
+
+
+def test_a_capture_larger_than_free_memory_is_refused_before_the_forward(pair, monkeypatch):
+    import psutil
+
+    from attncli.errors import CaptureError
+
+    _, chosen, kind = pair
+    if kind == "image":
+        pytest.skip("image captures are not checked: their size is fixed by the model")
+
+    class Tight:
+        available = 4 * 2 * 3 * 4 * 9 * 9  # bytes of every layer and head of the batch: 0.9 of it is too little
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Tight)
+    calls = []
+    monkeypatch.setattr(selective, "Recorder", lambda *a, **k: calls.append(a))
+    with pytest.raises(CaptureError, match=r"3 layers × 4 heads over 9 tokens needs 0 MB.*--token"):
+        selective.capture_selected(chosen, _inputs(kind, False), Selection())
+    assert calls == []  # refused before any forward
+    selective.check_memory({"input_ids": torch.ones(2, 9)}, 1, 4, None)  # one layer fits: no error

@@ -128,3 +128,47 @@ def test_last_capture_keeps_to_its_budget():
     assert kept.attentions.shape[0] == 1 and kept.layer_ids == [0] and kept.total_layers == 2
     assert "kept layer 0 of the 2 captured" in note and "--save" in note
     assert fit_budget(cap, 600, StoreDtype.float32) == (cap, None)
+
+
+def test_a_view_of_fused_heads_keeps_only_the_fused_map_and_shows_the_same(cli, tiny_bert, tmp_path):
+    """`explain --layer 1` (no --save, no page) keeps one map, the heads' mean; what it shows is unchanged."""
+    code, fused_out, err = cli("explain", "the cat sat", "--model", str(tiny_bert), "--layer", "1", "--json")
+    assert code == 0, err
+    fused = load_capture(last_capture_path())
+    code, every_out, err = cli("explain", "the cat sat", "--model", str(tiny_bert), "--layer", "1", "--json",
+                               "--save", str(tmp_path / "heads.npz"))
+    assert code == 0, err
+    heads = load_capture(tmp_path / "heads.npz")
+    assert fused.attentions.shape == (1, 1, 5, 5) and fused.fused_heads == "mean" and fused.heads_total == 2
+    assert heads.attentions.shape == (1, 2, 5, 5) and heads.fused_heads is None
+    np.testing.assert_allclose(fused.attentions[0, 0], heads.attentions[0].mean(axis=0), atol=1e-6)
+    assert fused_out == every_out  # the same view, title "mean of 2 heads" included
+    code, max_out, err = cli("explain", "the cat sat", "--model", str(tiny_bert), "--layer", "1", "--fuse", "max")
+    assert code == 0, err
+    assert "max of 2 heads" in max_out and load_capture(last_capture_path()).fused_heads == "max"
+
+
+@pytest.mark.parametrize("args, says", [
+    (["heatmap", "--terminal", "--layer", "1", "--head", "0"],
+     "this capture kept only the mean of its 2 heads, not head 0 (capture it again with --head 0 (or --heads all))"),
+    (["heatmap", "--terminal", "--layer", "1", "--fuse", "min"],
+     "this capture kept only the mean of its 2 heads, not their min (capture it again with --fuse min"),
+    (["stats", "--last"], "attn stats reads each head, but this capture kept only the mean of its 2 heads"),
+    (["heatmap", "--layer", "1", "-o", "page.html"], "the interactive page reads each head"),
+])
+def test_a_fused_capture_refuses_views_of_single_heads(cli, tiny_bert, tmp_path, monkeypatch, args, says):
+    monkeypatch.chdir(tmp_path)
+    assert cli("explain", "the cat sat", "--model", str(tiny_bert), "--layer", "1")[0] == 0
+    before = last_capture_path().read_bytes()
+    code, _, err = cli(*args)
+    assert code != 0 and says in " ".join(err.split()) and not (tmp_path / "page.html").exists()
+    assert last_capture_path().read_bytes() == before
+    code, _, err = cli("heatmap", "--terminal", "--layer", "1")  # the mean it kept still re-renders
+    assert code == 0, err
+
+
+def test_saving_or_writing_a_page_keeps_every_head(cli, tiny_bert, tmp_path):
+    code, _, err = cli("explain", "the cat sat", "--model", str(tiny_bert), "--layer", "1",
+                       "-o", str(tmp_path / "page.html"))
+    assert code == 0, err
+    assert load_capture(last_capture_path()).attentions.shape == (1, 2, 5, 5)

@@ -90,6 +90,7 @@ class Capture:
     query_ids: list[int] | None = None  # token position of each stored query row (None: every token)
     total_layers: int | None = None  # layers and heads of the model (when only some were kept)
     total_heads: int | None = None
+    fused_heads: str | None = None  # "mean"/"max"/"min": the head axis holds one map, all heads fused that way
     words: list[int | None] = field(default_factory=list)  # word index of each text token (None: special); [] unknown
     prompt_tokens: int | None = None  # attn generate: how many of the tokens are the prompt (the rest were generated)
     frame_seconds: float | None = None  # audio: seconds per encoder position
@@ -117,9 +118,28 @@ class Capture:
         return int(self.attentions.shape[-1])
 
     @property
+    def heads_total(self) -> int:
+        """How many heads the stored maps stand for: the kept heads, or all of them when they were fused."""
+        return int(self.total_heads or self.n_heads) if self.fused_heads else self.n_heads
+
+    @property
     def complete(self) -> bool:
         """Whether every layer, head and query row of the model was kept."""
-        return self.layer_ids is None and self.head_ids is None and self.query_ids is None
+        return self.layer_ids is None and self.head_ids is None and self.query_ids is None and not self.fused_heads
+
+    def _fused_only(self) -> str:
+        return f"this capture kept only the {self.fused_heads} of its {self.heads_total} heads"
+
+    def check_heads(self, what: str) -> None:
+        """Refuse a view that reads each head when the capture kept only the heads fused."""
+        if self.fused_heads:
+            raise CaptureError(f"{what} reads each head, but {self._fused_only()}", "capture it again with --heads all")
+
+    def check_fuse(self, fuse: Fuse | str) -> None:
+        """Refuse heads fused another way than the capture fused them (a capture that kept every head takes any)."""
+        if self.fused_heads and Fuse(fuse).value != self.fused_heads:
+            raise CaptureError(f"{self._fused_only()}, not their {Fuse(fuse).value}",
+                               f"capture it again with --fuse {Fuse(fuse).value} (or --heads all to keep every head)")
 
     def layer_number(self, layer: int) -> int:
         """The model's 0-based layer number (-1 = last), range-checked against the model, not the capture."""
@@ -139,6 +159,9 @@ class Capture:
     def head_index(self, head: int) -> int:
         """Where a model head (-1 = last) is stored; a head the capture lacks is refused with the fix."""
         number = resolve_index(head, self.total_heads or self.n_heads, "head")
+        if self.fused_heads:
+            raise CaptureError(f"{self._fused_only()}, not head {number}",
+                               f"capture it again with --head {number} (or --heads all)")
         if self.head_ids is None:
             return number
         if number not in self.head_ids:
@@ -163,7 +186,9 @@ class Capture:
                    (f"the rows of {len(self.query_ids)} of {self.n_tokens} tokens", "no --token")
                    if rows and self.query_ids is not None else None,
                    (f"{_spans(self.head_ids, 'head')} of {self.total_heads}", "--heads all")
-                   if heads and self.head_ids is not None else None]
+                   if heads and self.head_ids is not None else None,
+                   (f"the {self.fused_heads} of its heads", "--heads all")
+                   if heads and self.fused_heads else None]
         lacking = [item for item in lacking if item is not None]
         if lacking:
             raise CaptureError(f"{what} needs the whole model's attention, but this capture kept only "
@@ -173,6 +198,8 @@ class Capture:
     def map(self, layer: int = -1, head: int | None = None, fuse: Fuse | str = Fuse.mean) -> "np.ndarray":
         """(query, key) attention of one model layer: a single head, or the heads fused."""
         slot = self.layer_index(layer)
+        if head is None:
+            self.check_fuse(fuse)
         return layer_map(self.attentions, slot, None if head is None else self.head_index(head), fuse)
 
     def cross_map(self, layer: int = -1, head: int | None = None, fuse: Fuse | str = Fuse.mean) -> "np.ndarray":
@@ -198,6 +225,9 @@ def _spans(numbers: list[int] | None, what: str) -> str:
 class Selection:
     """Which attention weights a view needs: model layers and heads (None: all), query rows (None: all).
 
+    ``fuse`` (only when every head is selected): keep the heads fused that way, one map per layer, which is all
+    a view of fused heads reads; the capture then says so (``Capture.fused_heads``) and refuses single heads.
+
     ``query`` is a token given as a word or an index, resolved to a row once the text is tokenized.
     """
 
@@ -205,6 +235,7 @@ class Selection:
     heads: tuple[int, ...] | None = None
     rows: tuple[int, ...] | None = None
     query: str | None = None
+    fuse: Fuse | None = None
 
     def layer_numbers(self, n_layers: int) -> list[int]:
         """The selected layers as sorted 0-based numbers of a model with n_layers."""
@@ -221,7 +252,7 @@ class Selection:
                 every: bool = False) -> "Selection":
         """This selection plus more layers and heads (``every``: also layers=None, i.e. all)."""
         merged_layers = None if every or self.layers is None else tuple(self.layers) + tuple(layers or ())
-        return Selection(merged_layers, self.heads if heads is None else heads, self.rows, self.query)
+        return Selection(merged_layers, self.heads if heads is None else heads, self.rows, self.query, self.fuse)
 
 
 ALL = Selection()

@@ -112,6 +112,11 @@ def warn(messages: Iterable[str]) -> None:
         say(f"warning: {message}")
 
 
+def for_view_only(save: Path | None, output: Path | None) -> bool:
+    """Whether a capture serves only the view asked for: not --save'd, not drawn as a page (which shows every head)."""
+    return save is None and (output is None or output.suffix.lower() not in (".html", ".htm"))
+
+
 def show(view: Any, where: Outputs, resolved: "Resolved | None" = None, save: Path | None = None,
          dtype: Any = None, *, capture: "Capture | None" = None) -> None:
     """Render one view to every destination, then keep the capture (--save, and the last capture when fresh).

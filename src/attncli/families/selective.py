@@ -10,16 +10,19 @@ materialise an (N, N) matrix. Models whose classes do not route through the inte
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
 from attncli.capture import Report, Selection
+from attncli.choices import Fuse
 from attncli.errors import CaptureError
 
 if TYPE_CHECKING:
     import torch
 
 IMPLEMENTATION = "attncli_selective"
+CHUNK_BYTES = 64 << 20  # float32 scores of one chunk of query rows (all heads): the most a wanted layer holds at once
 # Names of cross-attention modules: never part of a self-attention capture.
 _CROSS = re.compile(r"cross|encoder_attn|EncDecAttention", re.IGNORECASE)
 _ACTIVE: "Recorder | None" = None
@@ -86,6 +89,7 @@ class Recorder:
         self.layers = selection.layer_numbers(n_layers)
         self.heads = selection.head_numbers(n_heads)
         self.rows = None if selection.rows is None else list(selection.rows)
+        self.fuse = None if selection.fuse is None or self.heads is not None else Fuse(selection.fuse)
         self.modules = self_attention_layers(model)
         self.weights: dict[int, "torch.Tensor"] = {}
         self.n_layers, self.progress, self.stage = n_layers, progress, stage
@@ -116,6 +120,8 @@ class Recorder:
         if missing:
             raise CaptureError(f"the model never ran attention layer(s) {missing}",
                                "this architecture names its layers in a way attncli does not know yet")
+        if len(self.layers) == 1:  # no copy: one long prompt's layer can be most of the memory used
+            return self.weights[self.layers[0]].unsqueeze(1).numpy()
         return torch.stack([self.weights[layer] for layer in self.layers], dim=1).numpy()
 
 
@@ -135,33 +141,51 @@ def selective_attention(module: Any, query: "torch.Tensor", key: "torch.Tensor",
 
     groups = getattr(module, "num_key_value_groups", 1)
     keys, values = repeat_kv(key, groups), repeat_kv(value, groups)  # (B, H, K, d)
-    n_q, n_k = query.shape[2], keys.shape[2]
+    batch, heads, n_q = query.shape[:3]
+    n_k = keys.shape[2]
     every_row = rec.rows is None
     rows = torch.arange(n_q, device=query.device) if every_row else torch.tensor(rec.rows, device=query.device)
-    q = query.index_select(2, rows)  # (B, H, R, d)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    scores = torch.matmul(q, keys.transpose(2, 3)) * scale  # (B, H, R, K)
-    if position_bias is not None:
-        scores = scores + position_bias.index_select(2, rows)
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
-    if attention_mask is not None:
-        mask = attention_mask[..., -n_q:, :] if attention_mask.shape[-2] >= n_q else attention_mask
-        mask = mask.index_select(2, rows) if mask.shape[-2] == n_q else mask
-        if mask.dtype == torch.bool:
-            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-        else:
-            scores = scores + mask
-    elif causal and n_q > 1:
-        allowed = torch.arange(n_k, device=query.device)[None, :] <= (rows[:, None] + (n_k - n_q))  # (R, K)
-        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
-    weights = torch.nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)  # (B, H, R, K)
-    kept = weights if rec.heads is None else weights[:, rec.heads]
-    rec.weights[layer] = kept.detach().to(device="cpu", dtype=torch.float32)
-    if every_row:  # the weights are all there: finish as eager attention does
-        output = torch.matmul(weights, values).transpose(1, 2).contiguous()  # (B, N, H, d)
-        return output, None
+    mask = attention_mask
+    if mask is not None and mask.shape[-2] >= n_q:
+        mask = mask[..., -n_q:, :]
+    kept_heads = 1 if rec.fuse is not None else heads if rec.heads is None else len(rec.heads)
+    kept = torch.empty(batch, kept_heads, len(rows), n_k, dtype=torch.float32)  # on the CPU, filled chunk by chunk
+    outputs = []
+    step = max(1, CHUNK_BYTES // (4 * batch * heads * n_k))  # query rows per chunk: no (H, N, N) matrix at once
+    for start in range(0, len(rows), step):
+        part = rows[start:start + step]
+        scores = torch.matmul(query.index_select(2, part), keys.transpose(2, 3)) * scale  # (B, H, r, K)
+        if position_bias is not None:
+            scores = scores + (position_bias.index_select(2, part) if position_bias.shape[-2] == n_q
+                               else position_bias)
+        if mask is not None:
+            part_mask = mask.index_select(2, part) if mask.shape[-2] == n_q else mask
+            if part_mask.dtype == torch.bool:
+                scores = scores.masked_fill(~part_mask, torch.finfo(scores.dtype).min)
+            else:
+                scores = scores + part_mask
+        elif causal and n_q > 1:
+            allowed = torch.arange(n_k, device=query.device)[None, :] <= (part[:, None] + (n_k - n_q))  # (r, K)
+            scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+        weights = torch.nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)  # (B, H, r, K)
+        if every_row:  # the weights are all there: finish as eager attention does
+            outputs.append(torch.matmul(weights, values))  # (B, H, r, d)
+        chosen = (weights if rec.heads is None else weights[:, rec.heads]).to(torch.float32)
+        kept[:, :, start:start + len(part)] = _fused(chosen, rec.fuse).cpu() if rec.fuse is not None else chosen.cpu()
+    rec.weights[layer] = kept
+    if every_row:
+        return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None  # (B, N, H, d)
     return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                   is_causal=is_causal, position_bias=position_bias, **kwargs)
+
+
+def _fused(weights: "torch.Tensor", fuse: Fuse) -> "torch.Tensor":
+    """(B, H, r, K) → (B, 1, r, K): the heads' mean, max or min."""
+    if fuse is Fuse.mean:
+        return weights.mean(dim=1, keepdim=True)
+    return weights.amax(dim=1, keepdim=True) if fuse is Fuse.max else weights.amin(dim=1, keepdim=True)
 
 
 def capture_selected(model: Any, inputs: dict[str, Any], selection: Selection, tokens: list[str] | None = None,
@@ -181,9 +205,12 @@ def capture_selected(model: Any, inputs: dict[str, Any], selection: Selection, t
     if selection.query is not None:
         tokens = tokens or []
         rows = find_word(tokens, special or [False] * len(tokens), words or [], selection.query)  # a word's pieces
-        selection = Selection(selection.layers, selection.heads, tuple(rows))
+        selection = dataclasses.replace(selection, rows=tuple(rows), query=None)
     layers, heads = selection.layer_numbers(n_layers), selection.head_numbers(n_heads)
     rows = None if selection.rows is None else list(selection.rows)
+    fuse = None if selection.fuse is None or heads is not None else Fuse(selection.fuse)
+    check_memory(inputs, len(layers), 1 if fuse else n_heads if heads is None else len(heads), rows,
+                 None if is_selective(model) else (n_layers, n_heads))
     with torch.inference_mode():
         if is_selective(model):
             stage = f"forward over {inputs['input_ids'].shape[-1]} tokens" if "input_ids" in inputs else "forward"
@@ -197,7 +224,40 @@ def capture_selected(model: Any, inputs: dict[str, Any], selection: Selection, t
             weights = stack_attentions(getattr(output, "attentions", None), item=None)[:, layers]
             weights = weights if heads is None else weights[:, :, heads]
             weights = weights if rows is None else weights[:, :, :, rows]
+            if fuse is not None:
+                weights = _fused(torch.from_numpy(weights).transpose(1, 2), fuse).transpose(1, 2).numpy()
     every_layer = len(layers) == n_layers
     fields = {"layer_ids": None if every_layer else layers, "head_ids": heads, "query_ids": rows,
-              "total_layers": n_layers, "total_heads": n_heads}
+              "total_layers": n_layers, "total_heads": n_heads, "fused_heads": None if fuse is None else fuse.value}
     return weights, fields, output
+
+
+def check_memory(inputs: dict[str, Any], layers: int, heads: int, rows: list[int] | None,
+                 eager: tuple[int, int] | None = None) -> None:
+    """Refuse, before the forward, a capture whose attention weights would not fit in the memory free now.
+
+    Selective capture holds ``layers × heads × rows × tokens`` float32 weights; an eager model (``eager`` = its
+    layers and heads) returns every layer's full matrices, copied once more when they are stacked.
+    """
+    ids = inputs.get("input_ids")
+    if ids is None:
+        return  # images: the patch count is small and fixed by the model
+    batch, n = (int(ids.shape[0]), int(ids.shape[-1])) if ids.dim() > 1 else (1, int(ids.shape[-1]))
+    if eager is not None:
+        needed = 2 * batch * eager[0] * eager[1] * n * n * 4
+    else:
+        needed = batch * layers * heads * (n if rows is None else len(rows)) * n * 4
+    import psutil
+
+    free = psutil.virtual_memory().available
+    if needed > 0.9 * free:
+        what = f"{layers} layer{'s' if layers != 1 else ''} × {heads} head{'s' if heads != 1 else ''}"
+        raise CaptureError(f"keeping the attention weights of {what} over {n} tokens needs "
+                           f"{_gib(needed)}, more than the {_gib(free)} of memory free",
+                           "keep less: one layer (--layer N, no --layers), some heads (--heads 0-3), or one "
+                           "token's rows at every layer (--token WORD)")
+
+
+def _gib(n: int) -> str:
+    """Bytes as '38.7 GB' (or '512 MB' under a gigabyte)."""
+    return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.0f} MB"

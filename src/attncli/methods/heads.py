@@ -55,3 +55,27 @@ def top_k(row: "np.ndarray", k: int) -> list[tuple[int, float]]:
 
     order = np.argsort(-row, kind="stable")[: max(k, 0)]
     return [(int(i), float(row[i])) for i in order]
+
+
+def top_k_rows(matrix: "np.ndarray", k: int) -> list[list[tuple[int, float]]]:
+    """top_k of every row of a (rows, keys) matrix, the same answer, without sorting whole rows.
+
+    A partition finds each row's k-th largest weight; only the entries at or above it are sorted (by weight,
+    then index). A row where more than 4k entries tie at that weight is sorted whole, as top_k does.
+    """
+    import numpy as np
+
+    rows, n = matrix.shape
+    k = min(max(k, 0), n)
+    if k == 0 or rows == 0:
+        return [[] for _ in range(rows)]
+    kth = -np.partition(-matrix, k - 1, axis=1)[:, k - 1]  # (rows,): the k-th largest weight of each row
+    out = []
+    for row, floor in zip(matrix, kth):
+        idx = np.flatnonzero(row >= floor)
+        if len(idx) > 4 * k:
+            out.append(top_k(row, k))
+            continue
+        order = idx[np.lexsort((idx, -row[idx]))][:k]
+        out.append([(int(i), float(row[i])) for i in order])
+    return out

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 from rich.text import Text
 
+from attncli.render.longtable import LongTable
 from attncli.render.tables import shade, titled, token_text
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def generation_table(view: "GenerationView") -> "Group":
     for t, (share, tp, tg) in enumerate(zip(view.prompt_share(), view.top_prompt(), view.top_generated())):
         table.add_row(str(view.prompt_length + t), token_text(view.generated[t], view.generated_special[t]),
                       _prob(view.scores[t]), f"{share:.2f}", _listed(view, tp), _listed(view, tg))
-    return titled("\n".join([view.title, *view.notes]), table)
+    return titled("\n".join([view.title, *view.notes]), LongTable(table))
 
 
 def generation_figure(view: "GenerationView") -> "Figure":

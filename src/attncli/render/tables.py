@@ -9,6 +9,8 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from attncli.render.longtable import LongTable
+
 if TYPE_CHECKING:
     from attncli.methods.softmax import SoftmaxResult
     from attncli.views.explain import LayerMatrix, TokenProfile
@@ -66,7 +68,7 @@ def top_table(view: "LayerMatrix", k: int | None = None, n_heads: int | None = N
     for pos, row in enumerate(view.top(k)):
         table.add_row(str(view.indices[pos]), token_text(view.labels[pos], view.special[pos]),
                       *(_weight_cell(view.labels[j], w) for j, w in row))
-    return titled(view.title + ("\n" + view.notes[0] if view.skip_special else ""), table)
+    return titled(view.title + ("\n" + view.notes[0] if view.skip_special else ""), LongTable(table))
 
 
 def profile_table(profile: "TokenProfile", k: int | None = None, n_heads: int | None = None) -> Group:

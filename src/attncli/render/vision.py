@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from attncli.render.longtable import LongTable
 from attncli.render.tables import line, ordinal, shade, titled
 
 if TYPE_CHECKING:
@@ -122,7 +123,7 @@ def row_table(amap: "TokenRow") -> Group:
         w = float(amap.values[i])
         table.add_row(str(i), Text(label, style="dim italic" if special else "bold"),
                       Text(f"{w:.3f}", style=shade(w, vmax, vmin)), Text("█" * round(w / (top or 1.0) * 20), style="cyan"))
-    return titled(amap.title, table)
+    return titled(amap.title, LongTable(table))
 
 
 def classify_output(view: "ClassifyResult", width: int = 80) -> Group:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from attncli.choices import Fuse, Method, Scale
 from attncli.errors import UsageError
-from attncli.methods.heads import keep_tokens, resolve_index, top_k
+from attncli.methods.heads import keep_tokens, resolve_index, top_k, top_k_rows
 from attncli.views.common import SKIP_NOTE, MapSpec, colour_range, default_scale, heads_phrase, rounded
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ class LayerMatrix:
 
     def top(self, k: int | None = None) -> list[list[tuple[int, float]]]:
         """Per shown token, its k most attended shown positions as (position, weight)."""
-        return [top_k(row, self.top_k if k is None else k) for row in self.matrix]
+        return top_k_rows(self.matrix, self.top_k if k is None else k)
 
     def to_dict(self, k: int | None = None) -> dict:
         """The JSON document of `attn explain --json` (schema attncli.explain/1)."""
@@ -192,6 +192,8 @@ def layer_matrix(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.n
     capture.require("the token table of a layer", layers=False)
     slot, layer_i = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
     head_slot = None if spec.head is None else capture.head_index(spec.head)
+    if head_slot is None:
+        capture.check_fuse(spec.fuse)
     head_i = None if spec.head is None else resolve_index(spec.head, capture.total_heads or capture.n_heads, "head")
     shown = _shown(capture, spec.skip_special)
     full = method_rows(capture.attentions, method, slot, head=head_slot, fuse=spec.fuse,
@@ -199,11 +201,11 @@ def layer_matrix(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.n
     matrix = _restrict(full, capture, shown, spec.skip_special)
     fuse = Fuse(spec.fuse)
     note = None if method is Method.attention else describe(method, layer_i, head_i, fuse.value,
-                                                            capture.n_heads, spec.discard_ratio, target_label)
+                                                            capture.heads_total, spec.discard_ratio, target_label)
     scale = spec.scale or default_scale(method)
     vmin, vmax = colour_range(matrix, scale)
     return view(matrix, shown, [capture.tokens[i] for i in shown], [capture.special[i] for i in shown],
-                layer_i, head_i, fuse.value, spec.skip_special, capture.model_id, method, note, capture.n_heads,
+                layer_i, head_i, fuse.value, spec.skip_special, capture.model_id, method, note, capture.heads_total,
                 spec.top_k, scale, vmin, vmax)
 
 
@@ -254,6 +256,8 @@ def token_profile(capture: "Capture", token: int | list[int], head: int | None =
     capture.require("a token's attention at every layer", rows=False)
     rows_at = [capture.row_index(p) for p in pieces]  # where the pieces' query rows are stored
     head_slot = None if head is None else capture.head_index(head)
+    if head_slot is None:
+        capture.check_fuse(fuse)
     head_i = None if head is None else resolve_index(head, capture.total_heads or capture.n_heads, "head")
     shown = _shown(capture, skip_special)
     if token not in shown:
@@ -272,14 +276,14 @@ def token_profile(capture: "Capture", token: int | list[int], head: int | None =
         sub = per_layer[:, shown]
         totals = sub.sum(axis=-1, keepdims=True)
         rows = np.divide(sub, totals, out=np.zeros_like(sub), where=totals > 0)  # (layers, shown keys)
-    note = None if method is Method.attention else describe(method, None, head_i, Fuse(fuse).value, capture.n_heads,
+    note = None if method is Method.attention else describe(method, None, head_i, Fuse(fuse).value, capture.heads_total,
                                                             discard_ratio, target_label)
     from attncli.capture import word_text
 
     label = word_text(capture.tokens, pieces) if len(pieces) > 1 else capture.tokens[token]
     return TokenProfile(token, label, rows, shown, [capture.tokens[i] for i in shown],
                         [capture.special[i] for i in shown], head_i, Fuse(fuse).value, skip_special,
-                        capture.model_id, method, note, capture.n_heads, top, pieces)
+                        capture.model_id, method, note, capture.heads_total, top, pieces)
 
 
 def profile_of(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None" = None,
@@ -289,8 +293,12 @@ def profile_of(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None"
                          spec.method, spec.discard_ratio, gradients, target_label, spec.top_k)
 
 
-def needs(spec: MapSpec, layers: str | None = None, heads: str | None = None) -> "Selection":
-    """The attention weights the spec's view reads (plus --layers/--heads): one layer, one query row, or all."""
+def needs(spec: MapSpec, layers: str | None = None, heads: str | None = None, fuse: bool = False) -> "Selection":
+    """The attention weights the spec's view reads (plus --layers/--heads): one layer, one query row, or all.
+
+    ``fuse``: the capture is kept for this view alone (no --save, no page), so a one-layer view of fused heads keeps
+    just the heads fused (one map instead of one per head: on long prompts, most of the time and memory).
+    """
     from attncli.capture import ALL, Selection, parse_numbers
 
     extra_layers, kept_heads = parse_numbers(layers, "layer"), parse_numbers(heads, "head")
@@ -301,5 +309,6 @@ def needs(spec: MapSpec, layers: str | None = None, heads: str | None = None) ->
     if spec.query is not None:
         base = Selection(layers=None, heads=kept_heads, query=spec.query)
     else:
-        base = Selection(layers=(spec.layer,), heads=kept_heads)
+        fused = fuse and spec.head is None and layers is None and heads is None
+        base = Selection(layers=(spec.layer,), heads=kept_heads, fuse=Fuse(spec.fuse) if fused else None)
     return base.widened(extra_layers, every=layers is not None and extra_layers is None)

@@ -132,7 +132,7 @@ def generation_view(capture: "Capture", layer: int = -1, head: int | None = None
         matrix=matrix, labels=list(capture.tokens[: n - 1]), special=list(capture.special[: n - 1]), prompt_length=p,
         generated=list(capture.target_tokens), generated_special=list(capture.target_special), scores=list(scores),
         layer=layer_i, head=None if head is None else resolve_index(head, capture.total_heads or capture.n_heads, "head"),
-        fuse=Fuse(fuse).value, n_heads=capture.n_heads, model_id=capture.model_id, prompt=capture.text,
+        fuse=Fuse(fuse).value, n_heads=capture.heads_total, model_id=capture.model_id, prompt=capture.text,
         text=capture.target_text, decoding=dict(capture.decoding), top_k=top,
         vmax=colour_range(matrix, Scale.zero)[1],
     )

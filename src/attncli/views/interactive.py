@@ -194,6 +194,7 @@ def interactive_view(
 
     if capture.kind is Kind.audio:
         raise UsageError("the interactive page does not draw audio yet", "write a figure (-o FILE.png) or --json")
+    capture.check_heads("the interactive page")
     budget = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
     asked = [Method(m) for m in methods] or [Method.attention]
     cross = capture.cross_attentions is not None

@@ -287,6 +287,8 @@ def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndar
     method = check_method_options(spec.method, spec.head, spec.discard_ratio)
     layer_i = capture.layer_index(spec.layer)
     head_i = capture.head_index(spec.head) if spec.head is not None else None
+    if head_i is None:
+        capture.check_fuse(spec.fuse)
     q = parse_query(capture, spec.query)
     q = 0 if q is None else q
     grid = facts.grid
@@ -297,13 +299,13 @@ def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndar
     if method is Method.grad_rollout:
         outside = None  # relevance rows do not sum to 1: there is no "share" left on the prefix
     fuse = Fuse(spec.fuse).value
-    note = None if method is Method.attention else describe(method, layer_i, head_i, fuse, capture.n_heads,
+    note = None if method is Method.attention else describe(method, layer_i, head_i, fuse, capture.heads_total,
                                                             spec.discard_ratio, target_label)
     scale = spec.scale or default_scale(method)
     vmin, vmax = colour_range(values, scale)
     # Raw attention comes from one layer; rollout, flow and grad-rollout combine every layer up to it.
     behind = [layer_i] if method is Method.attention else range(layer_i + 1)
-    return PatchMap(values, facts, q, capture.tokens[q], layer_i, head_i, fuse, capture.n_heads, capture.model_id,
+    return PatchMap(values, facts, q, capture.tokens[q], layer_i, head_i, fuse, capture.heads_total, capture.model_id,
                     method, note, outside, scale, vmin, vmax, capture_sinks(capture, behind))
 
 
@@ -318,6 +320,7 @@ def head_panels(capture: "Capture", spec: MapSpec = MapSpec()) -> HeadPanels:
         raise UsageError("--all-heads draws one patch-grid panel per head: it needs an image capture",
                          "for text, pick one head with --head")
     facts = image_facts(capture)
+    capture.check_heads("--all-heads")
     layer_i = capture.layer_index(spec.layer)
     q = parse_query(capture, spec.query)
     q = 0 if q is None else q
@@ -338,17 +341,19 @@ def token_row(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None" 
     method = check_method_options(spec.method, spec.head, spec.discard_ratio)
     layer_i = capture.layer_index(spec.layer)
     head_i = capture.head_index(spec.head) if spec.head is not None else None
+    if head_i is None:
+        capture.check_fuse(spec.fuse)
     q = parse_query(capture, spec.query)
     assert q is not None
     values = method_rows(capture.attentions, method, layer_i, head=head_i, fuse=spec.fuse,
                          discard_ratio=spec.discard_ratio, gradients=gradients, queries=[q])[0]  # (K,)
     fuse = Fuse(spec.fuse).value
-    note = None if method is Method.attention else describe(method, layer_i, head_i, fuse, capture.n_heads,
+    note = None if method is Method.attention else describe(method, layer_i, head_i, fuse, capture.heads_total,
                                                             spec.discard_ratio, target_label)
     scale = spec.scale or default_scale(method)
     vmin, vmax = colour_range(values, scale)
     return TokenRow(values, list(capture.tokens), list(capture.special), q, capture.tokens[q], layer_i, head_i, fuse,
-                    capture.n_heads, capture.model_id, method, note, scale, vmin, vmax)
+                    capture.heads_total, capture.model_id, method, note, scale, vmin, vmax)
 
 
 def _on_grid(row: "np.ndarray", grid: "PatchGrid") -> "tuple[np.ndarray, float]":

@@ -171,6 +171,7 @@ def sink_tokens(capture: "Capture", causal: bool) -> list[int]:
 
 def capture_stats(capture: "Capture") -> StatsReport:
     """Statistics for every head of a capture's (self-)attention."""
+    capture.check_heads("attn stats")
     causal = capture.kind is not Kind.image and is_causal(capture.attentions)
     sinks = sink_tokens(capture, causal)
     positions, unit = token_positions(capture)
