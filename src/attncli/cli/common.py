@@ -146,7 +146,8 @@ def show(view: Any, where: Outputs, resolved: "Resolved | None" = None, save: Pa
             from attncli.store import save_capture
 
             new = not save.exists()
-            created += [save_capture(capture, save, dtype)] if new else []
+            written = save_capture(capture, save, dtype)  # an existing file is replaced (atomically), not skipped
+            created += [written] if new else []
             lines.append(f"saved capture to {save}")
     except BaseException:
         for path in created:
