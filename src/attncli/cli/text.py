@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from attncli.choices import Device, Fuse, Method, Purpose
-from attncli.cli.common import check_save_path, gradients, outputs, resolve, show, with_page
+from attncli.cli.common import check_save_path, gradients, keeping, outputs, resolve, show, with_page
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
                                  OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt,
                                  WidthOpt, LayersOpt, HeadsOpt, StoreDtypeOpt, TorchDtypeOpt, DeviceMapOpt)
@@ -67,7 +67,7 @@ def explain(
                                         torch_dtype=torch_dtype, device_map=device_map))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
-    resolved = resolve(plan)
+    resolved = resolve(plan.selecting(keeping(where, plan.request.selection)))  # a page shows every weight
     grads, label = gradients(resolved, spec)
     from attncli.views.explain import TokenMatrix, TokenTable, layer_matrix, profile_of
 
