@@ -75,15 +75,15 @@ def classify_throughput(model_dir: Path, paths: list[Path], batch_size: int, run
 
     from attncli.choices import Purpose
     from attncli.sources import capture_images, load
-    from attncli.views.classify import summarise
+    from attncli.views.classify import needs, summarise
 
     loaded = load(str(model_dir), Purpose.image_classification)
     pipe = pipeline("image-classification", model=str(model_dir), device="cpu")
     files = [str(p) for p in paths]
 
     def ours() -> None:
-        for capture in capture_images(paths, loaded, batch_size=batch_size, top_k=5):
-            summarise(capture, 5)
+        for capture in capture_images(paths, loaded, batch_size=batch_size, top_k=5, selection=needs()):
+            summarise(capture, 5)  # what attn classify keeps: the last layer's [CLS] row
 
     def theirs() -> None:
         pipe(files, top_k=5)

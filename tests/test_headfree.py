@@ -57,7 +57,7 @@ def test_evaluate_on_the_shapes_set_refuses_a_backbone_too(cli, backbone):
 
 def test_real_dinov2_everywhere_a_head_free_model_makes_sense(cli, real_dinov2, tmp_path):
     chelsea = str(SAMPLES / "chelsea.png")
-    code, out, err = cli("heatmap", chelsea, "--model", "dinov2-small", "--json", "--layer", "6")
+    code, out, err = cli("heatmap", chelsea, "--model", "dinov2-small", "--json", "--layer", "6", "--layers", "all")
     assert code == 0, err
     doc = json.loads(out)
     assert (doc["layer"], doc["grid"]["rows"], doc["grid"]["cols"], doc["grid"]["patch_height"]) == (6, 16, 16, 14)

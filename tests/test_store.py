@@ -69,6 +69,14 @@ def test_explain_stores_last_capture_and_save(cli, tiny_bert, tmp_path):
     assert f"saved capture to {target}" in " ".join(err.split())
 
 
+def test_save_replaces_an_existing_capture_file(cli, tiny_bert, tmp_path):
+    target = tmp_path / "c.npz"
+    for text in ("the cat", "the dog ran"):
+        code, _, err = cli("explain", text, "--model", str(tiny_bert), "--save", str(target))
+        assert code == 0 and f"saved capture to {target}" in " ".join(err.split()), err
+    assert load_capture(target).text == "the dog ran"
+
+
 def test_layers_all_keeps_every_layer_and_equals_the_one_layer_capture(cli, tiny_bert, tmp_path):
     code, _, err = cli("explain", "the cat", "--model", str(tiny_bert), "--save", str(tmp_path / "one.npz"))
     assert code == 0, err

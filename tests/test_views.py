@@ -187,7 +187,7 @@ def test_a_capture_with_relative_paths_rerenders_and_grad_rolls_out_elsewhere(cl
     make_vit(work / "vit")
     Image.fromarray((np.random.default_rng(2).random((32, 32, 3)) * 255).astype("uint8")).save(work / "a.png")
     monkeypatch.chdir(work)
-    code, _, err = cli("heatmap", "a.png", "--model", "vit", "--save", "cap.npz", "-o", "h.png")
+    code, _, err = cli("heatmap", "a.png", "--model", "vit", "--save", "cap.npz", "-o", "h.png", "--layers", "all")
     assert code == 0, err
     monkeypatch.chdir(other)  # the capture names the model folder and the image by absolute paths
     code, _, err = cli("heatmap", "../work/cap.npz", "--method", "grad-rollout", "-o", "g.png")

@@ -49,7 +49,9 @@ def test_classify_one_image_prints_table_seed_line_and_cls_summary(cli, vit, pic
     assert f"Prediction: {best.label} (Confidence: {best.score:.1%})" in out
     assert out.count("%") >= 3 and "rank" in out and "a.png" in out
     assert "[CLS] (layer 1 · mean of 2 heads) looks most at patches (row,col): (" in out
-    assert cap.kind == "image" and cap.source == str(pics / "a.png") and cap.attentions.shape == (2, 2, 17, 17)
+    assert cap.kind == "image" and cap.source == str(pics / "a.png")
+    # the summary reads the last layer's [CLS] row, so that is all the capture keeps (of 2 layers x 17 rows)
+    assert cap.attentions.shape == (1, 2, 1, 17) and cap.layer_ids == [1] and cap.query_ids == [0]
 
 
 def test_classify_folder_json_is_batched_and_matches_single_runs(cli, vit, pics, isolated_cache):
@@ -114,7 +116,7 @@ def test_heatmap_of_an_image_writes_a_sane_png(cli, vit, pics, tmp_path, isolate
 
 def test_heatmap_formats_and_views_from_the_last_capture(cli, vit, pics, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert cli("classify", str(pics / "a.png"), "--model", str(vit))[0] == 0
+    assert cli("classify", str(pics / "a.png"), "--model", str(vit), "--layers", "all")[0] == 0  # kept whole
     code, out, err = cli("heatmap", "--layer", "1", "--head", "1")
     assert code == 0, err
     assert out == "" and err.strip() == "wrote heatmap-a-L1-h1.png"
@@ -129,7 +131,7 @@ def test_heatmap_formats_and_views_from_the_last_capture(cli, vit, pics, tmp_pat
 
 
 def test_heatmap_terminal_draws_the_grid(cli, vit, pics):
-    assert cli("classify", str(pics / "a.png"), "--model", str(vit))[0] == 0
+    assert cli("classify", str(pics / "a.png"), "--model", str(vit), "--layers", "0")[0] == 0
     code, out, err = cli("heatmap", "--terminal", "--layer", "0")
     assert code == 0, err
     lines = out.splitlines()
@@ -141,7 +143,7 @@ def test_heatmap_terminal_draws_the_grid(cli, vit, pics):
 
 def test_heatmap_of_a_saved_capture_and_of_text(cli, vit, pics, tiny_bert, tmp_path, isolated_cache):
     saved = tmp_path / "a.npz"
-    assert cli("classify", str(pics / "a.png"), "--model", str(vit), "--save", str(saved))[0] == 0
+    assert cli("classify", str(pics / "a.png"), "--model", str(vit), "--save", str(saved), "--layers", "all")[0] == 0
     code, out, err = cli("heatmap", str(saved), "--layer", "0", "-o", str(tmp_path / "s.png"))
     assert code == 0, err
     code, out, err = cli("heatmap", "--text", "the cat sat on the mat", "--model", str(tiny_bert),
@@ -158,7 +160,8 @@ def test_heatmap_of_a_saved_capture_and_of_text(cli, vit, pics, tiny_bert, tmp_p
 
 def test_heatmap_rerender_never_imports_torch(vit, pics, tmp_path, isolated_cache):
     env = {**os.environ, "ATTN_CACHE_DIR": str(isolated_cache), "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-m", "attncli", "classify", str(pics / "a.png"), "--model", str(vit)],
+    subprocess.run([sys.executable, "-m", "attncli", "classify", str(pics / "a.png"), "--model", str(vit), "--layers",
+                    "all"],
                    check=True, capture_output=True, env=env)
     code = (
         "import sys\n"

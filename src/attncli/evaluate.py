@@ -302,14 +302,12 @@ def evaluate(
 def _forward(model: Any, pixels: Any, targets: Sequence[int] | None) -> list:
     """Attention and logits without gradients (no grad-rollout asked): same shape of result as the gradient run."""
     import numpy as np
-    import torch
 
-    from attncli.capture import stack_attentions
+    from attncli.capture import ALL
+    from attncli.families.selective import capture_selected
     from attncli.methods.gradients import GradientCapture
 
-    with torch.inference_mode():
-        out = model(pixel_values=pixels, output_attentions=True)
-    att = stack_attentions(out.attentions, item=None)  # (B, L, H, T, T)
+    att, _, out = capture_selected(model, {"pixel_values": pixels}, ALL)  # (B, L, H, T, T): every method's input
     logits = out.logits.float().cpu().numpy()  # (B, C)
     chosen = [int(np.argmax(row)) for row in logits] if targets is None else list(targets)
     return [GradientCapture(att[b], None, logits[b], chosen[b], str(chosen[b])) for b in range(len(chosen))]

@@ -55,3 +55,32 @@ class PatchGrid:
         d = dict(d)
         d["prefix_labels"] = tuple(d.get("prefix_labels", ()))
         return cls(**d)
+
+    def query_token(self, query: str) -> int:
+        """Token index of a query: '(ROW,COL)' or 'ROW,COL', a patch index (row-major) or a prefix name ('cls')."""
+        from attncli.errors import UsageError
+
+        text = query.strip()
+        for i, label in enumerate(self.prefix_labels):
+            if text.lower() in (label.lower(), label.strip("[]").lower()):
+                return i
+        try:
+            numbers = [int(p) for p in text.replace("(", "").replace(")", "").split(",")]
+        except ValueError:
+            numbers = []
+        if len(numbers) == 1:  # a patch index, row-major from 0
+            return self.prefix + _index(numbers[0], self.n_patches, "patch")
+        if len(numbers) != 2:
+            raise UsageError(f"--query {query!r}: give a patch as ROW,COL (e.g. 3,4), a patch index "
+                             f"(0..{self.n_patches - 1}) or a prefix token ({', '.join(self.prefix_labels)})")
+        return self.token_of(_index(numbers[0], self.rows, "row"), _index(numbers[1], self.cols, "column"))
+
+
+def _index(value: int, count: int, what: str) -> int:
+    """0-based index with -1 meaning the last (methods.heads.resolve_index's rule, for the grid's own numbers)."""
+    from attncli.errors import UsageError
+
+    if -count <= value < count:
+        return value % count
+    raise UsageError(f"{what} {value} is out of range: the patch grid has {count} {what}s (0..{count - 1}, "
+                     "or -1 for the last)")

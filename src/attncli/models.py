@@ -1,8 +1,9 @@
 """Resolve "alias | hub id | local path" and load a model that returns attention weights.
 
-Text models are loaded with attncli's selective attention (SDPA, plus eager weights only for the layers a view
-asks for; see families.selective); every other purpose, and architectures that bypass transformers'
-AttentionInterface, load with eager attention, since fused kernels never materialise the weights.
+Text models, causal LMs and ViT-like image models are loaded with attncli's selective attention (SDPA, plus eager
+weights only for the layers, heads and query rows a view asks for; see families.selective); the encoder-decoders
+(align, caption), text classifiers (grad-rollout) and architectures that bypass transformers' AttentionInterface
+load with eager attention, since fused kernels never materialise the weights.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class ModelRef:
 
 @dataclass
 class LoadedModel:
-    """A model in eval mode with eager attention, its tokenizer/processor, family and where it came from."""
+    """A model in eval mode (selective or eager attention), its tokenizer/processor, family and where it came from."""
 
     model: Any
     processor: Any
@@ -231,7 +232,7 @@ def load_model(
     max_memory: dict | None = None,
     offload_folder: Path | str | None = None,
 ) -> LoadedModel:
-    """Load a model (eval mode, eager attention) with its task head, its tokenizer or processor, and its family.
+    """Load a model (eval mode, selective or eager attention) with its task head, tokenizer or processor, family.
 
     The config is read first: a model whose family cannot serve ``purpose`` is refused before any weights load.
     Weights come from safetensors; a pickle-only checkpoint needs ``allow_pickle`` (then tensors only), and a
@@ -287,8 +288,9 @@ def load_model(
                        warnings=notes)
 
 
-# Purposes whose captures go through families.selective (the others read output_attentions, so stay eager).
-SELECTIVE = frozenset({Purpose.text, Purpose.generate})
+# Purposes whose captures go through families.selective (the others read output_attentions, so stay eager;
+# gradient rollout switches a selective model to eager for its own pass: methods.gradients).
+SELECTIVE = frozenset({Purpose.text, Purpose.generate, Purpose.image, Purpose.image_classification})
 
 
 def _attention_for(model_cls: Any, purpose: Purpose) -> tuple[str, list[str]]:

@@ -65,7 +65,7 @@ class Request:
     trust_remote_code: bool = False
     allow_pickle: bool = False  # a pickle-only checkpoint may load (tensors only)
     generation: Generation | None = None  # encoder-decoders (align, caption) and causal LMs (generate)
-    selection: "Selection | None" = None  # which weights to keep (text self-attention); None: all
+    selection: "Selection | None" = None  # which self-attention weights to keep (a view's needs); None: all
     torch_dtype: TorchDtype | None = None  # the dtype the weights load in (None: the checkpoint's default)
     device_map: DeviceMap | None = None  # accelerate places the model (instead of --device)
 
@@ -83,6 +83,12 @@ class Plan:
     def fresh(self) -> bool:
         """Whether a model runs (and the capture becomes the last one)."""
         return self.kind not in SAVED
+
+    def selecting(self, selection: "Selection") -> "Plan":
+        """The same plan keeping only ``selection``'s weights (known once the input's kind is)."""
+        from dataclasses import replace
+
+        return replace(self, request=replace(self.request, selection=selection))
 
     @property
     def purpose(self) -> Purpose:
@@ -243,37 +249,38 @@ def _read(request: Request, kind: InputKind) -> str:
 
 def _capture(planned: Plan, loaded: "LoadedModel", progress: "Report | None" = None) -> "Capture":
     """Run the loaded model on the input: the family decides how."""
+    from attncli.capture import ALL
+
     purpose, req = planned.purpose, planned.request
     gen = req.generation or Generation()
+    selection = req.selection or ALL
     if purpose is Purpose.align and planned.kind is InputKind.audio:
         from attncli.families.speech_seq2seq import capture_audio
 
         return capture_audio(req.value or "", loaded, target=gen.target, max_new_tokens=gen.max_new_tokens,
-                             num_beams=gen.num_beams)
+                             num_beams=gen.num_beams, selection=selection)
     if purpose is Purpose.align:
         from attncli.families.encdec import capture_align
 
         return capture_align(planned.text or "", loaded, target=gen.target,
-                             max_new_tokens=gen.max_new_tokens, num_beams=gen.num_beams)
+                             max_new_tokens=gen.max_new_tokens, num_beams=gen.num_beams, selection=selection)
     if purpose is Purpose.caption:
         from attncli.families.vision_encoder_decoder import capture_caption
 
         return capture_caption(req.value or "", loaded, text=gen.target, max_new_tokens=gen.max_new_tokens,
-                               num_beams=gen.num_beams)
+                               num_beams=gen.num_beams, selection=selection)
     if purpose is Purpose.generate:
-        from attncli.capture import ALL
         from attncli.families.causal_lm import capture_generate
 
-        return capture_generate(planned.text or "", loaded, req.selection or ALL, max_new_tokens=gen.max_new_tokens,
+        return capture_generate(planned.text or "", loaded, selection, max_new_tokens=gen.max_new_tokens,
                                 num_beams=gen.num_beams, progress=progress)
     if planned.kind is InputKind.image:
         from attncli.families.vit import capture_image
 
-        return capture_image(req.value or "", loaded)
-    from attncli.capture import ALL
+        return capture_image(req.value or "", loaded, selection=selection)
     from attncli.families.text_capture import capture_text
 
-    capture = capture_text(planned.text or "", loaded, req.selection or ALL, progress)
+    capture = capture_text(planned.text or "", loaded, selection, progress)
     if planned.kind is InputKind.text_file:
         capture.source = str(Path(req.file or "").resolve())
     return capture

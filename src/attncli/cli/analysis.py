@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from attncli.choices import Device, Format, Fuse, Purpose
-from attncli.cli.common import (Progress, Target, check_save_path, outputs, resolve, show,
+from attncli.cli.common import (Progress, Target, check_save_path, outputs, resolve, select, show,
                                 with_page)
-from attncli.cli.options import (DeviceOpt, FuseOpt, JsonOpt, ModelOpt, OutOpt, PickleOpt, SaveOpt, TrustOpt,
-                                 WidthOpt, finite)
+from attncli.cli.options import (DeviceOpt, FuseOpt, HeadsOpt, JsonOpt, LayersOpt, ModelOpt, OutOpt, PickleOpt,
+                                 SaveOpt, TrustOpt, WidthOpt, finite)
 from attncli.errors import UsageError
 
 
@@ -38,13 +38,15 @@ def stats(
                                                "distance figure (.png/.svg/.pdf, as --plot).")] = None,
     width: WidthOpt = None,
     save: SaveOpt = None,
+    layers: LayersOpt = None,
+    heads: HeadsOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
 ) -> None:
     """Per-head statistics: entropy, mean attention distance, sink/self/previous/next scores and a role."""
     from attncli import sources
-    from attncli.views.stats import COLUMNS, capture_stats
+    from attncli.views.stats import COLUMNS, capture_stats, needs
 
     if sort is not None and sort not in COLUMNS:
         raise UsageError(f"--sort {sort}: not a column", "one of " + ", ".join(COLUMNS))
@@ -67,7 +69,7 @@ def stats(
         output_format(plot, (Format.figure,), "--plot")
         extra.append(Target(Format.figure, plot))
     where = outputs(as_json=as_json, output=output, terminal=csv != "-", width=width, inputs=plan.inputs, extra=extra)
-    resolved = resolve(plan)
+    resolved = resolve(select(plan, where, needs(layer, layers, heads), layers, heads))
     full = capture_stats(resolved.capture)
     report = full.select(layer, sort, ascending)
     show(report, with_page(where, resolved.capture), resolved, save)

@@ -15,7 +15,7 @@ from attncli.errors import AttnError, UsageError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from attncli.capture import Capture, Report
+    from attncli.capture import Capture, Report, Selection
     from attncli.sources import Plan, Resolved
 
 
@@ -112,11 +112,6 @@ def warn(messages: Iterable[str]) -> None:
         say(f"warning: {message}")
 
 
-def for_view_only(save: Path | None, output: Path | None) -> bool:
-    """Whether a capture serves only the view asked for: not --save'd, not drawn as a page (which shows every head)."""
-    return save is None and (output is None or output.suffix.lower() not in (".html", ".htm"))
-
-
 def show(view: Any, where: Outputs, resolved: "Resolved | None" = None, save: Path | None = None,
          dtype: Any = None, *, capture: "Capture | None" = None) -> None:
     """Render one view to every destination, then keep the capture (--save, and the last capture when fresh).
@@ -151,7 +146,8 @@ def show(view: Any, where: Outputs, resolved: "Resolved | None" = None, save: Pa
             from attncli.store import save_capture
 
             new = not save.exists()
-            created += [save_capture(capture, save, dtype)] if new else []
+            written = save_capture(capture, save, dtype)  # an existing file is replaced (atomically), not skipped
+            created += [written] if new else []
             lines.append(f"saved capture to {save}")
     except BaseException:
         for path in created:
@@ -199,6 +195,29 @@ def with_page(where: Outputs, capture: "Capture", spec: Any = None, grads: Any =
     return Outputs(tuple(replace(t, view=page) if t.fmt is Format.html else t for t in where.targets), where.width)
 
 
+def keeping(where: Outputs, selection: "Selection") -> "Selection":
+    """What a capture keeps: the view's selection, or every weight when an interactive page is among the outputs.
+
+    The page shows every layer, head and query row, and rollout.
+    """
+    if any(t.fmt is Format.html for t in where.targets):
+        from attncli.capture import ALL
+
+        return ALL
+    return selection
+
+
+def select(plan: "Plan", where: Outputs, selection: "Selection", layers: str | None = None,
+           heads: str | None = None) -> "Plan":
+    """The plan keeping what its views need (see keeping); --layers/--heads on a saved capture are refused."""
+    if plan.fresh:
+        return plan.selecting(keeping(where, selection))
+    if layers is not None or heads is not None:
+        raise UsageError("--layers and --heads choose what a new capture keeps; this input is a saved capture",
+                         "drop them, or give the image or text again to capture it anew")
+    return plan
+
+
 def check_save_path(save: Path | None, inputs: Iterable[Path | str] = ()) -> None:
     """Refuse a --save target before any work: wrong suffix, or the name of an input."""
     if save is None:
@@ -219,6 +238,9 @@ def gradients(resolved: "Resolved", spec: Any) -> tuple[Any, str | None]:
     if spec.method is not Method.grad_rollout:
         return None, None
     from attncli.gradcapture import gradients_for
+    from attncli.views.common import require_whole
+
+    require_whole(resolved.capture, "--method grad-rollout")  # before the model runs again to compare with it
 
     req = resolved.plan.request
     position, word = None, None

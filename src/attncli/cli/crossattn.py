@@ -29,6 +29,15 @@ AlignModelOpt = Annotated[
                  help="Hub id or local folder of a text encoder-decoder (Marian/opus-mt, T5, BART), or of a "
                       "speech encoder-decoder (Whisper) for audio. Default for text: Helsinki-NLP/opus-mt-en-de."),
 ]
+EncoderLayersOpt = Annotated[
+    Optional[str], typer.Option("--layers", metavar="N|A-B|all",
+                                help="Keep only these ENCODER self-attention layers in the capture (e.g. 0-2, -1; "
+                                     "default all). Cross-attention, which the view draws, is always kept whole.")
+]
+EncoderHeadsOpt = Annotated[
+    Optional[str], typer.Option("--heads", metavar="N|A-B|all",
+                                help="Keep only these ENCODER self-attention heads (e.g. 0-3; default all).")
+]
 CaptionModelOpt = Annotated[
     Optional[str],
     typer.Option("--model", "-m", metavar="NAME|PATH",
@@ -58,20 +67,22 @@ def align(
     as_json: JsonOpt = False,
     width: WidthOpt = None,
     save: SaveOpt = None,
+    layers: EncoderLayersOpt = None,
+    heads: EncoderHeadsOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
 ) -> None:
     """Translate text or transcribe a WAV (or score --target) and show what each output token attends to."""
     from attncli import sources
+    from attncli.views.cross import needs
 
     if target is not None and target != "-" and not target.strip():
         raise UsageError("--target is empty", "give the target text, or leave --target out to generate")
     plan = sources.plan(sources.Request(
         value=text, file=file, model=model, purpose=Purpose.align,
         accepts=sources.TEXTS | {sources.InputKind.image, sources.InputKind.audio}, device=device,
-        trust_remote_code=trust_remote_code,
-        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, selection=needs(layers, heads),
         generation=sources.Generation(target, max_new_tokens, num_beams)))
     if plan.kind is sources.InputKind.image:
         raise UsageError(f"{text} is an image; attn align takes text", "caption an image with: attn caption IMAGE")
@@ -111,19 +122,22 @@ def caption(
     as_json: JsonOpt = False,
     width: WidthOpt = None,
     save: SaveOpt = None,
+    layers: EncoderLayersOpt = None,
+    heads: EncoderHeadsOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
 ) -> None:
     """Caption an image (or score --text) and show, per word, which image patches it attended to."""
     from attncli import sources
+    from attncli.views.cross import needs
 
     if text is not None and not text.strip():
         raise UsageError("--text is empty", "give the caption to score, or leave --text out to generate one")
     plan = sources.plan(sources.Request(
         value=str(image), model=model, purpose=Purpose.caption, value_is_path=True,
         accepts=frozenset({sources.InputKind.image}), device=device, trust_remote_code=trust_remote_code,
-        allow_pickle=allow_pickle,
+        allow_pickle=allow_pickle, selection=needs(layers, heads),
         generation=sources.Generation(text, max_new_tokens, num_beams)))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)

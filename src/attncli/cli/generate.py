@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from attncli.choices import Device, Fuse, Purpose
-from attncli.cli.common import check_save_path, outputs, resolve, show, with_page
+from attncli.cli.common import check_save_path, keeping, outputs, resolve, show, with_page
 from attncli.cli.crossattn import BeamsOpt, MaxNewOpt
 from attncli.cli.options import (DeviceMapOpt, DeviceOpt, FuseOpt, HeadOpt, HeadsOpt, JsonOpt, LayerOpt, LayersOpt,
                                  OutOpt, PickleOpt, SaveOpt, StoreDtypeOpt, TopKOpt, TorchDtypeOpt, TrustOpt, WidthOpt)
@@ -61,7 +61,7 @@ def generate(
         generation=sources.Generation(None, max_new_tokens, num_beams)))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
-    resolved = resolve(plan)
+    resolved = resolve(plan.selecting(keeping(where, selection)) if plan.fresh else plan)  # a page shows every weight
     from attncli.views.generation import generation_view
 
     view = generation_view(resolved.capture, layer, head, fuse, top_k)

@@ -77,7 +77,8 @@ SkipSpecialOpt = Annotated[
 ]
 LayersOpt = Annotated[
     Optional[str], typer.Option("--layers", metavar="N|A-B|all",
-                                help="Also keep these layers' weights in the capture (e.g. 3, 0-5, 1,3,-1, all). "
+                                help="Also keep these layers' weights in the capture (e.g. 3, 0-5, 1,3,-1); all "
+                                     "keeps every layer and query row (explain --token: that token's rows). "
                                      "Default: only what the view needs; other layers run fused SDPA.")
 ]
 HeadsOpt = Annotated[

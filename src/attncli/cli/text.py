@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from attncli.choices import Device, Fuse, Method, Purpose
-from attncli.cli.common import check_save_path, for_view_only, gradients, outputs, resolve, show, with_page
+from attncli.cli.common import check_save_path, gradients, keeping, outputs, resolve, show, with_page
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
                                  OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt,
                                  WidthOpt, LayersOpt, HeadsOpt, StoreDtypeOpt, TorchDtypeOpt, DeviceMapOpt)
@@ -63,12 +63,12 @@ def explain(
     purpose = Purpose.text_classification if method is Method.grad_rollout else Purpose.text
     plan = sources.plan(sources.Request(value=text, file=file, model=model or "minilm", purpose=purpose,
                                         accepts=sources.TEXTS, device=device, trust_remote_code=trust_remote_code,
-                                        selection=needs(spec, layers, heads, fuse=for_view_only(save, output)),
+                                        selection=needs(spec, layers, heads, fuse=save is None),
                                         allow_pickle=allow_pickle,
                                         torch_dtype=torch_dtype, device_map=device_map))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
-    resolved = resolve(plan)
+    resolved = resolve(plan.selecting(keeping(where, plan.request.selection)))  # a page shows every weight
     grads, label = gradients(resolved, spec)
     from attncli.views.explain import TokenMatrix, TokenTable, layer_matrix, profile_of
 

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from attncli.choices import Device, Format, Fuse, Kind, Method, Purpose
-from attncli.cli.common import (Progress, check_save_path, gradients, outputs, resolve, say, show, warn,
-                                with_page)
-from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
-                                 OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TrustOpt,
-                                 WidthOpt)
+from attncli.cli.common import (Progress, check_save_path, gradients, keeping, outputs, resolve, say, select, show,
+                                warn, with_page)
+from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, HeadsOpt, JsonOpt, LayerOpt, LayersOpt,
+                                 MethodOpt, ModelOpt, OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt,
+                                 TrustOpt, WidthOpt)
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ def classify(
     as_json: JsonOpt = False,
     width: WidthOpt = None,
     save: SaveOpt = None,
+    layers: LayersOpt = None,
+    heads: HeadsOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
@@ -40,9 +42,12 @@ def classify(
     """Classify images and say where the CLS token looks (the first image is kept as the last capture)."""
     from attncli import sources
     from attncli.methods.dispatch import check_method_options
+    from attncli.views.classify import needs
     from attncli.views.common import MapSpec
 
     check_method_options(method, None, discard_ratio)
+    spec = MapSpec(method=method, discard_ratio=discard_ratio)
+    selection = needs(spec, layers, heads)
     paths = sources.image_files(images)
     check_save_path(save, paths)
     where = outputs(as_json=as_json, output=output, width=width, inputs=paths)
@@ -53,11 +58,10 @@ def classify(
 
     loaded = load_model(model or DEFAULT_MODELS[Purpose.image_classification], Purpose.image_classification,
                         device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
-    spec = MapSpec(method=method, discard_ratio=discard_ratio)
     rows, first = [], None
     with Progress(len(paths), "classifying") as advance:
         for capture in capture_images(paths, loaded, batch_size=batch_size, top_k=top_k,
-                                      on_batch=lambda n: advance(n, None)):
+                                      on_batch=lambda n: advance(n, None), selection=keeping(where, selection)):
             grads = None
             if method is Method.grad_rollout:  # explains the predicted class
                 from attncli.gradcapture import gradients_for
@@ -88,10 +92,14 @@ def patches(
 ) -> None:
     """Draw the image as the model sees it, cut into its patch grid, and its position-embedding similarity."""
     from attncli import sources
+    from attncli.views.common import MapSpec
+    from attncli.views.maps import needs
 
+    # The view draws no attention: the capture (the last one) keeps what a plain `attn heatmap` re-renders.
     plan = sources.plan(sources.Request(value=str(image), model=model, purpose=Purpose.image, value_is_path=True,
                                         accepts=frozenset({sources.InputKind.image}), device=device,
-                                        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle))
+                                        trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
+                                        selection=needs(MapSpec())))
     where = outputs(as_json=as_json, output=output or Path(f"patches-{image.stem}.png"), width=width,
                     file_formats=(Format.figure,), inputs=plan.inputs)
     resolved = resolve(plan)
@@ -135,6 +143,8 @@ def heatmap(
     width: WidthOpt = None,
     model: ModelOpt = None,
     save: SaveOpt = None,
+    layers: LayersOpt = None,
+    heads: HeadsOpt = None,
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
@@ -165,10 +175,14 @@ def heatmap(
         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, terminal=terminal, width=width, inputs=plan.inputs)
-    resolved = resolve(plan)
-    capture = resolved.capture
     spec = MapSpec(method=method, layer=layer, head=head, fuse=fuse, query=query, skip_special=skip_special,
                    discard_ratio=discard_ratio, scale=scale, target=target_class)
+    from attncli.views.maps import needs
+
+    image = plan.kind is sources.InputKind.image
+    plan = select(plan, where, needs(spec, layers, heads, image=image, all_heads=all_heads), layers, heads)
+    resolved = resolve(plan)
+    capture = resolved.capture
     grads, label = None, None
     if capture.cross_attentions is not None:  # from attn align / attn caption: target × source instead
         view: Any = _cross_view(capture, spec, all_heads)
@@ -195,6 +209,12 @@ def _self_view(capture: "Capture", spec: Any, all_heads: bool, grads: Any, label
         return maps.patch_map(capture, spec, grads, label)
     if spec.query is not None:
         return maps.token_row(capture, spec, grads, label)
+    if capture.query_ids is not None:  # the matrix reads every row; explain --token and heatmap --query keep some
+        from attncli.errors import CaptureError
+
+        raise CaptureError(f"the token matrix needs every query row, but this capture kept the rows of "
+                           f"{len(capture.query_ids)} of {capture.n_tokens} tokens",
+                           "capture the text again without --token or --query (or draw one with --query)")
     from attncli.views.explain import TokenMatrix, layer_matrix
 
     return layer_matrix(capture, spec, grads, label, TokenMatrix)

@@ -14,7 +14,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from attncli.capture import Capture, architecture, stack_attentions
+from attncli.capture import ALL, Capture, Selection, architecture, stack_attentions
 from attncli.choices import Kind, Purpose
 from attncli.errors import CaptureError, UsageError
 from attncli.families.base import Family, Modality, end_token, generated
@@ -184,6 +184,21 @@ def arch(config: Any, decoded: Decoded) -> dict[str, Any]:
     return facts
 
 
+def keep_encoder(encoder: "np.ndarray", selection: Selection = ALL) -> tuple["np.ndarray", dict[str, Any]]:
+    """The encoder self-attention a selection keeps (its layers and heads, every row) and the Capture fields.
+
+    The fields (``layer_ids``, ``head_ids``, ``total_layers``, ``total_heads``) say what was kept; cross- and
+    decoder attention are always kept whole.
+    """
+    n_layers, n_heads = int(encoder.shape[0]), int(encoder.shape[1])
+    layers, heads = selection.layer_numbers(n_layers), selection.head_numbers(n_heads)
+    every = len(layers) == n_layers
+    kept = encoder if every else encoder[layers]  # (L', H, S, S)
+    kept = kept if heads is None else kept[:, heads]  # (L', H', S, S)
+    return kept, {"layer_ids": None if every else layers, "head_ids": heads, "total_layers": n_layers,
+                  "total_heads": n_heads}
+
+
 def _cross_family(loaded: "LoadedModel", purpose: "Purpose") -> EncoderDecoder:
     """The loaded model's family, refused when it cannot serve the purpose."""
     from attncli.families import require
@@ -194,8 +209,11 @@ def _cross_family(loaded: "LoadedModel", purpose: "Purpose") -> EncoderDecoder:
 
 
 def capture_align(source: str, loaded: "LoadedModel", *, target: str | None = None, max_new_tokens: int = 64,
-                  num_beams: int = 1) -> Capture:
-    """Translate (or take `target`) with a text encoder-decoder and capture its cross-attention."""
+                  num_beams: int = 1, selection: Selection = ALL) -> Capture:
+    """Translate (or take `target`) with a text encoder-decoder and capture its cross-attention.
+
+    ``selection`` picks the encoder self-attention layers and heads kept (keep_encoder); cross-attention is whole.
+    """
     from attncli.inputs import prepare_text
 
     if not source or not source.strip():
@@ -217,11 +235,12 @@ def capture_align(source: str, loaded: "LoadedModel", *, target: str | None = No
     decoded = teacher_force(loaded, family, inputs, ids)
     labels, special, scores, text = target_side(tokenizer, ids, decoded.logits)
     how = decoding(ids, target is not None, max_new_tokens, num_beams, family.eos_id(loaded.model))
+    encoder, kept = keep_encoder(decoded.encoder, selection)
     return Capture(
-        attentions=decoded.encoder, tokens=prepared.labels, special=prepared.special,
+        attentions=encoder, tokens=prepared.labels, special=prepared.special,
         model_id=loaded.ref.model_id, model_path=loaded.ref.location, kind=Kind.text,
         arch=arch(loaded.config, decoded), text=prepared.text,
         warnings=list(prepared.warnings) + unfinished(how),
         cross_attentions=decoded.cross, decoder_attentions=decoded.decoder, target_tokens=labels,
-        target_special=special, target_scores=scores, target_text=text, decoding=how,
+        target_special=special, target_scores=scores, target_text=text, decoding=how, **kept,
     )

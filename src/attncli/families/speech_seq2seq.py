@@ -13,11 +13,11 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attncli.capture import Capture
+from attncli.capture import ALL, Capture, Selection
 from attncli.choices import Kind, Purpose
 from attncli.errors import NotSupportedError, UsageError
 from attncli.families.base import Modality
-from attncli.families.encdec import (EncoderDecoder, _cross_family, arch, decoder_positions, decoding,
+from attncli.families.encdec import (EncoderDecoder, _cross_family, arch, decoder_positions, decoding, keep_encoder,
                                      teacher_force, target_side, unfinished)
 
 if TYPE_CHECKING:
@@ -169,8 +169,11 @@ def word_times(tokenizer: Any, ids: list[int], times: list[float]) -> list[dict[
 
 
 def capture_audio(path: Path | str, loaded: "LoadedModel", *, target: str | None = None, max_new_tokens: int = 64,
-                  num_beams: int = 1) -> Capture:
-    """Transcribe a recording (or score `target`) and capture each token's cross-attention over time."""
+                  num_beams: int = 1, selection: Selection = ALL) -> Capture:
+    """Transcribe a recording (or score `target`) and capture each token's cross-attention over time.
+
+    ``selection`` picks the encoder self-attention layers and heads kept (encdec.keep_encoder).
+    """
     import inspect
 
     from attncli.audio import read_audio
@@ -215,15 +218,16 @@ def capture_audio(path: Path | str, loaded: "LoadedModel", *, target: str | None
     if timing.get("fallback"):
         warnings.append(f"token times use {timing['heads_from']}")
     seconds = kept / audio.rate
+    encoder, kept = keep_encoder(decoded.encoder, selection)
     return Capture(
-        attentions=decoded.encoder, tokens=[f"{i * frame_seconds:.2f}s" for i in range(positions)],
+        attentions=encoder, tokens=[f"{i * frame_seconds:.2f}s" for i in range(positions)],
         special=[i * frame_seconds >= seconds for i in range(positions)], model_id=loaded.ref.model_id,
         model_path=loaded.ref.location, kind=Kind.audio, arch=arch(loaded.config, decoded),
         source=str(Path(path).resolve()), warnings=warnings + unfinished(how),
         cross_attentions=decoded.cross, decoder_attentions=decoded.decoder, target_tokens=labels,
         target_special=special, target_scores=scores, target_text=text, decoding=how,
         frame_seconds=frame_seconds, audio_seconds=round(seconds, 6),
-        spectrogram=feats[0, :, :mel_frames].float().cpu().numpy(), target_times=times, timing=timing,
+        spectrogram=feats[0, :, :mel_frames].float().cpu().numpy(), target_times=times, timing=timing, **kept,
     )
 
 

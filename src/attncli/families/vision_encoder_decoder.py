@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attncli.capture import Capture
+from attncli.capture import ALL, Capture, Selection
 from attncli.choices import Kind, Purpose
 from attncli.errors import NotSupportedError
 from attncli.families.base import Modality
 from attncli.families.encdec import (EncoderDecoder, _cross_family, arch, decoding, generate_ids, given_ids,
-                                     target_side, teacher_force, unfinished)
+                                     keep_encoder, target_side, teacher_force, unfinished)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -62,8 +62,11 @@ def check_source_length(n_source: int, grid_tokens: int, model_id: str) -> None:
 
 
 def capture_caption(image: "Path | str | Image.Image", loaded: "LoadedModel", *, text: str | None = None,
-                    max_new_tokens: int = 20, num_beams: int = 1) -> Capture:
-    """Caption an image (or score `text` as its caption) and capture which patches each word attended to."""
+                    max_new_tokens: int = 20, num_beams: int = 1, selection: Selection = ALL) -> Capture:
+    """Caption an image (or score `text` as its caption) and capture which patches each word attended to.
+
+    ``selection`` picks the encoder self-attention layers and heads kept (encdec.keep_encoder).
+    """
     from attncli.families.vit import patch_tokens, preprocess
     from attncli.images import load_image
 
@@ -85,13 +88,14 @@ def capture_caption(image: "Path | str | Image.Image", loaded: "LoadedModel", *,
     labels, special, scores, caption = target_side(tokenizer, ids, decoded.logits)
     how = decoding(ids, text is not None, max_new_tokens, num_beams, family.eos_id(loaded.model))
     source_labels, source_special = patch_tokens(grid)
+    encoder, kept = keep_encoder(decoded.encoder, selection)
     return Capture(
-        attentions=decoded.encoder, tokens=source_labels, special=source_special,
+        attentions=encoder, tokens=source_labels, special=source_special,
         model_id=loaded.ref.model_id, model_path=loaded.ref.location, kind=Kind.image,
         arch=arch(loaded.config, decoded), grid=grid, image=pre.images[0], source=source,
         warnings=unfinished(how), cross_attentions=decoded.cross, decoder_attentions=decoded.decoder,
         target_tokens=labels, target_special=special, target_scores=scores, target_text=caption,
-        decoding=how, input_size=image.size,
+        decoding=how, input_size=image.size, **kept,
     )
 
 

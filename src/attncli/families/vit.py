@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
-from attncli.capture import Capture, Prediction, architecture, stack_attentions
+from attncli.capture import ALL, Capture, Prediction, Selection, architecture
 from attncli.choices import Kind, Purpose
 from attncli.errors import CaptureError, NotSupportedError
 from attncli.families.base import Family, Modality
@@ -136,11 +136,14 @@ def capture_images(
     batch_size: int = 8,
     top_k: int = 5,
     on_batch: Callable[[int], None] | None = None,
+    selection: Selection = ALL,
 ) -> Iterator[Capture]:
-    """Classify images in batches with attentions returned; yield one Capture per image, in order.
+    """Classify images in batches keeping the selection's attention weights; yield one Capture per image, in order.
 
-    Each Capture holds ``attentions`` (layers, heads, tokens, tokens) float32, the patch ``grid``, the image as
-    the model saw it and the top-k ``predictions``. ``on_batch(n)`` is called after each batch of n images.
+    Each Capture holds ``attentions`` (layers, heads, query rows, tokens) float32 — what ``selection`` asked for
+    (``layer_ids``, ``head_ids``, ``query_ids`` say which; its ``query`` is a patch or prefix token, see
+    PatchGrid.query_token) — the patch ``grid``, the image as the model saw it and the top-k ``predictions``.
+    ``on_batch(n)`` is called after each batch of n images.
     """
     from attncli.images import load_image
 
@@ -163,30 +166,32 @@ def capture_images(
         for n, chunk in enumerate(chunks):
             prepared, sizes = pending.result()
             pending = pool.submit(prepare, chunks[n + 1]) if n + 1 < len(chunks) else None
-            yield from _run_batch(loaded, chunk, prepared, sizes, arch, top_k)
+            yield from _run_batch(loaded, chunk, prepared, sizes, arch, top_k, selection)
             if on_batch is not None:
                 on_batch(len(chunk))
 
 
 def _run_batch(loaded: "LoadedModel", chunk: list, prepared: "Preprocessed", sizes: list[tuple[int, int]], arch: dict,
-               top_k: int) -> Iterator[Capture]:
-    """One forward pass with attentions over a preprocessed batch; one Capture per image."""
-    import torch
+               top_k: int, selection: Selection = ALL) -> Iterator[Capture]:
+    """One forward pass over a preprocessed batch keeping the selection's weights; one Capture per image."""
+    import dataclasses
+
+    from attncli.families.selective import capture_selected
 
     config = loaded.config
-    pixel_values = prepared.pixel_values.to(loaded.device, dtype=_dtype(loaded.model))
-    with torch.inference_mode():
-        out = loaded.model(pixel_values=pixel_values, output_attentions=True)
-    batch_att = stack_attentions(getattr(out, "attentions", None), item=None)  # (B, L, H, T, T)
-    logits = getattr(out, "logits", None)  # a backbone without a classifier has none: no predictions
     grid = prepared.grid
-    _check_tokens(batch_att.shape[-1], grid, loaded.ref.model_id)
+    if selection.query is not None:  # a patch or prefix token: its row, now that the grid is known
+        selection = dataclasses.replace(selection, rows=(grid.query_token(selection.query),), query=None)
+    pixel_values = prepared.pixel_values.to(loaded.device, dtype=_dtype(loaded.model))
+    batch_att, kept, out = capture_selected(loaded.model, {"pixel_values": pixel_values}, selection)
+    logits = getattr(out, "logits", None)  # a backbone without a classifier has none: no predictions
+    _check_tokens(batch_att.shape[-1], grid, loaded.ref.model_id)  # (B, L', H', R', T)
     tokens, special = patch_tokens(grid)
     preds = [[] for _ in chunk] if logits is None else predictions_from_logits(
         logits.detach().float().cpu().numpy(), config, top_k)  # (B, C) logits
     for i, path in enumerate(chunk):
         yield Capture(
-            attentions=batch_att[i],  # (L, H, T, T), a view into this batch's array
+            attentions=batch_att[i],  # (L', H', R', T), a view into this batch's array
             tokens=tokens,
             special=special,
             model_id=loaded.ref.model_id,
@@ -198,6 +203,8 @@ def _run_batch(loaded: "LoadedModel", chunk: list, prepared: "Preprocessed", siz
             source=str(Path(path).resolve()),
             predictions=preds[i],
             input_size=sizes[i],
+            warnings=list(loaded.warnings),
+            **kept,
         )
 
 

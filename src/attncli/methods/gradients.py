@@ -12,8 +12,9 @@ imported lazily) to get the attention tensors and their gradients in the (layers
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from attncli.errors import NotSupportedError, UsageError
 from attncli.methods.heads import resolve_index
@@ -78,6 +79,20 @@ def resolve_target(target: str | int | None, labels: Sequence[str], logits: "np.
     raise UsageError(f'--target "{target}" names {len(hits)} classes', f"give its index, e.g. --target {hits[0]}")
 
 
+@contextmanager
+def _eager(model: Any) -> Iterator[None]:
+    """Run a model with eager attention for a while: SDPA (and attncli's selective function) return no weights."""
+    previous = getattr(model.config, "_attn_implementation", None)
+    switch = previous not in (None, "eager") and hasattr(model, "set_attn_implementation")
+    if switch:
+        model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if switch:
+            model.set_attn_implementation(previous)
+
+
 def attention_gradients(
     model: Any, inputs: Mapping[str, Any], targets: Sequence[str | int | None] | str | int | None = None,
     position: int | None = None,
@@ -97,7 +112,7 @@ def attention_gradients(
             "gradient rollout needs a classifier (a model with class logits)",
             "use a ...ForImageClassification or ...ForSequenceClassification model, or --method rollout",
         )
-    with torch.enable_grad():
+    with torch.enable_grad(), _eager(model):
         out = model(**inputs, output_attentions=True)
         logits = getattr(out, "logits", None)
         attentions = getattr(out, "attentions", None)

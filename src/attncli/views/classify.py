@@ -12,7 +12,7 @@ from attncli.views.common import MapSpec
 if TYPE_CHECKING:
     import numpy as np
 
-    from attncli.capture import Capture, Prediction
+    from attncli.capture import Capture, Prediction, Selection
     from attncli.grid import PatchGrid
     from attncli.views.maps import PatchMap
 
@@ -100,3 +100,14 @@ def classify_result(rows: list[ClassifiedImage], first: "PatchMap", kept: str | 
         f"{len(unlike)} of {len(rows)} images are unlike the synthetic shapes {first.model_id} was trained on "
         "(64×64 px, one shape on clutter): their predictions say little (--json: out_of_distribution)"]
     return ClassifyResult(rows, first.model_id, first.grid, kept, note, first, notes)
+
+
+def needs(spec: MapSpec = MapSpec(), layers: str | None = None, heads: str | None = None) -> "Selection":
+    """What the summary reads, plus --layers (more layers, or all of them) and --heads (only these).
+
+    The summary is the [CLS] map of views.maps.needs: the last layer's [CLS] row for raw attention, everything for
+    rollout, flow and grad-rollout.
+    """
+    from attncli.views.maps import needs as map_needs
+
+    return map_needs(spec, layers, heads, image=True)

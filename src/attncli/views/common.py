@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from attncli.choices import Fuse, Method, Scale
+from attncli.choices import Fuse, Kind, Method, Scale
+from attncli.errors import CaptureError
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from attncli.capture import Capture
 
 # Percentiles that bound the colours under Scale.percentile.
 PERCENTILES = (1.0, 99.0)
@@ -75,3 +78,48 @@ def rounded(array: "np.ndarray") -> list:
 
 
 SKIP_NOTE = "special tokens hidden; each row renormalised over the remaining tokens"
+
+
+def stored_head(capture: "Capture", head: int | None, fuse: "Fuse | str") -> tuple[int | None, int | None]:
+    """(where a model head is stored, its 0-based model number), or (None, None) for heads fused by ``fuse``.
+
+    A capture that kept its heads fused refuses a single head, or another fusion, with the fix.
+    """
+    from attncli.methods.heads import resolve_index
+
+    if head is None:
+        capture.check_fuse(fuse)
+        return None, None
+    return capture.head_index(head), resolve_index(head, capture.total_heads or capture.n_heads, "head")
+
+
+def query_row(capture: "Capture", token: int, query: str | None) -> int:
+    """Where a query token's row is stored; a row the capture lacks is refused with the option that keeps it."""
+    if capture.query_ids is None:
+        return token
+    if token in capture.query_ids:
+        return capture.query_ids.index(token)
+    grid = capture.grid if capture.kind is Kind.image else None
+
+    def name(i: int) -> str:
+        if grid is None:
+            return f'"{capture.tokens[i]}" (token {i})'
+        return capture.tokens[i] if i < grid.prefix else "patch ({},{})".format(*grid.cell_of(i))
+
+    kept = ", ".join(name(i) for i in capture.query_ids)
+    asked = f"--query {query}" if query is not None else "no --query"
+    raise CaptureError(f"this capture kept the query row of {kept} only, not of {name(token)}",
+                       f"capture it again with {asked} (or --layers all)")
+
+
+def require_whole(capture: "Capture", what: str, *, layers: bool = True, rows: bool = True,
+                  heads: bool = False) -> None:
+    """Capture.require, with an image capture's fix: heatmap, classify and stats keep it whole with --layers all."""
+    try:
+        capture.require(what, layers=layers, rows=rows, heads=heads)
+    except CaptureError as exc:
+        if capture.kind is Kind.text:
+            raise
+        lacks_heads = heads and capture.head_ids is not None
+        raise CaptureError(exc.message, "capture it again with --layers all"
+                           + (" and without --heads" if lacks_heads else "")) from None

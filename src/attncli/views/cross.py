@@ -17,7 +17,7 @@ from attncli.views.common import colour_range, heads_phrase
 if TYPE_CHECKING:
     import numpy as np
 
-    from attncli.capture import Capture
+    from attncli.capture import Capture, Selection
     from attncli.grid import PatchGrid
 
 
@@ -30,6 +30,17 @@ def require_cross_capture(capture: "Capture", kind: str | None = None) -> None:
         raise UsageError("this cross-attention capture has a text source, not an image", "view it with attn align")
     if kind == "text" and capture.kind is not Kind.text:
         raise UsageError("this cross-attention capture has an image source", "view it with attn caption")
+
+
+def needs(layers: str | None = None, heads: str | None = None) -> "Selection":
+    """What an align or caption capture keeps of its ENCODER self-attention: --layers and --heads (default all).
+
+    The views draw cross-attention, which is always kept whole (every decoder layer and head, target × source), so
+    any --layer/--head re-renders; the encoder's self-attention is kept for `attn stats` and Python, trimmed here.
+    """
+    from attncli.capture import Selection, parse_numbers
+
+    return Selection(layers=parse_numbers(layers, "layer"), heads=parse_numbers(heads, "head"))
 
 
 def keep_cross(matrix: "np.ndarray", rows: Sequence[bool], cols: Sequence[bool]) -> "np.ndarray":

@@ -198,12 +198,26 @@ def interactive_view(
     budget = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
     asked = [Method(m) for m in methods] or [Method.attention]
     cross = capture.cross_attentions is not None
+    partial = not cross and capture.layer_ids is not None  # some layers: named by their model numbers
+    if not cross:  # every query row and head: the page draws whole matrices
+        from attncli.views.common import require_whole
+
+        require_whole(capture, "the interactive page", layers=False, heads=True)
     weights = capture.cross_attentions if cross else capture.attentions  # (L, H, Q, K)
     weights = np.asarray(weights, dtype=np.float32)
     n_layers, n_heads = int(weights.shape[0]), int(weights.shape[1])
-    kept = _resolve_layers(layers, n_layers)
+    if partial and layers is not None:
+        kept = sorted({capture.layer_index(int(l)) for l in layers})
+    else:
+        kept = _resolve_layers(layers, n_layers)
+    numbers = capture.layer_ids if partial else list(range(n_layers))
     warnings = list(capture.warnings)
-    arrays = {"attention": pack(weights[kept], kept)}
+    arrays = {"attention": pack(weights[kept], [numbers[i] for i in kept])}
+    if partial and any(m is not Method.attention for m in asked):
+        warnings.append(f"rollout, flow and grad-rollout combine every layer, but this capture kept layers "
+                        f"{_spans(numbers)} of {capture.total_layers}: the page shows attention only (capture "
+                        "again with --layers all for the rest)")
+        asked, discard_ratio = [Method.attention], 0.0
     if cross:
         if any(m is not Method.attention for m in asked):
             warnings.append("rollout, flow and grad-rollout apply to self-attention; the page shows the "
@@ -214,7 +228,7 @@ def interactive_view(
     view = InteractiveView(
         kind=_kind(capture), model_id=capture.model_id, input=_input_words(capture),
         tokens=list(capture.tokens), special=[bool(s) for s in capture.special],
-        n_layers=n_layers, n_heads=n_heads, layers=kept,
+        n_layers=capture.total_layers if partial else n_layers, n_heads=n_heads, layers=[numbers[i] for i in kept],
         methods=[m.value for m in dict.fromkeys([*asked, Method.attention])], arrays=arrays,
         grid=capture.grid.to_dict() if capture.grid is not None else None,
         image_uri=png_data_uri(capture.image) if capture.image is not None else None,

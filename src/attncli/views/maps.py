@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from attncli.choices import Fuse, Kind, Method, Scale
 from attncli.errors import UsageError
-from attncli.methods.heads import resolve_index, top_k
-from attncli.views.common import MapSpec, colour_range, default_scale, heads_phrase, quantity, rounded
+from attncli.methods.heads import top_k
+from attncli.views.common import (MapSpec, colour_range, default_scale, heads_phrase, quantity, query_row,
+                                  require_whole, rounded, stored_head)
 from attncli.views.sinks import PatchSink, capture_sinks, sinks_note
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from attncli.capture import Capture, Prediction
+    from attncli.capture import Capture, Prediction, Selection
     from attncli.grid import PatchGrid
 
 
@@ -95,7 +96,7 @@ class PatchMap(OnGrid):
     scale: Scale = Scale.zero
     vmin: float = 0.0
     vmax: float = 1.0
-    patch_sinks: list[PatchSink] = field(default_factory=list)  # in the layers behind this map
+    patch_sinks: list[PatchSink] | None = field(default_factory=list)  # in the layers behind it (None: not known)
 
     @property
     def notes(self) -> list[str]:
@@ -133,7 +134,7 @@ class PatchMap(OnGrid):
                 "prefix_share": None if self.outside is None else round(self.outside, 6),
                 "scale": {"kind": self.scale.value, "vmin": round(self.vmin, 6), "vmax": round(self.vmax, 6)},
                 "top": [{"row": r, "col": c, "weight": round(w, 6)} for r, c, w in self.top(5)],
-                "patch_sinks": [s.to_dict() for s in self.patch_sinks],
+                "patch_sinks": None if self.patch_sinks is None else [s.to_dict() for s in self.patch_sinks],
                 "out_of_distribution": self.facts.unlike_training,
                 "weights": rounded(self.values)}
 
@@ -153,7 +154,7 @@ class HeadPanels(OnGrid):
     vmin: float = 0.0
     vmax: float = 1.0
     method: Method = Method.attention
-    patch_sinks: list[PatchSink] = field(default_factory=list)  # in this layer
+    patch_sinks: list[PatchSink] | None = field(default_factory=list)  # in this layer (None: not known)
 
     @property
     def notes(self) -> list[str]:
@@ -172,7 +173,7 @@ class HeadPanels(OnGrid):
                 "grid": self.grid.to_dict(),
                 "prefix_share": None if self.outside is None else round(self.outside, 6),
                 "scale": {"kind": self.scale.value, "vmin": round(self.vmin, 6), "vmax": round(self.vmax, 6)},
-                "patch_sinks": [s.to_dict() for s in self.patch_sinks],
+                "patch_sinks": None if self.patch_sinks is None else [s.to_dict() for s in self.patch_sinks],
                 "out_of_distribution": self.facts.unlike_training,
                 "heads": [rounded(v) for v in self.values]}
 
@@ -222,24 +223,7 @@ def parse_query(capture: "Capture", query: str | None) -> int | None:
         return None
     text = query.strip()
     if capture.kind is Kind.image and capture.grid is not None:
-        grid = capture.grid
-        for i, label in enumerate(grid.prefix_labels):
-            if text.lower() in (label.lower(), label.strip("[]").lower()):
-                return i
-        parts = [p for p in text.replace("(", "").replace(")", "").split(",")]
-        try:
-            numbers = [int(p) for p in parts]
-        except ValueError:
-            numbers = []
-        if len(numbers) == 1:  # a patch index, row-major from 0
-            patch = resolve_index(numbers[0], grid.n_patches, "patch", "the patch grid")
-            return grid.prefix + patch
-        if len(numbers) != 2:
-            raise UsageError(f"--query {query!r}: give a patch as ROW,COL (e.g. 3,4), a patch index "
-                             f"(0..{grid.n_patches - 1}) or a prefix token ({', '.join(grid.prefix_labels)})")
-        row = resolve_index(numbers[0], grid.rows, "row", "the patch grid")
-        col = resolve_index(numbers[1], grid.cols, "column", "the patch grid")
-        return grid.token_of(row, col)
+        return capture.grid.query_token(query)
     from attncli.views.explain import find_token
 
     try:
@@ -285,27 +269,27 @@ def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndar
 
     facts = image_facts(capture)
     method = check_method_options(spec.method, spec.head, spec.discard_ratio)
-    layer_i = capture.layer_index(spec.layer)
-    head_i = capture.head_index(spec.head) if spec.head is not None else None
-    if head_i is None:
-        capture.check_fuse(spec.fuse)
+    if method is not Method.attention:
+        require_whole(capture, f"--method {method.value}")
+    slot, layer = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
+    head_slot, head = stored_head(capture, spec.head, spec.fuse)
     q = parse_query(capture, spec.query)
     q = 0 if q is None else q
     grid = facts.grid
-    row = method_rows(capture.attentions, method, layer_i, head=head_i, fuse=spec.fuse,
+    row = method_rows(capture.attentions, method, slot, head=head_slot, fuse=spec.fuse,
                       discard_ratio=spec.discard_ratio, gradients=gradients, protect=range(grid.prefix),
-                      queries=[q])[0]  # (K,)
+                      queries=[query_row(capture, q, spec.query)])[0]  # (K,)
     values, outside = _on_grid(row, grid)
     if method is Method.grad_rollout:
         outside = None  # relevance rows do not sum to 1: there is no "share" left on the prefix
     fuse = Fuse(spec.fuse).value
-    note = None if method is Method.attention else describe(method, layer_i, head_i, fuse, capture.heads_total,
+    note = None if method is Method.attention else describe(method, layer, head, fuse, capture.heads_total,
                                                             spec.discard_ratio, target_label)
     scale = spec.scale or default_scale(method)
     vmin, vmax = colour_range(values, scale)
     # Raw attention comes from one layer; rollout, flow and grad-rollout combine every layer up to it.
-    behind = [layer_i] if method is Method.attention else range(layer_i + 1)
-    return PatchMap(values, facts, q, capture.tokens[q], layer_i, head_i, fuse, capture.heads_total, capture.model_id,
+    behind = [layer] if method is Method.attention else range(layer + 1)
+    return PatchMap(values, facts, q, capture.tokens[q], layer, head, fuse, capture.heads_total, capture.model_id,
                     method, note, outside, scale, vmin, vmax, capture_sinks(capture, behind))
 
 
@@ -320,17 +304,18 @@ def head_panels(capture: "Capture", spec: MapSpec = MapSpec()) -> HeadPanels:
         raise UsageError("--all-heads draws one patch-grid panel per head: it needs an image capture",
                          "for text, pick one head with --head")
     facts = image_facts(capture)
-    capture.check_heads("--all-heads")
-    layer_i = capture.layer_index(spec.layer)
+    require_whole(capture, "--all-heads", layers=False, rows=False, heads=True)
+    slot, layer = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
     q = parse_query(capture, spec.query)
     q = 0 if q is None else q
-    panels = [_on_grid(capture.attentions[layer_i, h, q], facts.grid)[0] for h in range(capture.n_heads)]
+    r = query_row(capture, q, spec.query)
+    panels = [_on_grid(capture.attentions[slot, h, r], facts.grid)[0] for h in range(capture.n_heads)]
     values = np.stack(panels)  # (heads, rows, cols)
     outside = float(1.0 - values.sum(axis=(1, 2)).mean())
     scale = spec.scale or Scale.zero
     vmin, vmax = colour_range(values, scale)
-    return HeadPanels(values, facts, q, capture.tokens[q], layer_i, capture.model_id, outside, scale, vmin, vmax,
-                      patch_sinks=capture_sinks(capture, [layer_i]))
+    return HeadPanels(values, facts, q, capture.tokens[q], layer, capture.model_id, outside, scale, vmin, vmax,
+                      patch_sinks=capture_sinks(capture, [layer]))
 
 
 def token_row(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None" = None,
@@ -339,21 +324,46 @@ def token_row(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None" 
     from attncli.methods.dispatch import check_method_options, describe, method_rows
 
     method = check_method_options(spec.method, spec.head, spec.discard_ratio)
-    layer_i = capture.layer_index(spec.layer)
-    head_i = capture.head_index(spec.head) if spec.head is not None else None
-    if head_i is None:
-        capture.check_fuse(spec.fuse)
+    if method is not Method.attention:
+        require_whole(capture, f"--method {method.value}")
+    slot, layer = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
+    head_slot, head = stored_head(capture, spec.head, spec.fuse)
     q = parse_query(capture, spec.query)
     assert q is not None
-    values = method_rows(capture.attentions, method, layer_i, head=head_i, fuse=spec.fuse,
-                         discard_ratio=spec.discard_ratio, gradients=gradients, queries=[q])[0]  # (K,)
+    values = method_rows(capture.attentions, method, slot, head=head_slot, fuse=spec.fuse,
+                         discard_ratio=spec.discard_ratio, gradients=gradients,
+                         queries=[query_row(capture, q, spec.query)])[0]  # (K,)
     fuse = Fuse(spec.fuse).value
-    note = None if method is Method.attention else describe(method, layer_i, head_i, fuse, capture.heads_total,
+    note = None if method is Method.attention else describe(method, layer, head, fuse, capture.heads_total,
                                                             spec.discard_ratio, target_label)
     scale = spec.scale or default_scale(method)
     vmin, vmax = colour_range(values, scale)
-    return TokenRow(values, list(capture.tokens), list(capture.special), q, capture.tokens[q], layer_i, head_i, fuse,
+    return TokenRow(values, list(capture.tokens), list(capture.special), q, capture.tokens[q], layer, head, fuse,
                     capture.heads_total, capture.model_id, method, note, scale, vmin, vmax)
+
+
+def needs(spec: MapSpec, layers: str | None = None, heads: str | None = None, *, image: bool = True,
+          all_heads: bool = False) -> "Selection":
+    """The weights a map reads, plus --layers (more layers; "all": every layer and row) and --heads (only these).
+
+    Raw attention reads one layer and one query row (--query; an image's [CLS] by default), except a text's
+    token matrix, which reads every row of the layer; rollout, flow and grad-rollout read everything.
+    """
+    from attncli.capture import ALL, Selection, parse_numbers
+
+    extra, kept = parse_numbers(layers, "layer"), parse_numbers(heads, "head")
+    if all_heads:
+        kept = None  # every head of the layer is drawn
+    elif kept is not None and spec.head is not None:
+        kept += (spec.head,)
+    if Method(spec.method) is not Method.attention:
+        return ALL
+    if layers is not None and extra is None:  # --layers all: the whole capture, to re-render anything later
+        return Selection(heads=kept)
+    wanted = (spec.layer,) + (extra or ())
+    if spec.query is not None:
+        return Selection(layers=wanted, heads=kept, query=spec.query)
+    return Selection(layers=wanted, heads=kept, rows=(0,) if image else None)
 
 
 def _on_grid(row: "np.ndarray", grid: "PatchGrid") -> "tuple[np.ndarray, float]":

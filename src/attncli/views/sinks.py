@@ -30,17 +30,23 @@ class PatchSink:
                 "share": round(self.share, 6)}
 
 
-def capture_sinks(capture: "Capture", layers: Iterable[int] | None = None) -> list[PatchSink]:
-    """The patch sinks of an image capture's self-attention, in the given layers (default all); [] for text."""
+def capture_sinks(capture: "Capture", layers: Iterable[int] | None = None) -> list[PatchSink] | None:
+    """The patch sinks of an image capture's self-attention in the given model layers (default: every kept one).
+
+    [] for text; None when the capture kept only some query rows: a sink is a share of every query's attention.
+    """
     from attncli.methods.sinks import patch_sinks
 
     grid = capture.grid
     if capture.kind is not Kind.image or grid is None:
         return []
+    if capture.query_ids is not None:
+        return None
+    numbers = capture.layer_ids or list(range(capture.n_layers))
     chosen = list(range(capture.n_layers)) if layers is None else [capture.layer_index(i) for i in layers]
     found = patch_sinks(capture.attentions[chosen], grid.prefix, grid.rows, grid.cols)
-    return [PatchSink(layer, s["row"], s["col"], s["token"], s["share"])
-            for layer, sinks in zip(chosen, found) for s in sinks]
+    return [PatchSink(numbers[slot], s["row"], s["col"], s["token"], s["share"])
+            for slot, sinks in zip(chosen, found) for s in sinks]
 
 
 def sinks_phrase(sinks: list[PatchSink]) -> str:
@@ -52,8 +58,8 @@ def sinks_phrase(sinks: list[PatchSink]) -> str:
                      for layer, group in by_layer.items())
 
 
-def sinks_note(sinks: list[PatchSink]) -> str | None:
-    """One line for a map's notes: where the sinks are and what they mean; None when there are none."""
+def sinks_note(sinks: list[PatchSink] | None) -> str | None:
+    """One line for a map's notes: where the sinks are and what they mean; None when there are none (or unknown)."""
     if not sinks:
         return None
     what = "an artefact token" if len(sinks) == 1 else "artefact tokens"

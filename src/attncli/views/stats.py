@@ -7,14 +7,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from attncli.choices import Kind
-from attncli.errors import UsageError
+from attncli.errors import CaptureError, UsageError
 from attncli.methods.stats import LOCAL_THRESHOLD, SCORE_THRESHOLD, head_statistics, is_causal, role_of
+from attncli.views.common import require_whole
 from attncli.views.sinks import RULE, PatchSink, capture_sinks, rule_phrase, sinks_note
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from attncli.capture import Capture
+    from attncli.capture import Capture, Selection
 
 COLUMNS = ("layer", "head", "entropy", "entropy_norm", "distance", "distance_rel", "sink", "self", "prev", "next",
            "role")
@@ -66,15 +67,18 @@ class StatsReport:
     thresholds: dict[str, float] = field(
         default_factory=lambda: {"score": SCORE_THRESHOLD, "local_distance_rel": LOCAL_THRESHOLD})
     patch_sinks: list[PatchSink] | None = None  # image captures: patches soaking up attention (None for text)
+    total_layers: int | None = None  # layers of the model (None: as many as the report has)
+    kept: str | None = None  # which layers a capture that kept only some had, and how to capture the rest
 
     @property
     def notes(self) -> list[str]:
-        """Lines under the table: the patch sinks of an image capture (or that there are none)."""
+        """Lines under the table: the layers a partial capture kept, the patch sinks of an image capture."""
+        notes = [self.kept] if self.kept else []
         if self.patch_sinks is None:
-            return []
+            return notes
         if not self.patch_sinks:
-            return [f"patch sinks: none (rule: {rule_phrase()})"]
-        return [f"{sinks_note(self.patch_sinks)}; rule: {rule_phrase()}"]
+            return notes + [f"patch sinks: none (rule: {rule_phrase()})"]
+        return notes + [f"{sinks_note(self.patch_sinks)}; rule: {rule_phrase()}"]
 
     @property
     def title(self) -> str:
@@ -89,9 +93,12 @@ class StatsReport:
         if layer is not None:
             from attncli.methods.heads import resolve_index
 
-            n_layers = max(h.layer for h in self.heads) + 1
+            n_layers = self.total_layers or max(h.layer for h in self.heads) + 1
             layer_i = resolve_index(layer, n_layers, "layer")
             heads = [h for h in heads if h.layer == layer_i]
+            if not heads:
+                raise CaptureError(f"this capture kept {self.kept_layers()} of {self.model_id}, not layer {layer_i}",
+                                   f"capture it again with --layers {layer_i} (or --layers all)")
         if sort is not None:
             if sort not in COLUMNS:
                 raise UsageError(f"--sort {sort}: not a column", "one of " + ", ".join(COLUMNS))
@@ -104,7 +111,13 @@ class StatsReport:
         if sinks is not None and layer is not None:
             sinks = [s for s in sinks if s.layer == layer_i]
         return StatsReport(self.model_id, self.kind, self.unit, self.n_tokens, self.sinks, self.sink_labels,
-                           self.causal, heads, self.source, dict(self.thresholds), sinks)
+                           self.causal, heads, self.source, dict(self.thresholds), sinks, self.total_layers,
+                           None if layer is not None else self.kept)
+
+    def kept_layers(self) -> str:
+        """'layer 3' or 'layers 1, 3': the model layers this report has."""
+        layers = sorted({h.layer for h in self.heads})
+        return ("layer " if len(layers) == 1 else "layers ") + ", ".join(str(n) for n in layers)
 
     def to_dict(self) -> dict:
         """The JSON document of `attn stats --json` (schema attncli.stats/1)."""
@@ -170,18 +183,37 @@ def sink_tokens(capture: "Capture", causal: bool) -> list[int]:
 
 
 def capture_stats(capture: "Capture") -> StatsReport:
-    """Statistics for every head of a capture's (self-)attention."""
+    """Statistics for every head a capture kept of its (self-)attention, named by model layer and head number."""
     capture.check_heads("attn stats")
+    require_whole(capture, "attn stats", layers=False)  # every query row: the scores average over all of them
     causal = capture.kind is not Kind.image and is_causal(capture.attentions)
     sinks = sink_tokens(capture, causal)
     positions, unit = token_positions(capture)
     stats = head_statistics(capture.attentions, positions, sinks, causal)
+    layer_ids = capture.layer_ids or list(range(capture.n_layers))
+    head_ids = capture.head_ids or list(range(capture.n_heads))
     heads = []
-    for layer in range(capture.n_layers):
-        for head in range(capture.n_heads):
-            v = {_attr(k): float(a[layer, head]) for k, a in stats.items()}
+    for slot, layer in enumerate(layer_ids):
+        for at, head in enumerate(head_ids):
+            v = {_attr(k): float(a[slot, at]) for k, a in stats.items()}
             role = role_of(v["sink"], v["self_"], v["prev"], v["next"], v["distance_rel"])
             heads.append(HeadStats(layer, head, **v, role=role))
     patch_sinks = capture_sinks(capture) if capture.kind is Kind.image and capture.grid is not None else None
-    return StatsReport(capture.model_id, capture.kind, unit, capture.n_tokens, sinks,
-                       [capture.tokens[i] for i in sinks], causal, heads, capture.source, patch_sinks=patch_sinks)
+    total = capture.total_layers or capture.n_layers
+    report = StatsReport(capture.model_id, capture.kind, unit, capture.n_tokens, sinks,
+                         [capture.tokens[i] for i in sinks], causal, heads, capture.source, patch_sinks=patch_sinks,
+                         total_layers=total)
+    if capture.layer_ids is not None:
+        report.kept = (f"this capture kept {report.kept_layers()} of {total}: capture it again with --layers all "
+                       "for every layer")
+    return report
+
+
+def needs(layer: int | None = None, layers: str | None = None, heads: str | None = None) -> "Selection":
+    """The weights `attn stats` reads: every query row of every layer (only --layer's when given, plus --layers)."""
+    from attncli.capture import Selection, parse_numbers
+
+    extra, kept = parse_numbers(layers, "layer"), parse_numbers(heads, "head")
+    if layer is None or (layers is not None and extra is None):
+        return Selection(heads=kept)
+    return Selection(layers=(layer,) + (extra or ()), heads=kept)
