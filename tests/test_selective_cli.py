@@ -281,7 +281,7 @@ def test_align_and_caption_keep_the_asked_encoder_layers_and_all_cross_attention
 def test_a_page_of_some_layers_names_them_and_shows_attention_only(cli, tiny_bert, isolated_cache):
     from attncli.views.interactive import interactive_view
 
-    assert cli("explain", TEXT, "--model", str(tiny_bert))[0] == 0  # keeps layer 1 of 2
+    assert cli("explain", TEXT, "--model", str(tiny_bert), "--heads", "all")[0] == 0  # keeps layer 1 of 2, every head
     view = interactive_view(load_capture(isolated_cache / "last.npz"), methods=("attention", "rollout"))
     assert (view.layers, view.n_layers, view.methods, list(view.arrays)) == ([1], 2, ["attention"], ["attention"])
     assert view.arrays["attention"].layers == (1,) and any("--layers all" in w for w in view.warnings)

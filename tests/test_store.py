@@ -179,4 +179,8 @@ def test_saving_or_writing_a_page_keeps_every_head(cli, tiny_bert, tmp_path):
     code, _, err = cli("explain", "the cat sat", "--model", str(tiny_bert), "--layer", "1",
                        "-o", str(tmp_path / "page.html"))
     assert code == 0, err
-    assert load_capture(last_capture_path()).attentions.shape == (1, 2, 5, 5)
+    assert load_capture(last_capture_path()).attentions.shape == (2, 2, 5, 5)  # the page shows every layer and head
+    code, _, err = cli("explain", "the cat sat", "--model", str(tiny_bert), "--layer", "1",
+                       "--save", str(tmp_path / "kept.npz"))
+    assert code == 0, err
+    assert load_capture(tmp_path / "kept.npz").attentions.shape == (1, 2, 5, 5)
