@@ -7,8 +7,14 @@
       every layer returned and summarised per image, as `attn classify` does) vs transformers'
       pipeline("image-classification") on the same files (its defaults: one image per forward pass, no
       attention returned): images per second each, and the ratio            (target ≥ 1.0×)
+      The same capture path is also set against pipeline(..., batch_size=8), which batches and runs fused SDPA
+      without returning attention: that ratio is reported, with no target.
   (b) `attn heatmap --layer 6` re-rendering the last capture of that model to a PNG vs
       `python -c "import torch"`, each a fresh process                    (target ≤ 0.5×)
+  (c) the FLOP floor: the machine's fp32 matmul rate (torch.matmul of two 2048×2048 float32 matrices, best of
+      10 before and 10 after (a), torch's default threads, 2·n³ FLOP each) and ViT-B/16's 17.6 G multiply-adds
+      (the usual "17.6 GFLOPs" counts a multiply-add as one) = 35.2 GFLOP per image over that rate, against the
+      capture path's s/img from (a)                                      (target ≤ 2.0×)
 
 Runs are interleaved so background load hits both sides alike; (a) reports the best run of each side,
 (b) the median. The model and images are built once in --workdir (default: a temporary folder).
@@ -24,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+VIT_B16_GMAC = 17.6  # multiply-adds per 224-px image, as timm and fvcore count ViT-B/16 ("17.6 GFLOPs")
 
 
 def build_model(folder: Path) -> Path:
@@ -104,6 +112,34 @@ def classify_throughput(model_dir: Path, paths: list[Path], batch_size: int, run
     return n / best["ours"], n / best["theirs"], n / best["theirs_batched"]
 
 
+def matmul_rate(n: int = 2048, repeats: int = 10) -> float:
+    """The machine's fp32 matmul rate in GFLOP/s: 2·n³ FLOP per n×n product, best of repeats, default threads."""
+    import torch
+
+    a, b, out = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    torch.matmul(a, b, out=out)  # warm-up: the first call picks the kernel and touches the memory
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def vit_gmac(model_dir: Path) -> float:
+    """Multiply-adds of one forward of the saved ViT, counted from its config (a check on VIT_B16_GMAC), in G."""
+    import json
+
+    c = json.loads((model_dir / "config.json").read_text())
+    d, patch = c["hidden_size"], c["patch_size"]
+    patches = (c["image_size"] // patch) ** 2
+    tokens = patches + 1  # [CLS]
+    # per layer: Q, K, V and output projections, the MLP, then Q·Kᵀ and weights·V
+    per_layer = tokens * (4 * d * d + 2 * d * c["intermediate_size"]) + 2 * tokens * tokens * d
+    embed = patches * c.get("num_channels", 3) * patch * patch * d
+    return (c["num_hidden_layers"] * per_layer + embed + d * len(c["id2label"])) / 1e9
+
+
 def wall(cmd: list[str], env: dict) -> float:
     """Seconds one process takes from spawn to exit."""
     start = time.perf_counter()
@@ -145,8 +181,11 @@ def main() -> None:
           f"transformers {transformers.__version__}, {os.cpu_count()} cpus")
     model_dir = build_model(workdir / "vit-b16")
     paths = build_images(workdir / "images", args.images)
+    rate = matmul_rate()
     ours, theirs, theirs_batched = classify_throughput(model_dir, paths, args.batch_size, args.runs)
+    rate = max(rate, matmul_rate())  # before and after (a), so a burst of background load hits neither alone
     heat, torch_import = heatmap_vs_torch(model_dir, paths[0], workdir, max(args.runs, 5))
+    floor = 2 * VIT_B16_GMAC / rate  # seconds per image at the matmul rate: 2 FLOP per multiply-add
     print()
     print(f"(a) classify {args.images} images, ViT-B/16 (best of {args.runs}):")
     print(f"    attncli capture path (batch {args.batch_size}, attentions kept) {ours:6.2f} img/s")
@@ -154,9 +193,17 @@ def main() -> None:
     print(f"    pipeline(..., batch_size={args.batch_size}) for reference        {theirs_batched:6.2f} img/s")
     print(f"(b) attn heatmap --layer 6 from the last capture {heat:6.3f}s  vs  python -c 'import torch' "
           f"{torch_import:6.3f}s (median of {max(args.runs, 5)})")
+    print(f"(c) fp32 matmul 2048x2048 (best of 2 x 10, {torch.get_num_threads()} threads) {rate:7.1f} GFLOP/s")
+    print(f"    ViT-B/16: {VIT_B16_GMAC} G multiply-adds = {2 * VIT_B16_GMAC:.1f} GFLOP per image (counted from this "
+          f"model's config: {vit_gmac(model_dir):.2f} G multiply-adds)")
+    print(f"    {f'FLOP floor {2 * VIT_B16_GMAC:.1f} GFLOP / {rate:.1f} GFLOP/s':<48}{floor:6.3f} s/img")
+    print(f"    {'attncli capture path (from (a))':<48}{1 / ours:6.3f} s/img")
     print()
-    print(f"{'classify throughput, attncli / pipeline':<44} ratio {ours / theirs:5.2f}x   (target >= 1.0x)")
-    print(f"{'heatmap re-render / import torch':<44} ratio {heat / torch_import:5.2f}x   (target <= 0.5x)")
+    print(f"{'classify throughput, attncli / pipeline':<54} ratio {ours / theirs:5.2f}x   (target >= 1.0x)")
+    print(f"{f'classify throughput, attncli / pipeline(batch_size={args.batch_size})':<54} ratio "
+          f"{ours / theirs_batched:5.2f}x   (reported, no target)")
+    print(f"{'classify s/img / ViT-B/16 FLOP floor':<54} ratio {(1 / ours) / floor:5.2f}x   (target <= 2.0x)")
+    print(f"{'heatmap re-render / import torch':<54} ratio {heat / torch_import:5.2f}x   (target <= 0.5x)")
 
 
 if __name__ == "__main__":

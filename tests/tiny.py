@@ -42,14 +42,18 @@ def _bpe(positions: int):
 
 
 def make_gpt2(folder: Path, layers: int = 2, heads: int = 2, hidden: int = 16, positions: int = 64,
-              init: float = 0.02) -> Path:
-    """A 2-layer GPT-2 with a byte-level BPE tokenizer trained on a few sentences, saved to folder."""
+              init: float = 0.02, vocab: int | None = None) -> Path:
+    """A 2-layer GPT-2 with a byte-level BPE tokenizer trained on a few sentences, saved to folder.
+
+    ``vocab`` pads the embedding and LM head to that many rows (a real model's size; the tokenizer still uses
+    only its own ids).
+    """
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
     tok = _bpe(positions)
-    config = GPT2Config(vocab_size=len(tok), n_embd=hidden, n_layer=layers, n_head=heads,
+    config = GPT2Config(vocab_size=max(vocab or 0, len(tok)), n_embd=hidden, n_layer=layers, n_head=heads,
                         n_positions=positions, bos_token_id=0, eos_token_id=0, initializer_range=init)
     folder.mkdir(parents=True, exist_ok=True)
     GPT2LMHeadModel(config).save_pretrained(folder)
@@ -58,15 +62,20 @@ def make_gpt2(folder: Path, layers: int = 2, heads: int = 2, hidden: int = 16, p
 
 
 def make_llama(folder: Path, layers: int = 2, heads: int = 4, kv_heads: int = 2, hidden: int = 32,
-               positions: int = 64, init: float = 0.02) -> Path:
-    """A 2-layer Llama (RoPE, grouped-query attention) with the same byte-level BPE tokenizer, saved to folder."""
+               positions: int = 64, init: float = 0.02, intermediate: int | None = None,
+               vocab: int | None = None) -> Path:
+    """A 2-layer Llama (RoPE, grouped-query attention) with the same byte-level BPE tokenizer, saved to folder.
+
+    ``intermediate`` is the MLP width (default 2 x hidden); ``vocab`` pads the embedding and LM head as in make_gpt2.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     tok = _bpe(positions)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
-                         num_attention_heads=heads, num_key_value_heads=kv_heads, intermediate_size=hidden * 2,
+    config = LlamaConfig(vocab_size=max(vocab or 0, len(tok)), hidden_size=hidden, num_hidden_layers=layers,
+                         num_attention_heads=heads, num_key_value_heads=kv_heads,
+                         intermediate_size=intermediate or hidden * 2,
                          max_position_embeddings=positions, bos_token_id=0, eos_token_id=0, initializer_range=init)
     folder.mkdir(parents=True, exist_ok=True)
     LlamaForCausalLM(config).save_pretrained(folder)

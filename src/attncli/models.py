@@ -229,7 +229,7 @@ def load_model(
     allow_pickle: bool = False,
     dtype: "TorchDtype | str | None" = None,
     device_map: "DeviceMap | str | dict | None" = None,
-    max_memory: dict | None = None,
+    max_memory: dict | str | None = None,
     offload_folder: Path | str | None = None,
 ) -> LoadedModel:
     """Load a model (eval mode, selective or eager attention) with its task head, tokenizer or processor, family.

@@ -68,6 +68,8 @@ class Request:
     selection: "Selection | None" = None  # which self-attention weights to keep (a view's needs); None: all
     torch_dtype: TorchDtype | None = None  # the dtype the weights load in (None: the checkpoint's default)
     device_map: DeviceMap | None = None  # accelerate places the model (instead of --device)
+    max_memory: "dict[int | str, int | str] | None" = None  # with device_map: accelerate's budget per device
+    offload_folder: Path | None = None  # with device_map: where weights that fit nowhere else go
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,8 @@ def resolve(request: Request | Plan, progress: "Report | None" = None) -> Resolv
         progress(f"loading {req.model or DEFAULT_MODELS[purpose]}", None, None)
     loaded = load_model(req.model or DEFAULT_MODELS[purpose], purpose, device=req.device,
                         trust_remote_code=req.trust_remote_code, allow_pickle=req.allow_pickle,
-                        dtype=req.torch_dtype, device_map=req.device_map)
+                        dtype=req.torch_dtype, device_map=req.device_map, max_memory=req.max_memory,
+                        offload_folder=req.offload_folder)
     capture = _capture(planned, loaded, progress)
     return Resolved(capture, planned, loaded, list(capture.warnings))
 

@@ -11,7 +11,8 @@ from attncli.choices import Device, Fuse, Purpose
 from attncli.cli.common import check_save_path, keeping, outputs, resolve, show, with_page
 from attncli.cli.crossattn import BeamsOpt, MaxNewOpt
 from attncli.cli.options import (DeviceMapOpt, DeviceOpt, FuseOpt, HeadOpt, HeadsOpt, JsonOpt, LayerOpt, LayersOpt,
-                                 OutOpt, PickleOpt, SaveOpt, StoreDtypeOpt, TopKOpt, TorchDtypeOpt, TrustOpt, WidthOpt)
+                                 MaxMemoryOpt, OffloadFolderOpt, OutOpt, PickleOpt, SaveOpt, StoreDtypeOpt, TopKOpt,
+                                 TorchDtypeOpt, TrustOpt, WidthOpt)
 
 GenModelOpt = Annotated[
     Optional[str],
@@ -47,6 +48,8 @@ def generate(
     allow_pickle: PickleOpt = False,
     torch_dtype: TorchDtypeOpt = None,
     device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    offload_folder: OffloadFolderOpt = None,
 ) -> None:
     """Continue PROMPT (greedy by default) and show, per generated token, what it attended to."""
     from attncli import sources
@@ -58,6 +61,7 @@ def generate(
         value=prompt, file=file, last=last, model=model, purpose=Purpose.generate,
         accepts=sources.TEXTS | sources.SAVED, device=device, trust_remote_code=trust_remote_code,
         allow_pickle=allow_pickle, selection=selection, torch_dtype=torch_dtype, device_map=device_map,
+        max_memory=max_memory, offload_folder=offload_folder,
         generation=sources.Generation(None, max_new_tokens, num_beams)))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)

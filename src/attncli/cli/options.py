@@ -10,11 +10,23 @@ import typer
 
 from attncli.choices import Device, DeviceMap, Fuse, Method, Scale, StoreDtype, TorchDtype
 
+
 def finite(value: float | None) -> float | None:
     """Refuse nan and inf where a number is parsed (typer's float type accepts both)."""
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter(f"{value} is not a finite number")
     return value
+
+
+def max_memory(text: str) -> dict:
+    """--max-memory's text as accelerate's max_memory dict; a bad value is a usage error naming the form."""
+    from attncli.errors import UsageError
+    from attncli.placement import parse_max_memory
+
+    try:
+        return parse_max_memory(text)
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 ModelOpt = Annotated[
@@ -99,4 +111,14 @@ DeviceMapOpt = Annotated[
     Optional[DeviceMap], typer.Option("--device-map", metavar="auto|balanced|sequential",
                                       help="Let accelerate spread the model over the GPUs and the CPU (instead of "
                                            "--device); the capture still comes back whole, on the CPU.")
+]
+MaxMemoryOpt = Annotated[
+    Optional[dict], typer.Option("--max-memory", metavar="DEVICE=SIZE,...", parser=max_memory,
+                                 help="With --device-map: the most each device may hold, e.g. 0=20GiB,cpu=60GiB "
+                                      "(DEVICE a GPU index, cpu, mps or disk; SIZE in KB/MB/GB or KiB/MiB/GiB).")
+]
+OffloadFolderOpt = Annotated[
+    Optional[Path], typer.Option("--offload-folder", metavar="DIR",
+                                 help="With --device-map: where the weights that fit on no device are kept "
+                                      "(on disk, read back layer by layer).")
 ]

@@ -11,7 +11,8 @@ from attncli.choices import Device, Fuse, Method, Purpose
 from attncli.cli.common import check_save_path, gradients, keeping, outputs, resolve, show, with_page
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
                                  OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt,
-                                 WidthOpt, LayersOpt, HeadsOpt, StoreDtypeOpt, TorchDtypeOpt, DeviceMapOpt)
+                                 WidthOpt, LayersOpt, HeadsOpt, StoreDtypeOpt, TorchDtypeOpt, DeviceMapOpt,
+                                 MaxMemoryOpt, OffloadFolderOpt)
 from attncli.errors import UsageError
 
 
@@ -47,6 +48,8 @@ def explain(
     allow_pickle: PickleOpt = False,
     torch_dtype: TorchDtypeOpt = None,
     device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    offload_folder: OffloadFolderOpt = None,
 ) -> None:
     """Show which tokens each token attends to (default: the last layer, heads averaged)."""
     from attncli import sources
@@ -65,7 +68,8 @@ def explain(
                                         accepts=sources.TEXTS, device=device, trust_remote_code=trust_remote_code,
                                         selection=needs(spec, layers, heads, fuse=save is None),
                                         allow_pickle=allow_pickle,
-                                        torch_dtype=torch_dtype, device_map=device_map))
+                                        torch_dtype=torch_dtype, device_map=device_map,
+                                        max_memory=max_memory, offload_folder=offload_folder))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
     resolved = resolve(plan.selecting(keeping(where, plan.request.selection)))  # a page shows every weight
