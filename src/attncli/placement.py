@@ -49,7 +49,8 @@ def placement(device: str, dtype: TorchDtype | str | None, device_map: DeviceMap
         kwargs["dtype"] = getattr(torch, TorchDtype(dtype).value)
     if device_map is None:
         if max_memory or offload_folder:
-            raise UsageError("max_memory and offload_folder only apply with a device map", "pass device_map='auto'")
+            raise UsageError("--max-memory and --offload-folder only apply with a device map",
+                             "add --device-map auto (device_map='auto' from Python)")
         return kwargs
     if device != Device.cpu.value:
         raise UsageError(f"--device {device} and --device-map both say where the model goes",

@@ -91,7 +91,8 @@ class Recorder:
         self.rows = None if selection.rows is None else list(selection.rows)
         self.fuse = None if selection.fuse is None or self.heads is not None else Fuse(selection.fuse)
         self.modules = self_attention_layers(model)
-        self.weights: dict[int, "torch.Tensor"] = {}
+        self.weights: dict[int, "torch.Tensor"] = {}  # views into out
+        self.out: "torch.Tensor | None" = None  # (batch, layers kept, heads kept, rows kept, key) float32 on the CPU
         self.n_layers, self.progress, self.stage = n_layers, progress, stage
 
     def __enter__(self) -> "Recorder":
@@ -114,15 +115,24 @@ class Recorder:
 
     def stacked(self) -> "Any":
         """(batch, layers kept, heads kept, rows kept, key) float32 numpy array, layers in selection order."""
-        import torch
-
         missing = [layer for layer in self.layers if layer not in self.weights]
         if missing:
             raise CaptureError(f"the model never ran attention layer(s) {missing}",
                                "this architecture names its layers in a way attncli does not know yet")
-        if len(self.layers) == 1:  # no copy: one long prompt's layer can be most of the memory used
-            return self.weights[self.layers[0]].unsqueeze(1).numpy()
-        return torch.stack([self.weights[layer] for layer in self.layers], dim=1).numpy()
+        return self.out.numpy()
+
+    def slot(self, layer: int, batch: int, heads: int, rows: int, keys: int) -> "torch.Tensor":
+        """Where a wanted layer's (batch, heads kept, rows kept, key) weights go: its part of one array for all.
+
+        The array is made when the first wanted layer runs (its shape is known then), so the layers are never
+        stacked afterwards: an all-layer capture takes its own size in memory once, not twice.
+        """
+        import torch
+
+        if self.out is None:
+            self.out = torch.empty(batch, len(self.layers), heads, rows, keys, dtype=torch.float32)
+        self.weights[layer] = self.out[:, self.layers.index(layer)]
+        return self.weights[layer]
 
 
 def selective_attention(module: Any, query: "torch.Tensor", key: "torch.Tensor", value: "torch.Tensor",
@@ -151,7 +161,7 @@ def selective_attention(module: Any, query: "torch.Tensor", key: "torch.Tensor",
     if mask is not None and mask.shape[-2] >= n_q:
         mask = mask[..., -n_q:, :]
     kept_heads = 1 if rec.fuse is not None else heads if rec.heads is None else len(rec.heads)
-    kept = torch.empty(batch, kept_heads, len(rows), n_k, dtype=torch.float32)  # on the CPU, filled chunk by chunk
+    kept = rec.slot(layer, batch, kept_heads, len(rows), n_k)  # on the CPU, filled chunk by chunk
     outputs = []
     step = max(1, CHUNK_BYTES // (4 * batch * heads * n_k))  # query rows per chunk: no (H, N, N) matrix at once
     for start in range(0, len(rows), step):
@@ -174,7 +184,6 @@ def selective_attention(module: Any, query: "torch.Tensor", key: "torch.Tensor",
             outputs.append(torch.matmul(weights, values))  # (B, H, r, d)
         chosen = (weights if rec.heads is None else weights[:, rec.heads]).to(torch.float32)
         kept[:, :, start:start + len(part)] = _fused(chosen, rec.fuse).cpu() if rec.fuse is not None else chosen.cpu()
-    rec.weights[layer] = kept
     if every_row:
         return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None  # (B, N, H, d)
     return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
