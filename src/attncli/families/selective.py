@@ -164,26 +164,30 @@ def selective_attention(module: Any, query: "torch.Tensor", key: "torch.Tensor",
     kept = rec.slot(layer, batch, kept_heads, len(rows), n_k)  # on the CPU, filled chunk by chunk
     outputs = []
     step = max(1, CHUNK_BYTES // (4 * batch * heads * n_k))  # query rows per chunk: no (H, N, N) matrix at once
+    skip_future = mask is None and causal and n_q > 1  # keys after a chunk's last row are masked: never computed
     for start in range(0, len(rows), step):
         part = rows[start:start + step]
-        scores = torch.matmul(query.index_select(2, part), keys.transpose(2, 3)) * scale  # (B, H, r, K)
+        seen = int(part.max()) + 1 + (n_k - n_q) if skip_future else n_k  # keys any row of the chunk can see
+        scores = torch.matmul(query.index_select(2, part), keys[:, :, :seen].transpose(2, 3)) * scale  # (B, H, r, s)
         if position_bias is not None:
-            scores = scores + (position_bias.index_select(2, part) if position_bias.shape[-2] == n_q
-                               else position_bias)
+            bias = position_bias.index_select(2, part) if position_bias.shape[-2] == n_q else position_bias
+            scores = scores + bias[..., :seen]
         if mask is not None:
             part_mask = mask.index_select(2, part) if mask.shape[-2] == n_q else mask
             if part_mask.dtype == torch.bool:
                 scores = scores.masked_fill(~part_mask, torch.finfo(scores.dtype).min)
             else:
                 scores = scores + part_mask
-        elif causal and n_q > 1:
-            allowed = torch.arange(n_k, device=query.device)[None, :] <= (part[:, None] + (n_k - n_q))  # (r, K)
+        elif skip_future:
+            allowed = torch.arange(seen, device=query.device)[None, :] <= (part[:, None] + (n_k - n_q))  # (r, s)
             scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
-        weights = torch.nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)  # (B, H, r, K)
+        weights = torch.nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)  # (B, H, r, s)
         if every_row:  # the weights are all there: finish as eager attention does
-            outputs.append(torch.matmul(weights, values))  # (B, H, r, d)
+            outputs.append(torch.matmul(weights, values[:, :, :seen]))  # (B, H, r, d)
         chosen = (weights if rec.heads is None else weights[:, rec.heads]).to(torch.float32)
-        kept[:, :, start:start + len(part)] = _fused(chosen, rec.fuse).cpu() if rec.fuse is not None else chosen.cpu()
+        rows_out = kept[:, :, start:start + len(part)]
+        rows_out[..., :seen] = _fused(chosen, rec.fuse).cpu() if rec.fuse is not None else chosen.cpu()
+        rows_out[..., seen:] = 0.0
     if every_row:
         return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None  # (B, N, H, d)
     return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,

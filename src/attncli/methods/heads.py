@@ -21,6 +21,8 @@ def resolve_index(value: int, count: int, what: str, owner: str = "the model") -
 def fuse_heads(layer: "np.ndarray", fuse: Fuse | str = Fuse.mean) -> "np.ndarray":
     """Combine (heads, query, key) into (query, key) by mean, max or min over heads."""
     how = Fuse(fuse)
+    if layer.shape[0] == 1:  # one head (or heads fused while capturing): itself, not a copy
+        return layer[0]
     if how is Fuse.mean:
         return layer.mean(axis=0)
     if how is Fuse.max:
@@ -69,7 +71,9 @@ def top_k_rows(matrix: "np.ndarray", k: int) -> list[list[tuple[int, float]]]:
     k = min(max(k, 0), n)
     if k == 0 or rows == 0:
         return [[] for _ in range(rows)]
-    kth = -np.partition(-matrix, k - 1, axis=1)[:, k - 1]  # (rows,): the k-th largest weight of each row
+    block = max(1, (16 << 20) // (8 * n))  # rows per partition: its two temporaries stay within 32 MB
+    kth = np.concatenate([-np.partition(-matrix[i:i + block], k - 1, axis=1)[:, k - 1]
+                          for i in range(0, rows, block)])  # (rows,): the k-th largest weight of each row
     out = []
     for row, floor in zip(matrix, kth):
         idx = np.flatnonzero(row >= floor)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable
 
 from rich.cells import cell_len
+from rich.segment import Segment
 from rich.text import Text
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ class LongTable:
         lines = self.lines(console, options.max_width) if self.table.row_count >= LONG_ROWS else None
         if lines is None:
             yield self.table
+        elif console.color_system is None:  # no styles to draw (a pipe, a file, NO_COLOR): the characters alone
+            for line in lines:
+                yield Segment(line.plain + "\n")
         else:
             yield from lines
 

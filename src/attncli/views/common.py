@@ -42,8 +42,12 @@ def colour_range(values: "np.ndarray", scale: Scale) -> tuple[float, float]:
     """(vmin, vmax) of the colours for a map under a scale; never an empty range."""
     import numpy as np
 
-    finite = np.asarray(values, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
+    values = np.asarray(values)
+    if values.size and scale is not Scale.percentile and bool(np.isfinite(values).all()):
+        finite = values  # min and max need no copy (a long prompt's map is hundreds of MB)
+    else:
+        finite = np.asarray(values, dtype=np.float64)
+        finite = finite[np.isfinite(finite)]
     if finite.size == 0:
         return 0.0, 1.0
     if scale is Scale.minmax:
