@@ -96,14 +96,29 @@ def test_generate_cli_outputs(cli, tiny_gpt2, tmp_path):
     assert [len(r) for r in doc["weights"]] == [len(doc["prompt"]["tokens"]) + t for t in range(3)]
     assert all(abs(sum(r) - 1) < 1e-4 for r in doc["weights"])
     assert (tmp_path / "g.png").stat().st_size > 0
-    code, out, err = cli("generate", "--last", "--head", "1", "-o", str(tmp_path / "g.html"))
+    from attncli.store import last_capture_path, load_capture
+
+    kept = load_capture(last_capture_path())  # the view's rows only: one per generated token, heads fused
+    n_prompt = len(doc["prompt"]["tokens"])
+    assert kept.query_ids == [n_prompt - 1 + t for t in range(3)] and kept.fused_heads == "mean"
+    assert kept.attentions.shape == (1, 1, 3, n_prompt + 3)
+    code, again, err = cli("generate", "--last", "--json")
+    assert code == 0 and json.loads(again)["weights"] == doc["weights"], err
+    code, _, err = cli("generate", "--last", "--head", "1")
+    assert code == 1 and "kept only the mean of its 2 heads" in err and "--head 1" in err
+    code, _, err = cli("heatmap", "--terminal")  # the matrix needs every row
+    assert code == 1 and "--layers all" in " ".join(err.split())
+    code, out, err = cli("generate", PROMPT, "--model", str(tiny_gpt2), "--max-new-tokens", "3", "--head", "1",
+                         "-o", str(tmp_path / "g.html"))  # a page keeps everything
     assert code == 0, err
     assert "head 1" in out and "on prompt" in out and (tmp_path / "g.html").stat().st_size > 0
-    code, _, err = cli("generate", "--last", "--layer", "0")
-    assert code == 1 and "kept layer 1" in err and "--layers 0" in err
     code, out, err = cli("heatmap", "--json")  # a generation capture is a text capture too
     assert code == 0, err
     assert json.loads(out)["layer"] == 1
+    code, _, err = cli("generate", PROMPT, "--model", str(tiny_gpt2), "--max-new-tokens", "3", "--heads", "all")
+    assert code == 0, err
+    code, _, err = cli("generate", "--last", "--layer", "0")
+    assert code == 1 and "kept layer 1" in err and "--layers 0" in err
 
 
 def test_generate_refuses_other_captures(cli, tiny_bert):

@@ -56,7 +56,7 @@ def generate(
     from attncli.views.common import MapSpec
     from attncli.views.explain import needs
 
-    selection = needs(MapSpec(layer=layer, head=head, fuse=fuse), layers, heads)
+    selection = needs(MapSpec(layer=layer, head=head, fuse=fuse), layers, heads, fuse=save is None)
     plan = sources.plan(sources.Request(
         value=prompt, file=file, last=last, model=model, purpose=Purpose.generate,
         accepts=sources.TEXTS | sources.SAVED, device=device, trust_remote_code=trust_remote_code,

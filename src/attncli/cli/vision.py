@@ -214,7 +214,8 @@ def _self_view(capture: "Capture", spec: Any, all_heads: bool, grads: Any, label
 
         raise CaptureError(f"the token matrix needs every query row, but this capture kept the rows of "
                            f"{len(capture.query_ids)} of {capture.n_tokens} tokens",
-                           "capture the text again without --token or --query (or draw one with --query)")
+                           "capture it again without --token or --query, or with --layers all (or draw one row "
+                           "with --query)")
     from attncli.views.explain import TokenMatrix, layer_matrix
 
     return layer_matrix(capture, spec, grads, label, TokenMatrix)

@@ -100,6 +100,7 @@ def decoded_offsets(tokenizer: Any, ids: list[int]) -> tuple[str, list[tuple[int
 def capture_generate(prompt: str, loaded: "LoadedModel", selection: Selection = ALL, *, max_new_tokens: int = 20,
                      num_beams: int = 1, progress: Report | None = None) -> Capture:
     """Continue a prompt with a causal LM and capture, per generated token, what it attended to."""
+    import dataclasses
     import inspect
 
     import numpy as np
@@ -128,6 +129,10 @@ def capture_generate(prompt: str, loaded: "LoadedModel", selection: Selection = 
     call = {"logits_to_keep": len(new) + 1} if "logits_to_keep" in inspect.signature(
         loaded.model.forward).parameters else {}  # never the (N, vocab) logits of a long prompt
     labels = list(prepared.labels)
+    if selection.layers is not None and selection.rows is None and selection.query is None:
+        # The view reads the rows of the steps that produced the new tokens: the rest of a long prompt's N × N
+        # is never computed (--layers all keeps every row, to re-render anything later).
+        selection = dataclasses.replace(selection, rows=tuple(range(n_prompt - 1, len(ids) - 1)))
     weights, kept, output = capture_selected(loaded.model, full, selection, labels, list(prepared.special),
                                              list(prepared.words), progress=progress, **call)
     logits = output.logits[0, -(len(new) + 1):-1].float().cpu().numpy()  # (new, vocab): row t predicts new[t]
