@@ -187,3 +187,26 @@ def test_stages_draw_only_on_a_terminal(monkeypatch):
     with common.stages() as report:
         report("forward over 9 tokens", 1, 2)
     assert "forward over 9 tokens" in screen.getvalue() and screen.getvalue().endswith("\x1b[2K")  # erased
+
+
+def test_a_text_capture_of_a_causal_lm_computes_one_position_of_logits(tiny_gpt2, tiny_bert, monkeypatch):
+    """explain never reads logits: a causal LM is asked for the last position's only (not tokens × vocabulary)."""
+    from attncli.choices import Purpose
+    from attncli.families import selective, text_capture
+    from attncli.models import load_model
+
+    seen = {}
+    real = selective.capture_selected
+
+    def spy(model, inputs, selection, *args, **call):
+        weights, kept, output = real(model, inputs, selection, *args, **call)
+        call.pop("progress", None)
+        seen[type(model).__name__] = (call, tuple(getattr(output, "logits", output[0]).shape))
+        return weights, kept, output
+
+    monkeypatch.setattr(selective, "capture_selected", spy)
+    for folder in (tiny_gpt2, tiny_bert):
+        text_capture.capture_text(PROMPT, load_model(str(folder), Purpose.text))
+    (gpt2_call, gpt2_shape), = [v for k, v in seen.items() if "GPT2" in k]
+    assert gpt2_call == {"logits_to_keep": 1} and gpt2_shape[1] == 1
+    assert [v[0] for k, v in seen.items() if "GPT2" not in k] == [{}]  # an encoder takes no such argument

@@ -92,3 +92,13 @@ def generated(ids: list[int], max_new_tokens: int, num_beams: int, eos: int | No
     return {"mode": "generated", "strategy": "greedy" if num_beams == 1 else "beam search (best beam)",
             "num_beams": num_beams, "max_new_tokens": max_new_tokens, "scored": "teacher-forced",
             "finished": eos is not None and bool(ids) and ids[-1] == eos}
+
+
+def last_logits(model: Any, n: int) -> dict[str, Any]:
+    """Forward arguments that keep only the last n positions' logits, where the model takes them.
+
+    A causal LM otherwise returns (tokens, vocabulary) logits: 1.6 GB for GPT-2 on 8,192 tokens, never read.
+    """
+    import inspect
+
+    return {"logits_to_keep": n} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}

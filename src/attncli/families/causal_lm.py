@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from attncli.capture import ALL, Capture, Report, Selection, architecture
 from attncli.choices import Kind, Purpose
 from attncli.errors import UsageError
-from attncli.families.base import Family, Modality, end_token, generated, is_causal_lm
+from attncli.families.base import Family, Modality, end_token, generated, is_causal_lm, last_logits
 
 if TYPE_CHECKING:
     from attncli.models import LoadedModel
@@ -101,7 +101,6 @@ def capture_generate(prompt: str, loaded: "LoadedModel", selection: Selection = 
                      num_beams: int = 1, progress: Report | None = None) -> Capture:
     """Continue a prompt with a causal LM and capture, per generated token, what it attended to."""
     import dataclasses
-    import inspect
 
     import numpy as np
 
@@ -126,8 +125,7 @@ def capture_generate(prompt: str, loaded: "LoadedModel", selection: Selection = 
 
     ids = inputs["input_ids"][0].tolist() + new
     full = {"input_ids": torch.tensor([ids], device=loaded.device)}  # (1, N)
-    call = {"logits_to_keep": len(new) + 1} if "logits_to_keep" in inspect.signature(
-        loaded.model.forward).parameters else {}  # never the (N, vocab) logits of a long prompt
+    call = last_logits(loaded.model, len(new) + 1)  # never the (N, vocab) logits of a long prompt
     labels = list(prepared.labels)
     if selection.layers is not None and selection.rows is None and selection.query is None:
         # The view reads the rows of the steps that produced the new tokens: the rest of a long prompt's N × N

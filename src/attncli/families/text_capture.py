@@ -15,6 +15,7 @@ def capture_text(text: str, loaded: "LoadedModel", selection: Selection = ALL,
                  progress: Report | None = None) -> Capture:
     """Tokenize text, run the loaded model once keeping the selection's attention weights, return a Capture."""
     from attncli.families import require
+    from attncli.families.base import last_logits
     from attncli.families.selective import capture_selected
     from attncli.inputs import prepare_text
 
@@ -23,7 +24,7 @@ def capture_text(text: str, loaded: "LoadedModel", selection: Selection = ALL,
     prepared = prepare_text(text, loaded.processor, config)
     inputs = {k: v.to(loaded.device) for k, v in prepared.model_inputs.items()}
     weights, kept, _ = capture_selected(loaded.model, inputs, selection, prepared.labels, prepared.special,
-                                        prepared.words, progress=progress)
+                                        prepared.words, progress=progress, **last_logits(loaded.model, 1))
     return Capture(
         attentions=weights[0],  # (layers, heads, rows, key)
         tokens=prepared.labels,
