@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from attncli.choices import Fuse, Method, Scale
 from attncli.errors import UsageError
 from attncli.methods.heads import keep_tokens, resolve_index, top_k, top_k_rows
-from attncli.views.common import SKIP_NOTE, MapSpec, colour_range, default_scale, heads_phrase, rounded
+from attncli.views.common import (SKIP_NOTE, MapSpec, colour_range, default_scale, heads_phrase, rounded,
+                                  stored_head)
 
 if TYPE_CHECKING:
     from attncli.capture import Selection
@@ -191,10 +192,7 @@ def layer_matrix(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.n
         capture.require(f"--method {method.value}")
     capture.require("the token table of a layer", layers=False)
     slot, layer_i = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
-    head_slot = None if spec.head is None else capture.head_index(spec.head)
-    if head_slot is None:
-        capture.check_fuse(spec.fuse)
-    head_i = None if spec.head is None else resolve_index(spec.head, capture.total_heads or capture.n_heads, "head")
+    head_slot, head_i = stored_head(capture, spec.head, spec.fuse)
     shown = _shown(capture, spec.skip_special)
     full = method_rows(capture.attentions, method, slot, head=head_slot, fuse=spec.fuse,
                        discard_ratio=spec.discard_ratio, gradients=gradients)  # (Q, K)
@@ -255,10 +253,7 @@ def token_profile(capture: "Capture", token: int | list[int], head: int | None =
         capture.require(f"--method {method.value}")
     capture.require("a token's attention at every layer", rows=False)
     rows_at = [capture.row_index(p) for p in pieces]  # where the pieces' query rows are stored
-    head_slot = None if head is None else capture.head_index(head)
-    if head_slot is None:
-        capture.check_fuse(fuse)
-    head_i = None if head is None else resolve_index(head, capture.total_heads or capture.n_heads, "head")
+    head_slot, head_i = stored_head(capture, head, fuse)
     shown = _shown(capture, skip_special)
     if token not in shown:
         raise UsageError(f'token {token} ("{capture.tokens[token]}") is a special token hidden by --skip-special',
