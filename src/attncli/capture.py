@@ -176,14 +176,14 @@ class Capture:
             return number
         if number not in self.query_ids:
             raise CaptureError(f"this capture kept the query rows of token(s) {self.query_ids} only, not {number}",
-                               "capture again without --token to keep every row")
+                               "capture it again without --token or --query (or with --layers all) to keep every row")
         return self.query_ids.index(number)
 
     def require(self, what: str, layers: bool = True, rows: bool = True, heads: bool = False) -> None:
         """Refuse a view that needs every layer (rows, heads) when the capture kept only some."""
         lacking = [(f"{_spans(self.layer_ids, 'layer')} of {self.total_layers}", "--layers all")
                    if layers and self.layer_ids is not None else None,
-                   (f"the rows of {len(self.query_ids)} of {self.n_tokens} tokens", "no --token")
+                   (f"the rows of {len(self.query_ids)} of {self.n_tokens} tokens", _EVERY_ROW)
                    if rows and self.query_ids is not None else None,
                    (f"{_spans(self.head_ids, 'head')} of {self.total_heads}", "--heads all")
                    if heads and self.head_ids is not None else None,
@@ -191,9 +191,12 @@ class Capture:
                    if heads and self.fused_heads else None]
         lacking = [item for item in lacking if item is not None]
         if lacking:
+            hints = list(dict.fromkeys(h for _, h in lacking))  # each fix once
+            if _EVERY_ROW in hints and "--layers all" in hints:
+                hints.remove("--layers all")  # the rows' fix says it
             raise CaptureError(f"{what} needs the whole model's attention, but this capture kept only "
                                + " and ".join(w for w, _ in lacking),
-                               "capture again with " + " and ".join(h for _, h in lacking))
+                               "capture again with " + " and ".join(hints))
 
     def map(self, layer: int = -1, head: int | None = None, fuse: Fuse | str = Fuse.mean) -> "np.ndarray":
         """(query, key) attention of one model layer: a single head, or the heads fused."""
@@ -208,6 +211,9 @@ class Capture:
             raise NotSupportedError(f"this capture of {self.model_id} has no cross-attention",
                                     "capture one with attn align or attn caption")
         return layer_map(self.cross_attentions, layer, head, fuse)
+
+
+_EVERY_ROW = "--layers all, without --token or --query"
 
 
 def _spans(numbers: list[int] | None, what: str) -> str:
