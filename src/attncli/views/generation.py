@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from attncli.choices import Fuse, Scale
 from attncli.errors import NotSupportedError
-from attncli.methods.heads import resolve_index, top_k
-from attncli.views.common import colour_range, heads_phrase
+from attncli.methods.heads import top_k
+from attncli.views.common import colour_range, heads_phrase, stored_head
 
 if TYPE_CHECKING:
     import numpy as np
@@ -125,13 +125,14 @@ def generation_view(capture: "Capture", layer: int = -1, head: int | None = None
     n = capture.n_tokens
     layer_i = capture.layer_number(layer)
     full = capture.map(layer_i, head, fuse)  # (rows kept, N)
+    _, head_i = stored_head(capture, head, fuse)
     rows = [capture.row_index(i) for i in range(p - 1, n - 1)]  # the steps that produced each generated token
     matrix = full[rows, : n - 1]  # (generated, N - 1): the last generated token is seen by no step
     scores = capture.target_scores or [float("nan")] * len(capture.target_tokens)
     return GenerationView(
         matrix=matrix, labels=list(capture.tokens[: n - 1]), special=list(capture.special[: n - 1]), prompt_length=p,
         generated=list(capture.target_tokens), generated_special=list(capture.target_special), scores=list(scores),
-        layer=layer_i, head=None if head is None else resolve_index(head, capture.total_heads or capture.n_heads, "head"),
+        layer=layer_i, head=head_i,
         fuse=Fuse(fuse).value, n_heads=capture.heads_total, model_id=capture.model_id, prompt=capture.text,
         text=capture.target_text, decoding=dict(capture.decoding), top_k=top,
         vmax=colour_range(matrix, Scale.zero)[1],
