@@ -91,10 +91,10 @@ CASES: dict[str, Case] = {
     "model-vision-for-text": c(2, "image", "explain", "the cat", "--model", "{vit}"),
     "model-seq2seq-for-text": c(2, "attn align", "explain", "the cat", "--model", "{marian}"),
     # align: audio
-    "align-audio-not-wav": c(2, "not a pcm wav", "align", "{files}/notwav.wav", "--model", "{whisper}"),
+    "align-audio-not-wav": c(2, "not audio attncli can read", "align", "{files}/notwav.wav", "--model", "{whisper}"),
     "align-audio-empty": c(2, "no audio", "align", "{files}/empty.wav", "--model", "{whisper}"),
-    "align-audio-cut": c(2, "not a pcm wav", "align", "{files}/cut.wav", "--model", "{whisper}"),
-    "align-audio-flac": c(2, "pcm wav audio, not flac", "align", "{files}/song.flac", "--model", "{whisper}"),
+    "align-audio-cut": c(2, "not audio attncli can read", "align", "{files}/cut.wav", "--model", "{whisper}"),
+    "align-audio-flac": c(2, "not audio attncli can read", "align", "{files}/song.flac", "--model", "{whisper}"),
     "align-audio-rate": c(2, "100 hz", "align", "{files}/slow.wav", "--model", "{whisper}"),
     "align-audio-missing": c(2, "no such file", "align", "{files}/nope.wav", "--model", "{whisper}"),
     "align-audio-no-model": c(2, "no default speech model", "align", "{files}/tone.wav"),

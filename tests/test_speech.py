@@ -78,17 +78,25 @@ def test_teacher_forcing_equals_generation(wav, loaded):
     np.testing.assert_allclose(cap.cross_attentions, rows, atol=1e-4)
 
 
-def test_token_times_use_transformers_dtw(wav, loaded):
-    """Times come from _extract_token_timestamps over the configured heads, else the last half (said as a warning)."""
-    import torch
-    from transformers.generation.utils import GenerateEncoderDecoderOutput
+def test_token_times_keep_the_row_that_predicts_the_first_word(wav, loaded):
+    """DTW runs on the rows that predict each word and the end token: the last prompt row is one of them."""
+    from attncli.families import speech_timing as st
 
     cap = _capture(wav, loaded, target="the cat sat")
     assert cap.timing["fallback"] and cap.timing["heads"] == [[1, 0], [1, 1]]
     assert any("the generation config names no alignment_heads" in w for w in cap.warnings)
     times = cap.target_times
-    assert len(times) == len(cap.target_tokens) and times[:3] == [0.0, 0.0, 0.0]  # the prompt is at 0
-    assert times == sorted(times) and 0.0 <= times[-1] <= SECONDS
+    assert len(times) == len(cap.target_tokens) and times[:3] == [None, None, None]  # the prompt has no time
+    assert times[-1] is None and all(t is not None for t in times[3:-1])  # nor the end token
+    ids = [loaded.model.generation_config.decoder_start_token_id]
+    ids += loaded.processor.tokenizer.convert_tokens_to_ids(["<|en|>", "<|transcribe|>", "<|notimestamps|>"])
+    ids += loaded.processor.tokenizer(" the cat sat", add_special_tokens=False)["input_ids"] + [0]
+    special = set(loaded.processor.tokenizer.all_special_ids)
+    text, rows = st.dtw_rows(ids, 4, special, 0)
+    assert text == list(range(4, len(ids) - 1)) and rows == [k - 1 for k in text] + [len(ids) - 2]
+    assert rows[0] == 3  # the <|notimestamps|> row predicts the first word
+    starts = st.dtw_times(cap.cross_attentions, [[1, 0], [1, 1]], rows, 30, 0.02)
+    np.testing.assert_allclose([t for t in times if t is not None], starts[:-1], atol=1e-6)
     loaded.model.generation_config.alignment_heads = [[0, 1]]
     try:
         chosen = _capture(wav, loaded, target="the cat sat")
@@ -96,17 +104,75 @@ def test_token_times_use_transformers_dtw(wav, loaded):
         del loaded.model.generation_config.alignment_heads
     assert chosen.timing["heads"] == [[0, 1]] and not chosen.timing["fallback"]
     assert not any("alignment_heads" in w for w in chosen.warnings)
-    ids = [loaded.model.generation_config.decoder_start_token_id]
-    ids += loaded.processor.tokenizer.convert_tokens_to_ids(["<|en|>", "<|transcribe|>", "<|notimestamps|>"])
-    ids += loaded.processor.tokenizer(" the cat sat", add_special_tokens=False)["input_ids"] + [0]
-    layers = tuple(torch.from_numpy(chosen.cross_attentions[i])[None] for i in range(2))
-    direct = loaded.model._extract_token_timestamps(
-        GenerateEncoderDecoderOutput(sequences=torch.tensor([ids]), cross_attentions=(layers,)), [[0, 1]],
-        time_precision=0.02, num_frames=60, num_input_ids=4)
-    np.testing.assert_allclose(chosen.target_times, direct[0, 1:].numpy(), atol=1e-6)
     words = chosen.timing["words"]
     assert [w["word"] for w in words] == ["the", "cat", "sat"]
-    assert all(w["start"] <= w["end"] for w in words) and words[0]["start"] == 0.0
+    assert all(0 <= w["start"] <= w["end"] <= SECONDS for w in words)
+
+
+def test_dtw_on_a_diagonal_and_the_first_word():
+    """Rows that peak at frames 5, 15, 25 and an end row at 35: the words start there; the first is not empty."""
+    from attncli.families import speech_timing as st
+
+    cross = np.full((1, 1, 4, 50), 1e-3, dtype=np.float32)
+    for row, frame in enumerate((5, 15, 25, 35)):
+        cross[0, 0, row, frame:frame + 10] = 1.0
+    starts = st.dtw_times(cross, [[0, 0]], [0, 1, 2, 3], 50, 0.02, median_width=1)
+    np.testing.assert_allclose(starts, [0.0, 0.3, 0.5, 0.7])  # DTW starts at frame 0, then jumps at each peak
+
+
+def test_word_ends_snap_to_the_sound():
+    """A word's end moves back from the next word's start to where its sound stops; silence keeps DTW's span."""
+    from attncli.families import speech_timing as st
+
+    rate = 16000
+    x = np.zeros(rate, dtype=np.float32)
+    x[int(0.1 * rate):int(0.3 * rate)] = 0.5 * np.sin(np.arange(int(0.2 * rate)) * 0.3)  # sound 0.1-0.3 s
+    x[int(0.6 * rate):int(0.8 * rate)] = 0.5 * np.sin(np.arange(int(0.2 * rate)) * 0.3)  # sound 0.6-0.8 s
+    level = st.loudness(x, rate)
+    assert level.cut is not None and level.peak > -10 and level.floor < -100
+    words = [{"word": "a", "start": 0.08, "end": 0.58}, {"word": "b", "start": 0.58, "end": 0.9},
+             {"word": "c", "start": 0.9, "end": 1.0}]
+    assert st.snap_to_sound(words, level, 1.0) == 2
+    assert words[0]["start"] == pytest.approx(0.09, abs=0.011) and words[0]["end"] == pytest.approx(0.3, abs=0.011)
+    assert words[1]["start"] == pytest.approx(0.59, abs=0.011) and words[1]["end"] == pytest.approx(0.8, abs=0.011)
+    assert (words[2]["start"], words[2]["end"]) == (0.9, 1.0)  # nothing loud inside: DTW's span stands
+    flat = st.loudness(np.full(rate, 0.1, dtype=np.float32), rate)
+    assert flat.cut is None and st.snap_to_sound([{"start": 0.0, "end": 1.0}], flat, 1.0) == 0
+
+
+def test_special_ids_cover_timestamps_an_incomplete_tokenizer_misses(loaded):
+    """Ids from <|notimestamps|> to the end of the vocabulary are Whisper's, whatever the tokenizer lists."""
+    from attncli.families.speech_seq2seq import special_ids
+
+    tokenizer = loaded.processor.tokenizer
+    special = special_ids(loaded, tokenizer)
+    no_ts = loaded.model.generation_config.no_timestamps_token_id
+    assert set(tokenizer.all_special_ids) <= special and no_ts in special
+    assert set(range(no_ts, loaded.config.vocab_size)) <= special
+
+
+def test_shared_boundaries_move_to_the_quiet_between_words():
+    """Two words DTW joins at 0.55 s whose sounds meet at 0.45 s: the boundary moves back to the dip."""
+    from attncli.families import speech_timing as st
+
+    rate = 16000
+    t = np.arange(rate) / rate
+    x = (0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    x[:int(0.2 * rate)] = 0.0  # silence, then the two words
+    x[int(0.44 * rate):int(0.46 * rate)] *= 0.01  # a 20 ms dip between the words
+    level = st.loudness(x, rate)
+    words = [{"start": 0.2, "end": 0.55}, {"start": 0.55, "end": 1.0}]
+    assert st.split_at_dips(words, level) == 1
+    assert words[0]["end"] == words[1]["start"] == pytest.approx(0.45, abs=0.011)
+    apart = [{"start": 0.2, "end": 0.3}, {"start": 0.6, "end": 1.0}]
+    assert st.split_at_dips(apart, level) == 0  # a pause already separates them
+
+
+def test_silence_is_said_not_transcribed(tmp_path, loaded):
+    """A silent recording: a warning says so and no words are made of what the model wrote."""
+    cap = _capture(write_wav(tmp_path / "quiet.wav", np.zeros(RATE // 2)), loaded, max_new_tokens=3)
+    assert cap.timing["words"] == [] and "silent" in cap.timing["no_speech"]
+    assert any("the recording is silent" in w and "not as words" in w for w in cap.warnings)
 
 
 def test_given_target_is_scored(wav, loaded):
@@ -117,8 +183,8 @@ def test_given_target_is_scored(wav, loaded):
     assert "".join(t for t, s in zip(cap.target_tokens, cap.target_special) if not s) == "thecatsatonthemat"
 
 
-def test_resampled_stereo_and_long_audio(tmp_path, loaded):
-    """8 kHz stereo is averaged and resampled (with warnings); audio past the model's window is cut and said."""
+def test_resampled_stereo(tmp_path, loaded):
+    """8 kHz stereo is averaged and resampled (with warnings)."""
     from attncli.audio import read_audio
 
     path = write_wav(tmp_path / "stereo8k.wav", tone(0.5, rate=8000), rate=8000, channels=2, width=4)
@@ -130,9 +196,41 @@ def test_resampled_stereo_and_long_audio(tmp_path, loaded):
     for width in (1, 3):  # unsigned 8-bit and packed 24-bit samples decode to the same tone
         read = read_audio(write_wav(tmp_path / f"w{width}.wav", tone(0.1), width=width), RATE)
         np.testing.assert_allclose(read.samples, tone(0.1), atol=0.01 if width == 1 else 1e-6)
-    long = _capture(write_wav(tmp_path / "long.wav", tone(1.5)), loaded, max_new_tokens=2)
-    assert any("only the first 1.0 s were read" in w for w in long.warnings)
-    assert long.audio_seconds == pytest.approx(1.0) and not any(long.special)
+
+
+@pytest.mark.parametrize("fmt,subtype,channels", [("WAV", "PCM_24", 3), ("WAV", "FLOAT", 1), ("WAVEX", "PCM_24", 2),
+                                                  ("FLAC", "PCM_16", 1), ("OGG", "VORBIS", 2), ("MP3", "MPEG_LAYER_III", 1)])
+def test_common_formats_read_the_same_tone(tmp_path, fmt, subtype, channels):
+    """Extensible and float WAV headers, 24-bit, many channels, FLAC, OGG and MP3 all read as the same tone."""
+    import soundfile
+
+    from attncli.audio import read_audio
+
+    suffix = {"WAVEX": "wav", "OGG": "ogg", "MP3": "mp3", "FLAC": "flac", "WAV": "wav"}[fmt]
+    path = tmp_path / f"tone.{suffix}"
+    soundfile.write(str(path), np.repeat(tone(0.5)[:, None], channels, axis=1), RATE, format=fmt, subtype=subtype)
+    audio = read_audio(path, RATE)
+    lossy = fmt in ("OGG", "MP3")
+    assert abs(len(audio.samples) - RATE // 2) <= (2000 if lossy else 0)
+    n = min(len(audio.samples), RATE // 2)
+    if lossy:  # a perceptual codec keeps the tone's level, not each sample
+        assert np.abs(audio.samples).max() == pytest.approx(0.5, abs=0.05)
+    else:
+        np.testing.assert_allclose(audio.samples[:n], tone(0.5)[:n], atol=1e-4)
+    assert (f"has {channels} channels; averaged to mono" in " ".join(audio.warnings)) == (channels > 1)
+
+
+def test_unreadable_audio_is_one_line_with_a_command_that_keeps_the_input(tmp_path):
+    """An M4A, or a file libsndfile cannot open: one line, and an ffmpeg command writing a new file."""
+    from attncli.audio import probe_audio
+    from attncli.errors import UsageError
+
+    for name, data in (("talk.m4a", b"\0\0\0 ftypM4A "), ("talk.flac", b"fLaC" + bytes(40))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(UsageError) as err:
+            probe_audio(path)
+        assert "\n" not in str(err.value) and f"ffmpeg -i {name} -ac 1 -ar 16000 talk.16k.wav" in err.value.hint
 
 
 def test_view_skip_special_and_json(wav, loaded):

@@ -146,7 +146,8 @@ def _offline_alias_hint(purpose: Purpose | None) -> str:
     """Name the offline alias for the purpose so a user without network knows what works."""
     modality = {Purpose.image: Purpose.image_classification, Purpose.text_classification: Purpose.text}
     wanted = modality.get(purpose, purpose) if purpose is not None else None
-    alias = next((e.alias for e in EMBEDDED.values() if e.purpose == wanted), None)
+    # align's only alias (whisper-tiny.en) reads audio, and the model that failed may be a text one: not named.
+    alias = next((e.alias for e in EMBEDDED.values() if e.purpose == wanted and wanted is not Purpose.align), None)
     if alias is None:  # no embedded model of this kind (seq2seq, image-to-text)
         return "offline, download it once while online, or pass a downloaded model folder with --model PATH"
     return f"offline, use the embedded model with --model {alias}, or a downloaded folder with --model PATH"

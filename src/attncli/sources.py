@@ -44,7 +44,7 @@ class Generation:
     """How a model's output is found: given (``target``, encoder-decoders) or generated."""
 
     target: str | None = None
-    max_new_tokens: int = 64
+    max_new_tokens: int | None = 64  # None: attn align AUDIO sizes it to the recording
     num_beams: int = 1
 
 
@@ -175,7 +175,7 @@ def _is_dir(path: Path) -> bool:
 def _names(kinds: frozenset[InputKind]) -> list[str]:
     """How each accepted input is given, for messages."""
     names = {InputKind.text: "TEXT", InputKind.stdin: '"-" (stdin)', InputKind.text_file: "--file PATH",
-             InputKind.image: "IMAGE", InputKind.audio: "AUDIO (.wav)", InputKind.capture: "a capture saved with --save (.npz)",
+             InputKind.image: "IMAGE", InputKind.audio: "AUDIO (.wav, .flac, .ogg, .mp3)", InputKind.capture: "a capture saved with --save (.npz)",
              InputKind.last: "--last"}
     return [names[k] for k in InputKind if k in kinds]
 
@@ -205,7 +205,8 @@ def plan(request: Request) -> Plan:
 
         probe_audio(request.value or "")  # the header: a bad file fails before the model loads
         if request.model is None:
-            raise UsageError("attncli has no default speech model", "name one with --model (e.g. a Whisper folder)")
+            raise UsageError("attncli has no default speech model",
+                             "name one with --model: whisper-tiny.en (pip install 'attncli[speech]') or a Whisper folder")
         inputs = (Path(request.value or ""),)
     elif kind is InputKind.capture:
         inputs = (Path(request.value or ""),)
@@ -261,7 +262,7 @@ def _capture(planned: Plan, loaded: "LoadedModel", progress: "Report | None" = N
         from attncli.families.speech_seq2seq import capture_audio
 
         return capture_audio(req.value or "", loaded, target=gen.target, max_new_tokens=gen.max_new_tokens,
-                             num_beams=gen.num_beams, selection=selection)
+                             num_beams=gen.num_beams, selection=selection, progress=progress)
     if purpose is Purpose.align:
         from attncli.families.encdec import capture_align
 

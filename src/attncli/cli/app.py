@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = debugging()
     from attncli import dinov2  # light: its heavy imports are inside functions
 
-    dinov2.progress_hook = lambda message: sys.stderr.write(f"attn: {message}\n")
+    from attncli import whisperct2  # light, as dinov2
+
+    dinov2.progress_hook = whisperct2.progress_hook = lambda message: sys.stderr.write(f"attn: {message}\n")
     try:
         with libraries_quiet():
             code = app(args=argv, prog_name="attn", standalone_mode=False)

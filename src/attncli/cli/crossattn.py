@@ -15,6 +15,10 @@ from attncli.errors import UsageError
 
 MaxNewOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, metavar="N",
                                         help="Longest output to generate, in tokens.")]
+AlignMaxNewOpt = Annotated[
+    Optional[int], typer.Option("--max-new-tokens", min=1, metavar="N", show_default=False,
+                                help="Longest output to generate, in tokens (default: 64 for text; for audio, 6 a "
+                                     "second of the recording plus 16, at least 64).")]
 BeamsOpt = Annotated[
     int, typer.Option("--num-beams", min=1, metavar="N",
                       help="Beam search width; the best beam is re-scored teacher-forced.")
@@ -49,7 +53,8 @@ CaptionModelOpt = Annotated[
 def align(
     text: Annotated[Optional[str], typer.Argument(
         metavar="TEXT|AUDIO", show_default=False,
-        help='Source text, "-" to read it from stdin, or a PCM WAV recording for a speech model (Whisper).')] = None,
+        help='Source text, "-" to read it from stdin, or a recording (WAV, FLAC, OGG, MP3) for a speech model '
+             '(Whisper, e.g. --model whisper-tiny.en).')] = None,
     file: Annotated[Optional[Path], typer.Option("--file", "-f", metavar="PATH",
                                                  help="Read the source text from this file.")] = None,
     target: Annotated[
@@ -60,7 +65,7 @@ def align(
     layer: LayerDecOpt = -1,
     head: HeadOpt = None,
     fuse: FuseOpt = Fuse.mean,
-    max_new_tokens: MaxNewOpt = 64,
+    max_new_tokens: AlignMaxNewOpt = None,
     num_beams: BeamsOpt = 1,
     skip_special: SkipOpt = False,
     output: OutOpt = None,
@@ -73,7 +78,7 @@ def align(
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
 ) -> None:
-    """Translate text or transcribe a WAV (or score --target) and show what each output token attends to."""
+    """Translate text or transcribe a recording (or score --target) and show what each output token attends to."""
     from attncli import sources
     from attncli.views.cross import needs
 
@@ -83,7 +88,7 @@ def align(
         value=text, file=file, model=model, purpose=Purpose.align,
         accepts=sources.TEXTS | {sources.InputKind.image, sources.InputKind.audio}, device=device,
         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, selection=needs(layers, heads),
-        generation=sources.Generation(target, max_new_tokens, num_beams)))
+        generation=sources.Generation(target, _new_tokens(max_new_tokens, text), num_beams)))
     if plan.kind is sources.InputKind.image:
         raise UsageError(f"{text} is an image; attn align takes text", "caption an image with: attn caption IMAGE")
     audio = plan.kind is sources.InputKind.audio
@@ -91,16 +96,41 @@ def align(
         raise UsageError("the interactive page does not draw audio yet", "write a figure (-o FILE.png) or --json")
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
-    resolved = sources.resolve(plan)
     if audio:
         from attncli.views.speech import speech_view
 
+        resolved = sources.resolve(plan, _stage_lines())  # a long recording says each window on stderr
         show(speech_view(resolved.capture, layer, head, fuse, skip_special), where, resolved, save)
         return
+    resolved = sources.resolve(plan)
     from attncli.views.cross import align_view
 
     view = align_view(resolved.capture, layer, head, fuse, skip_special)
     show(view, with_page(where, resolved.capture), resolved, save)
+
+
+def _stage_lines():
+    """A progress report that writes each new stage as one line on stderr ("attn: aligning window 2 of 7 …")."""
+    import sys
+
+    said: list[str] = []
+
+    def report(stage: str, done: int | None, total: int | None) -> None:
+        if not stage.startswith("loading") and (not said or said[-1] != stage):
+            said.append(stage)
+            sys.stderr.write(f"attn: {stage}\n")
+            sys.stderr.flush()
+
+    return report
+
+
+def _new_tokens(given: int | None, value: str | None) -> int | None:
+    """--max-new-tokens as given; unset: 64 for text, None for a recording (the capture sizes it to the audio)."""
+    from attncli.audio import AUDIO_SUFFIXES
+
+    if given is not None:
+        return given
+    return None if value and Path(value).suffix.lower() in AUDIO_SUFFIXES else 64
 
 
 def caption(

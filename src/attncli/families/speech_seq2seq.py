@@ -10,6 +10,7 @@ Token times come from transformers' Whisper implementation (alignment heads + DT
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,16 +190,19 @@ def time_words(loaded: "LoadedModel", tokenizer: Any, cross: "np.ndarray", ids: 
     starts = st.dtw_times(cross, heads, rows, frames, frame_seconds, median_width=MEDIAN_WIDTH)
     words = st.word_spans(tokenizer, ids, text, starts, len(rows) > len(text), audio_seconds)
     moved = st.snap_to_sound(words, level, audio_seconds)
+    split = st.split_at_dips(words, level)
     timing.update(
         method=("dynamic time warping over the cross-attention of the alignment heads (each frame normalised over "
                 f"the tokens, median filter of {MEDIAN_WIDTH} frames, mean of the heads), on the rows that predict "
                 "each word and the end token (OpenAI Whisper's timing); "
-                + (f"then each word's start and end moved to its first and last frame louder than {level.cut:.1f} "
-                   "dBFS inside that span" if level.cut is not None else
+                + (f"then each word's span clipped to the stretch of sound (frames louder than {level.cut:.1f} dBFS, "
+                   f"joined across quiet gaps under {st.MERGE_GAP * 1000:g} ms) it overlaps most, and a boundary two "
+                   f"words still share moved to the quietest frame from {st.DIP_BEFORE * 1000:g} ms before to "
+                   f"{st.DIP_AFTER * 1000:g} ms after it" if level.cut is not None else
                    "the recording's loudness range is too small to tell sound from pause, so DTW's spans are kept "
                    "(a word ends where the next begins)")),
         median_filter=MEDIAN_WIDTH, loudness_threshold_db=None if level.cut is None else round(level.cut, 2),
-        snapped_words=moved, words=words)
+        snapped_words=moved, split_boundaries=split, words=words)
     return st.token_times(len(ids) - 1, text, starts), timing
 
 
@@ -234,17 +238,89 @@ SILENT_DB = -60.0  # loudest 20 ms below this: nothing to transcribe
 NO_SPEECH_PROB, NO_SPEECH_LOGPROB = 0.6, -1.0  # OpenAI Whisper's no_speech_threshold and logprob_threshold
 
 
+@dataclass
+class Window:
+    """One model window of the recording: its samples' place in the file and everything the model did on it."""
+
+    offset: float  # seconds from the start of the file
+    seconds: float  # of audio in this window
+    features: Any  # (1, bins, input frames) tensor, padded to the model's window
+    mel_frames: int  # input frames that hold audio
+    ids: list[int]  # prompt + target
+    prompt: int
+    decoded: Decoded
+    special: list[bool]  # per target token (ids[1:])
+    times: list[float | None]
+    timing: dict[str, Any]
+    max_new_tokens: int
+
+
+def run_window(loaded: "LoadedModel", family: SpeechSeq2Seq, samples: "np.ndarray", offset: float, *,
+               target: str | None = None, text_ids: list[int] | None = None, max_new_tokens: int | None = None,
+               num_beams: int = 1) -> Window:
+    """Encode one window once, generate (or take the given text), teacher-force, and time its words."""
+    import inspect
+
+    from attncli.families.speech_timing import loudness
+
+    tokenizer, extractor = family.split_processor(loaded)
+    rate, hop = int(extractor.sampling_rate), int(extractor.hop_length)
+    features = extractor(samples, sampling_rate=rate, return_tensors="pt")
+    accepted = inspect.signature(loaded.model.forward).parameters
+    inputs = {k: v.to(loaded.device) for k, v in features.items() if k in accepted}
+    feats = features[loaded.model.main_input_name]  # (1, bins, input frames)
+    mel_frames = min(math.ceil(len(samples) / hop), int(feats.shape[-1]))
+    seconds = len(samples) / rate
+    if max_new_tokens is None:
+        room = decoder_positions(loaded.config, family)
+        max_new_tokens = default_new_tokens(seconds)
+        if room is not None:
+            max_new_tokens = min(max_new_tokens, room - 4)
+    encoded = encode(loaded, inputs)
+    prompt = decoder_prompt(loaded, inputs, encoded)
+    if text_ids is not None:
+        eos = family.eos_id(loaded.model)
+        ids = prompt + text_ids + ([eos] if eos is not None else [])
+    else:
+        ids = speech_ids(loaded, family, inputs, prompt, target, max_new_tokens, num_beams, encoded)
+    decoded = teacher_force_encoded(loaded, encoded, ids)
+    stride = encoder_stride(loaded.model)
+    if int(decoded.cross.shape[-1]) != math.ceil(feats.shape[-1] / stride):
+        raise NotSupportedError(f"{loaded.ref.model_id}: the decoder attends to {decoded.cross.shape[-1]} encoder "
+                                f"positions, but {feats.shape[-1]} input frames / stride {stride} make "
+                                f"{math.ceil(feats.shape[-1] / stride)}", "the time axis would be wrong")
+    special_set = special_ids(loaded, tokenizer)
+    level = loudness(samples, rate)
+    times, timing = time_words(loaded, tokenizer, decoded.cross, ids, len(prompt), special_set, mel_frames,
+                               hop / rate * stride, level, seconds)
+    if target is None and text_ids is None:
+        silent = no_speech(loaded, tokenizer, decoded.logits, ids, len(prompt), special_set, level)
+        if silent:
+            timing.update(no_speech=silent, words=[])
+    if offset:
+        times = [None if t is None else round(t + offset, 6) for t in times]
+        for word in timing.get("words", []):
+            word["start"], word["end"] = round(word["start"] + offset, 3), round(word["end"] + offset, 3)
+            word["dtw"] = [round(v + offset, 3) for v in word["dtw"]]
+    return Window(offset, seconds, feats, mel_frames, ids, len(prompt), decoded, [i in special_set for i in ids[1:]],
+                  times, timing, max_new_tokens)
+
+
+def _text(tokenizer: Any, ids: list[int], special: list[bool]) -> str:
+    """The target's words without special tokens."""
+    return tokenizer.decode([i for i, s in zip(ids[1:], special) if not s]).strip()
+
+
 def capture_audio(path: Path | str, loaded: "LoadedModel", *, target: str | None = None,
-                  max_new_tokens: int | None = None, num_beams: int = 1, selection: Selection = ALL) -> Capture:
+                  max_new_tokens: int | None = None, num_beams: int = 1, selection: Selection = ALL,
+                  progress: Any = None) -> Capture:
     """Transcribe a recording (or score `target`) and capture each token's cross-attention over time.
 
     ``selection`` picks the encoder self-attention layers and heads kept (encdec.keep_encoder). The encoder runs
-    once; generate and the teacher-forced pass reuse its output.
+    once per window; generate and the teacher-forced pass reuse its output. A recording longer than the model's
+    window goes to speech_long (Whisper's own long-form decoding, then each window aligned).
     """
-    import inspect
-
     from attncli.audio import read_audio
-    from attncli.families.speech_timing import loudness
 
     family = _cross_family(loaded, Purpose.align)
     if not isinstance(family, SpeechSeq2Seq):
@@ -256,62 +332,36 @@ def capture_audio(path: Path | str, loaded: "LoadedModel", *, target: str | None
         raise NotSupportedError(f"{loaded.ref.model_id}: its feature extractor names no sampling_rate and "
                                 "hop_length, so encoder frames cannot be placed in time")
     audio = read_audio(path, int(rate))
-    warnings = list(audio.warnings)
-    kept = len(audio.samples)
     limit = getattr(extractor, "n_samples", None)
-    if isinstance(limit, int) and kept > limit:
-        kept = limit
-        warnings.append(f"the recording is {audio.seconds:.1f} s but the model reads {limit / rate:.1f} s at a time: "
-                        f"only the first {limit / rate:.1f} s were read")
-    samples = audio.samples[:kept]
-    features = extractor(samples, sampling_rate=int(rate), return_tensors="pt")
-    accepted = inspect.signature(loaded.model.forward).parameters
-    inputs = {k: v.to(loaded.device) for k, v in features.items() if k in accepted}
-    feats = features[loaded.model.main_input_name]  # (1, bins, input frames)
-    stride = encoder_stride(loaded.model)
-    frame_seconds = hop / rate * stride
-    mel_frames = min(math.ceil(kept / hop), int(feats.shape[-1]))
-    seconds = kept / audio.rate
-    if max_new_tokens is None:
-        room = decoder_positions(loaded.config, family)
-        max_new_tokens = default_new_tokens(seconds)
-        if room is not None:
-            max_new_tokens = min(max_new_tokens, room - 4)
-    encoded = encode(loaded, inputs)
-    prompt = decoder_prompt(loaded, inputs, encoded)
-    ids = speech_ids(loaded, family, inputs, prompt, target, max_new_tokens, num_beams, encoded)
-    decoded = teacher_force_encoded(loaded, encoded, ids)
-    positions = int(decoded.cross.shape[-1])
-    if positions != math.ceil(feats.shape[-1] / stride):
-        raise NotSupportedError(f"{loaded.ref.model_id}: the decoder attends to {positions} encoder positions, but "
-                                f"{feats.shape[-1]} input frames / stride {stride} make "
-                                f"{math.ceil(feats.shape[-1] / stride)}", "the time axis would be wrong")
-    special_set = special_ids(loaded, tokenizer)
-    labels, _, scores, _ = target_side(tokenizer, ids, decoded.logits)
-    special = [i in special_set for i in ids[1:]]
-    text = tokenizer.decode([i for i in ids[1:] if i not in special_set]).strip()
-    how = decoding(ids, target is not None, max_new_tokens, num_beams, family.eos_id(loaded.model))
-    level = loudness(samples, int(rate))
-    times, timing = time_words(loaded, tokenizer, decoded.cross, ids, len(prompt), special_set, mel_frames,
-                               frame_seconds, level, seconds)
-    silent = no_speech(loaded, tokenizer, decoded.logits, ids, len(prompt), special_set, level) \
-        if target is None else None
-    if silent:
-        warnings.append(f"{silent}; the model's output {text!r} is kept as tokens but not as words")
-        timing.update(no_speech=silent, words=[])
-    if timing.get("fallback"):
-        warnings.append(f"token times use {timing['heads_from']}")
-    encoder, kept_fields = keep_encoder(decoded.encoder, selection)
+    if isinstance(limit, int) and len(audio.samples) > limit:
+        from attncli.families.speech_long import capture_long
+
+        return capture_long(path, loaded, family, audio, target=target, max_new_tokens=max_new_tokens,
+                            num_beams=num_beams, selection=selection, progress=progress)
+    window = run_window(loaded, family, audio.samples, 0.0, target=target, max_new_tokens=max_new_tokens,
+                        num_beams=num_beams)
+    warnings = list(audio.warnings)
+    text = _text(tokenizer, window.ids, window.special)
+    if window.timing.get("no_speech"):
+        warnings.append(f"{window.timing['no_speech']}; the model's output {text!r} is kept as tokens but not as "
+                        "words")
+    if window.timing.get("fallback"):
+        warnings.append(f"token times use {window.timing['heads_from']}")
+    labels, _, scores, _ = target_side(tokenizer, window.ids, window.decoded.logits)
+    how = decoding(window.ids, target is not None, window.max_new_tokens, num_beams, family.eos_id(loaded.model))
+    frame_seconds = hop / rate * encoder_stride(loaded.model)
+    positions = int(window.decoded.cross.shape[-1])
+    encoder, kept_fields = keep_encoder(window.decoded.encoder, selection)
     return Capture(
         attentions=encoder, tokens=[f"{i * frame_seconds:.2f}s" for i in range(positions)],
-        special=[i * frame_seconds >= seconds for i in range(positions)], model_id=loaded.ref.model_id,
-        model_path=loaded.ref.location, kind=Kind.audio, arch=arch(loaded.config, decoded),
+        special=[i * frame_seconds >= window.seconds for i in range(positions)], model_id=loaded.ref.model_id,
+        model_path=loaded.ref.location, kind=Kind.audio, arch=arch(loaded.config, window.decoded),
         source=str(Path(path).resolve()), warnings=warnings + unfinished(how),
-        cross_attentions=decoded.cross, decoder_attentions=decoded.decoder, target_tokens=labels,
-        target_special=special, target_scores=scores, target_text=text, decoding=how,
-        frame_seconds=frame_seconds, audio_seconds=round(seconds, 6),
-        spectrogram=feats[0, :, :mel_frames].float().cpu().numpy(), target_times=times, timing=timing,
-        **kept_fields,
+        cross_attentions=window.decoded.cross, decoder_attentions=window.decoded.decoder, target_tokens=labels,
+        target_special=window.special, target_scores=scores, target_text=text, decoding=how,
+        frame_seconds=frame_seconds, audio_seconds=round(window.seconds, 6),
+        spectrogram=window.features[0, :, :window.mel_frames].float().cpu().numpy(), target_times=window.times,
+        timing=window.timing, **kept_fields,
     )
 
 

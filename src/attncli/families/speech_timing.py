@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 ENERGY_HOP = 0.01  # seconds between loudness frames
 ENERGY_WINDOW = 0.02  # seconds per loudness frame
 LOUD_FRACTION = 0.35  # threshold: this far (in dB) from the quiet level (10th percentile) to the loud one (99th)
+MERGE_GAP = 0.05  # seconds: quieter stretches shorter than this are inside a word (measured: benchmarks/bench_speech.py)
+DIP_BEFORE, DIP_AFTER = 0.16, 0.06  # seconds searched before/after a shared boundary (measured, as MERGE_GAP)
+SHARED = 0.03  # seconds: words closer than this share a boundary
 MIN_RANGE_DB = 10.0  # a recording with less contrast than this between quiet and loud is left as DTW timed it
 
 
@@ -106,25 +109,71 @@ def word_spans(tokenizer: Any, ids: list[int], text: list[int], starts: "np.ndar
     return out
 
 
-def snap_to_sound(words: list[dict[str, Any]], level: Loudness, audio_seconds: float) -> int:
-    """Move each word's end back (start forward) to its last (first) loud frame inside its DTW span; how many moved."""
+def sound_runs(level: Loudness, merge_gap: float) -> list[tuple[float, float]]:
+    """(start, end) seconds of loud stretches, joined across quiet gaps shorter than merge_gap (stop consonants)."""
     import numpy as np
 
+    loud = level.loud.astype(np.int8)
+    edges = np.diff(np.concatenate([[0], loud, [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # frame indices, end exclusive
+    runs: list[list[float]] = []
+    for a, b in zip(starts, ends):
+        start, end = a * level.hop, b * level.hop + (ENERGY_WINDOW - level.hop)
+        if runs and start - runs[-1][1] < merge_gap:
+            runs[-1][1] = end
+        else:
+            runs.append([start, end])
+    return [(a, b) for a, b in runs]
+
+
+def snap_to_sound(words: list[dict[str, Any]], level: Loudness, audio_seconds: float,
+                  merge_gap: float = MERGE_GAP) -> int:
+    """Clip each word's DTW span to the stretch of sound it overlaps most; how many words moved.
+
+    DTW ends a word where the next one starts, so a late next start drags the end into the pause, or into the
+    next word's onset: the stretch of sound that overlaps the span most is the word's own.
+    """
     if level.cut is None or not words:
         return 0
-    loud = level.loud
+    runs = sound_runs(level, merge_gap)
     moved = 0
     for word in words:
-        a = int(np.floor(word["start"] / level.hop))
-        b = int(np.ceil(word["end"] / level.hop))
-        inside = np.flatnonzero(loud[a:b])
-        if inside.size == 0:
+        s, e = word["start"], word["end"]
+        overlaps = [(min(e, b) - max(s, a), a, b) for a, b in runs if min(e, b) > max(s, a)]
+        if not overlaps:
             continue  # no sound inside the span: DTW's times stand
-        start = (a + inside[0]) * level.hop
-        end = min((a + inside[-1] + 1) * level.hop + (ENERGY_WINDOW - level.hop), audio_seconds)
-        if (start, end) != (word["start"], word["end"]):
+        _, a, b = max(overlaps)
+        start, end = round(max(s, a), 3), round(min(e, b, audio_seconds), 3)
+        if (start, end) != (s, e):
             moved += 1
-        word["start"], word["end"] = round(start, 3), round(max(end, start), 3)
+        word["start"], word["end"] = start, max(end, start)
+    return moved
+
+
+def split_at_dips(words: list[dict[str, Any]], level: Loudness, before: float = DIP_BEFORE,
+                  after: float = DIP_AFTER) -> int:
+    """Move each boundary two words still share (no pause found between them) to the quietest frame near it.
+
+    In connected speech DTW's boundary lands late (measured: about +90 ms), so the search reaches further back
+    (``before``) than forward (``after``); it never crosses either word's other end. Returns how many moved.
+    """
+    import numpy as np
+
+    if level.cut is None:
+        return 0
+    moved = 0
+    for left, right in zip(words, words[1:]):
+        if right["start"] - left["end"] > SHARED:
+            continue
+        boundary = (left["end"] + right["start"]) / 2
+        lo = max(int((boundary - before) / level.hop), int(left["start"] / level.hop) + 1)
+        hi = min(int((boundary + after) / level.hop) + 1, int(right["end"] / level.hop) - 1, len(level.db))
+        if hi <= lo:
+            continue
+        quiet = lo + int(np.argmin(level.db[lo:hi]))
+        t = round(quiet * level.hop + ENERGY_WINDOW / 2, 3)
+        left["end"], right["start"] = max(t, left["start"]), min(t, right["end"])
+        moved += 1
     return moved
 
 
