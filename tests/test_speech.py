@@ -269,3 +269,48 @@ def test_cli_table_json_figure_and_rerender(cli, whisper, wav, tmp_path):
     assert json.loads(again)["tokens"] == doc["tokens"]
     code, _, err = cli("heatmap", "-o", str(tmp_path / "page.html"))
     assert code == 2 and "interactive page does not draw audio" in err
+
+
+def test_audio_page_offline_in_chromium(cli, whisper, wav, tmp_path):
+    """-o page.html: the recording, spectrogram and words embedded; hover draws a word's frames, click plays it."""
+    import base64
+
+    from test_html_browser import ARGS, chromium_path
+
+    page_path = tmp_path / "speech.html"
+    code, _, err = cli("align", str(wav), "--model", str(whisper), "--target", "the cat", "-o", str(page_path))
+    assert code == 0, err
+    text = page_path.read_text()
+    assert "data:audio/wav;base64," in text and "data:image/png;base64," in text and "http" not in text.split(
+        "<script id=\"data\"")[0].replace("http-equiv", "")
+    wav_b64 = text.split("data:audio/wav;base64,")[1].split('"')[0]
+    assert len(base64.b64decode(wav_b64)) == 44 + 2 * int(SECONDS * RATE)  # 16-bit mono, every sample
+    exe = chromium_path()
+    if exe is None:
+        pytest.skip("no Chromium executable found")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=ARGS)
+        try:
+            context = browser.new_context(offline=True)
+            requests, errors = [], []
+            context.route("**/*", lambda r: (requests.append(r.request.url), r.continue_()
+                                             if r.request.url.startswith(("file:", "data:")) else r.abort()))
+            page = context.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(page_path.as_uri())
+            page.wait_for_selector("body[data-ready='1']", timeout=10_000)
+            words = page.eval_on_selector_all(".w", "es => es.map(e => e.textContent)")
+            assert words == ["the", "cat"]
+            page.hover(".w >> nth=0")
+            drawn = page.evaluate("() => { const c = document.getElementById('att'); const d = c.getContext('2d')"
+                                  ".getImageData(0, 0, c.width, c.height).data; let n = 0; "
+                                  "for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }")
+            assert drawn > 0
+            page.click(".w >> nth=1")
+            start = page.evaluate("() => JSON.parse(document.getElementById('data').textContent).words[1].start")
+            assert page.evaluate("() => document.getElementById('audio').currentTime") == pytest.approx(start, abs=0.05)
+            assert not errors and all(u.startswith(("file:", "data:")) for u in requests)
+        finally:
+            browser.close()

@@ -92,21 +92,39 @@ def align(
     if plan.kind is sources.InputKind.image:
         raise UsageError(f"{text} is an image; attn align takes text", "caption an image with: attn caption IMAGE")
     audio = plan.kind is sources.InputKind.audio
-    if audio and output is not None and output.suffix.lower() in (".html", ".htm"):
-        raise UsageError("the interactive page does not draw audio yet", "write a figure (-o FILE.png) or --json")
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
     if audio:
         from attncli.views.speech import speech_view
 
         resolved = sources.resolve(plan, _stage_lines())  # a long recording says each window on stderr
-        show(speech_view(resolved.capture, layer, head, fuse, skip_special), where, resolved, save)
+        view = speech_view(resolved.capture, layer, head, fuse, skip_special)
+        show(view, _audio_page(where, view, resolved), resolved, save)
         return
     resolved = sources.resolve(plan)
     from attncli.views.cross import align_view
 
     view = align_view(resolved.capture, layer, head, fuse, skip_special)
     show(view, with_page(where, resolved.capture), resolved, save)
+
+
+def _audio_page(where, view, resolved):
+    """Give an HTML target the audio page: the view and the samples the model read (the file read again)."""
+    from dataclasses import replace
+
+    from attncli.choices import Format
+
+    if not any(t.fmt is Format.html for t in where.targets):
+        return where
+    import attncli.render.audio_page  # noqa: F401  registers the page for the HTML format
+    from attncli.audio import read_audio
+    from attncli.cli.common import Outputs
+    from attncli.views.speech import speech_page
+
+    extractor = getattr(resolved.loaded.processor, "feature_extractor", None) if resolved.loaded else None
+    rate = int(getattr(extractor, "sampling_rate", 16000))
+    page = speech_page(view, read_audio(resolved.capture.source, rate).samples, rate)
+    return Outputs(tuple(replace(t, view=page) if t.fmt is Format.html else t for t in where.targets), where.width)
 
 
 def _stage_lines():

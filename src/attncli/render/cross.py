@@ -108,6 +108,6 @@ def speech_table(view: "SpeechView", width: int = 80) -> "Group":
         for word in view.words:
             words.add_row(Text(word["word"], style="bold"), f"{word['start']:.2f} s", f"{word['end']:.2f} s")
         parts.append(words)
-    note = Text("time: transformers' DTW token time (a token runs from the time of the token before it); peak: the "
-                "frame this layer attends to most", style="dim")
+    note = Text("time: where DTW over the alignment heads starts the token (words: start and end as the notes say); "
+                "peak: the frame this layer attends to most", style="dim")
     return titled("\n".join([view.title, *view.notes]), *parts, note)

@@ -69,10 +69,18 @@ class SpeechView:
                  f"{self.frame_seconds * 1000:g} ms",
                  f"transcript: {self.target_text or '(empty)'}  "
                  f"[{decoding_note(self.decoding, len(self.target_indices))}]"]
+        if self.timing.get("windows"):
+            notes.append(f"read in {len(self.timing['windows'])} windows (Whisper's long-form decoding); each window's "
+                         "tokens attend only to its own frames")
         if self.timing.get("method"):
-            notes.append(f"times: DTW over {self.timing['heads_from']} (the same for every --layer)")
+            cut = self.timing.get("loudness_threshold_db")
+            notes.append(f"token times: DTW over {self.timing['heads_from']} (the same for every --layer); word spans: "
+                         + (f"DTW's, clipped to the sound (frames above {cut:g} dBFS) and split at energy dips"
+                            if cut is not None else "DTW's (a word ends where the next begins)"))
         elif self.timing.get("note"):
             notes.append(self.timing["note"])
+        if self.timing.get("no_speech"):
+            notes.append(f"{self.timing['no_speech']}: no words shown")
         notes.append("special tokens hidden; rows renormalised over the recording" if self.skip_special else
                      "padding: weight on frames past the end of the recording")
         return notes
@@ -147,3 +155,31 @@ def speech_view(capture: "Capture", layer: int = -1, head: int | None = None, fu
         target_text=capture.target_text, decoding=dict(capture.decoding), spectrogram=capture.spectrogram,
         vmax=colour_range(matrix, Scale.zero)[1],
     )
+
+
+@dataclass
+class SpeechPage:
+    """The audio page of `attn align AUDIO -o page.html`: a SpeechView and the samples the model heard."""
+
+    view: SpeechView
+    samples: "np.ndarray"  # (samples,) float32 mono at `rate`, as the model read them
+    rate: int
+
+    def word_rows(self) -> list["np.ndarray"]:
+        """Per word, the mean over its tokens of the shown layer's weights on the recording's frames."""
+        import numpy as np
+
+        row_of = {index: t for t, index in enumerate(self.view.target_indices)}
+        rows = []
+        for word in self.view.words:
+            shown = [row_of[k] for k in word.get("tokens", []) if k in row_of]
+            rows.append(self.view.matrix[shown].mean(axis=0) if shown else np.zeros(self.view.matrix.shape[1]))
+        return rows
+
+
+def speech_page(view: SpeechView, samples: "np.ndarray", rate: int) -> SpeechPage:
+    """The page's view: the speech view plus the samples, checked to be the recording the view covers."""
+    if abs(len(samples) / rate - view.audio_seconds) > 0.05:
+        raise UsageError(f"the recording is now {len(samples) / rate:.2f} s, the capture read {view.audio_seconds:.2f} s",
+                         "capture it again")
+    return SpeechPage(view, samples, rate)
