@@ -303,14 +303,6 @@ def parse_numbers(text: str | None, what: str) -> tuple[int, ...] | None:
     return tuple(numbers)
 
 
-def find_token_index(tokens: list[str], query: str) -> int:
-    """Position of a token given as an index ("8", "-1") or a token's label ("it"); ambiguous labels are refused."""
-    pieces = find_word(tokens, [False] * len(tokens), [], query)
-    if len(pieces) > 1:
-        raise UsageError(f'"{query}" is one word split into {len(pieces)} tokens', f"pick one by its index")
-    return pieces[0]
-
-
 def word_groups(special: list[bool], words: list[int | None]) -> list[list[int]]:
     """Token positions grouped by word (the tokenizer's word ids); [] when they are not known."""
     groups: dict[int, list[int]] = {}
