@@ -102,7 +102,7 @@ def test_real_long_recording_in_windows(real_whisper, spoken, tmp_path, cli):
     """Six copies back to back (over 40 s): two or more windows, words in order across the whole file."""
     import soundfile
 
-    path, truth = spoken
+    path, _ = spoken
     data, _ = soundfile.read(str(path), dtype="float32")
     long = tmp_path / "long.ogg"
     soundfile.write(str(long), np.tile(data, 6), RATE, format="OGG", subtype="VORBIS")

@@ -16,13 +16,13 @@ import importlib.util
 import json
 import os
 import shutil
-import struct
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from attncli.ct2read import read_ct2, whisper_state
 from attncli.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -38,27 +38,15 @@ MARKER = "attncli-conversion.json"
 FORMAT = 1  # bump when the conversion's output changes: cached folders of older formats are rebuilt
 MAX_ABS_ERROR = 2e-2  # float16 weights run in float32 here and in float16/float32 there; a wrong mapping is O(1)
 
-_DTYPES = {0: "<f4", 1: "<i1", 2: "<i2", 3: "<i4", 4: "<f2"}  # CTranslate2's DataType ids (5: bfloat16)
 
-# openai/whisper-tiny.en's generation_config.json (the hub's), less what transformers fills in by itself.
+# openai/whisper-tiny.en's generation_config.json (the hub's), less what transformers fills in by itself; its
+# alignment heads and suppressed tokens come from the CTranslate2 folder's config.json (copied from the hub's).
 GENERATION = {
-    "alignment_heads": [[1, 0], [2, 0], [2, 5], [3, 0], [3, 1], [3, 2], [3, 3], [3, 4]],
-    "begin_suppress_tokens": [220, 50256],
     "bos_token_id": 50257, "decoder_start_token_id": 50257, "eos_token_id": 50256, "pad_token_id": 50256,
-    "forced_decoder_ids": [[1, 50362]],
-    "is_multilingual": False,
-    "max_initial_timestamp_index": 50,
-    "max_length": 448,
-    "no_timestamps_token_id": 50362,
-    "prev_sot_token_id": 50360,
-    "return_timestamps": False,
-    "suppress_tokens": [1, 2, 7, 8, 9, 10, 14, 25, 26, 27, 28, 29, 31, 58, 59, 60, 61, 62, 63, 90, 91, 92, 93, 357,
-                        366, 438, 532, 685, 705, 796, 930, 1058, 1220, 1267, 1279, 1303, 1343, 1377, 1391, 1635,
-                        1782, 1875, 2162, 2361, 2488, 3467, 4008, 4211, 4600, 4808, 5299, 5855, 6329, 7203, 9609,
-                        9959, 10563, 10786, 11420, 11709, 11907, 13163, 13697, 13700, 14808, 15306, 16410, 16791,
-                        17992, 19203, 19510, 20724, 22305, 22935, 27007, 30109, 30420, 33409, 34949, 40283, 40493,
-                        40549, 47282, 49146, 50257, 50357, 50358, 50359, 50360, 50361],
+    "forced_decoder_ids": [[1, 50362]], "is_multilingual": False, "max_initial_timestamp_index": 50,
+    "max_length": 448, "no_timestamps_token_id": 50362, "prev_sot_token_id": 50360, "return_timestamps": False,
 }
+HUB_HEADS = [[1, 0], [2, 0], [2, 5], [3, 0], [3, 1], [3, 2], [3, 3], [3, 4]]  # tiny.en's, checked against the source
 TIMESTAMP_BEGIN = 50363  # <|0.00|>; <|30.00|> is 51863, the last of the 51864 ids
 
 # CTranslate2 4.8.5's encoder output on probe_features(): positions 0 and 700 (dims 0-3), then the mean, mean |x|
@@ -104,142 +92,28 @@ def find_source() -> Path:
                          "installed", INSTALL_HINT)
 
 
-def read_ct2(data: bytes) -> tuple[str, dict[str, "np.ndarray"]]:
-    """(spec name, {variable: array}) from a CTranslate2 model.bin (binary version 6); aliases resolved."""
-    import numpy as np
-
-    pos = 0
-
-    def take(fmt: str):
-        nonlocal pos
-        value = struct.unpack_from(fmt, data, pos)
-        pos += struct.calcsize(fmt)
-        return value[0]
-
-    def text() -> str:
-        nonlocal pos
-        size = take("<H")
-        value = data[pos:pos + size - 1].decode("utf-8")
-        pos += size
-        return value
-
+def _source_generation(source: Path) -> dict:
+    """Alignment heads and suppressed tokens from the CTranslate2 folder's config.json."""
     try:
-        version = take("<I")
-        if version != 6:
-            raise ModelLoadError(f"CTranslate2 model.bin version {version} is not supported (version 6 is)")
-        spec, _revision, count = text(), take("<I"), take("<I")
-        arrays: dict[str, np.ndarray] = {}
-        for _ in range(count):
-            name, ndim = text(), take("<B")
-            shape = tuple(take("<I") for _ in range(ndim))
-            dtype, size = take("<B"), take("<I")
-            if dtype not in _DTYPES:
-                raise ModelLoadError(f"model.bin: {name} has CTranslate2 data type {dtype}, which is not read here",
-                                     "use a float16 or float32 conversion (not int8 or bfloat16)")
-            arrays[name] = np.frombuffer(data, dtype=_DTYPES[dtype], count=size // np.dtype(_DTYPES[dtype]).itemsize,
-                                         offset=pos).reshape(shape)
-            pos += size
-        for _ in range(take("<I")):
-            alias, target = text(), text()
-            arrays[alias] = arrays[target]
-    except (struct.error, ValueError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"model.bin is not a readable CTranslate2 model ({exc})") from None
-    return spec, arrays
-
-
-def _f32(value: "np.ndarray") -> "np.ndarray":
-    """A float32 copy (safetensors wants owned, contiguous arrays)."""
-    import numpy as np
-
-    return np.ascontiguousarray(value, dtype=np.float32)
-
-
-def _attention(state: dict, out: str, arrays: dict, src: str, fused_kv: bool) -> None:
-    """Unfuse one CTranslate2 attention block into q/k/v/out projections (Whisper's k_proj has no bias)."""
-    import numpy as np
-
-    if fused_kv:  # cross-attention: linear_0 is the query, linear_1 the fused key and value, linear_2 the output
-        q_w, q_b = arrays[f"{src}/linear_0/weight"], arrays[f"{src}/linear_0/bias"]
-        k_w, v_w = np.split(arrays[f"{src}/linear_1/weight"], 2)
-        k_b, v_b = np.split(arrays[f"{src}/linear_1/bias"], 2)
-        o = "linear_2"
-    else:
-        q_w, k_w, v_w = np.split(arrays[f"{src}/linear_0/weight"], 3)
-        q_b, k_b, v_b = np.split(arrays[f"{src}/linear_0/bias"], 3)
-        o = "linear_1"
-    if np.any(k_b != 0):
-        raise ModelLoadError(f"model.bin: {src} has a key bias, which Whisper does not")
-    for name, w, b in (("q_proj", q_w, q_b), ("k_proj", k_w, None), ("v_proj", v_w, v_b)):
-        state[f"{out}.{name}.weight"] = _f32(w)
-        if b is not None:
-            state[f"{out}.{name}.bias"] = _f32(b)
-    state[f"{out}.out_proj.weight"] = _f32(arrays[f"{src}/{o}/weight"])
-    state[f"{out}.out_proj.bias"] = _f32(arrays[f"{src}/{o}/bias"])
-
-
-def _norm(state: dict, out: str, arrays: dict, src: str) -> None:
-    """A LayerNorm: CTranslate2's gamma/beta are transformers' weight/bias."""
-    state[f"{out}.weight"], state[f"{out}.bias"] = _f32(arrays[f"{src}/gamma"]), _f32(arrays[f"{src}/beta"])
-
-
-def _linear(state: dict, out: str, arrays: dict, src: str) -> None:
-    """A Linear or Conv1d: the same layout in both."""
-    state[f"{out}.weight"], state[f"{out}.bias"] = _f32(arrays[f"{src}/weight"]), _f32(arrays[f"{src}/bias"])
-
-
-def whisper_state(arrays: dict[str, "np.ndarray"]) -> tuple[dict[str, "np.ndarray"], dict]:
-    """(state dict with transformers' WhisperForConditionalGeneration names, WhisperConfig arguments)."""
-    state: dict = {}
-    def layers(side: str) -> int:
-        return len({k.split("/")[1] for k in arrays if k.split("/")[0] == side and k.split("/")[1][6:].isdigit()})
-
-    enc_layers, dec_layers = layers("encoder"), layers("decoder")
-    for side, count in (("encoder", enc_layers), ("decoder", dec_layers)):
-        for i in range(count):
-            src, out = f"{side}/layer_{i}", f"model.{side}.layers.{i}"
-            _norm(state, f"{out}.self_attn_layer_norm", arrays, f"{src}/self_attention/layer_norm")
-            _attention(state, f"{out}.self_attn", arrays, f"{src}/self_attention", fused_kv=False)
-            if side == "decoder":
-                _norm(state, f"{out}.encoder_attn_layer_norm", arrays, f"{src}/attention/layer_norm")
-                _attention(state, f"{out}.encoder_attn", arrays, f"{src}/attention", fused_kv=True)
-            _norm(state, f"{out}.final_layer_norm", arrays, f"{src}/ffn/layer_norm")
-            _linear(state, f"{out}.fc1", arrays, f"{src}/ffn/linear_0")
-            _linear(state, f"{out}.fc2", arrays, f"{src}/ffn/linear_1")
-        _norm(state, f"model.{side}.layer_norm", arrays, f"{side}/layer_norm")
-        state[f"model.{side}.embed_positions.weight"] = _f32(arrays[f"{side}/position_encodings/encodings"])
-    _linear(state, "model.encoder.conv1", arrays, "encoder/conv1")
-    _linear(state, "model.encoder.conv2", arrays, "encoder/conv2")
-    state["model.decoder.embed_tokens.weight"] = _f32(arrays["decoder/embeddings/weight"])
-    d_model = state["model.decoder.embed_tokens.weight"].shape[1]
-    config = {
-        "vocab_size": state["model.decoder.embed_tokens.weight"].shape[0],
-        "num_mel_bins": state["model.encoder.conv1.weight"].shape[1], "d_model": d_model,
-        "encoder_layers": enc_layers, "decoder_layers": dec_layers,
-        "encoder_attention_heads": int(arrays["encoder/num_heads"].reshape(-1)[0]),
-        "decoder_attention_heads": int(arrays["decoder/num_heads"].reshape(-1)[0]),
-        "encoder_ffn_dim": state["model.encoder.layers.0.fc1.weight"].shape[0],
-        "decoder_ffn_dim": state["model.decoder.layers.0.fc1.weight"].shape[0],
-        "max_source_positions": state["model.encoder.embed_positions.weight"].shape[0],
-        "max_target_positions": state["model.decoder.embed_positions.weight"].shape[0],
-        "decoder_start_token_id": 50257, "bos_token_id": 50257, "eos_token_id": 50256, "pad_token_id": 50256,
-        "tie_word_embeddings": True, "architectures": ["WhisperForConditionalGeneration"],
-    }
-    return state, config
-
-
-def _timestamp_tokens() -> list[str]:
-    """<|0.00|> … <|30.00|>: the hub tokenizer's timestamp tokens, which tokenizer.json here lacks."""
-    return [f"<|{i * 0.02:.2f}|>" for i in range(1501)]
+        ct2 = json.loads((source / "config.json").read_text())
+        found = {"alignment_heads": ct2["alignment_heads"], "suppress_tokens": ct2["suppress_ids"],
+                 "begin_suppress_tokens": ct2["suppress_ids_begin"]}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"{source / 'config.json'} does not name the alignment heads and suppressed tokens "
+                             f"({exc})") from None
+    if found["alignment_heads"] != HUB_HEADS and os.environ.get(ENV_DIR, "").strip() == "":
+        raise ModelLoadError("the CTranslate2 config's alignment heads are not tiny.en's", "reinstall: " + INSTALL_HINT)
+    return found
 
 
 def write_processor(source: Path, folder: Path) -> None:
-    """Tokenizer (tokenizer.json plus the timestamp tokens, all special) and Whisper's feature extractor."""
+    """Tokenizer (tokenizer.json plus the hub's timestamp tokens, all special) and Whisper's feature extractor."""
     from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizer
 
     tok = WhisperTokenizer(tokenizer_file=str(source / "tokenizer.json"), model_max_length=448,
                            bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>",
                            pad_token="<|endoftext|>")
-    tok.add_tokens(_timestamp_tokens(), special_tokens=True)
+    tok.add_tokens([f"<|{i * 0.02:.2f}|>" for i in range(1501)], special_tokens=True)  # <|0.00|> … <|30.00|>
     # Every added token (start, language, task, timestamps) is listed as special, so all_special_ids is complete
     # and skip_special_tokens hides <|2.10|> as it hides <|endoftext|>.
     specials = [t.content for i, t in sorted(tok.added_tokens_decoder.items()) if t.content != "<|endoftext|>"]
@@ -341,7 +215,7 @@ def convert(source: Path, folder: Path, *, expected_sha256: str | None = None,
         transformers.WhisperConfig(**config).save_pretrained(tmp)
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "generation_config.json").write_text(json.dumps(
-            {**GENERATION, "transformers_version": transformers.__version__}, indent=2) + "\n")
+            {**GENERATION, **_source_generation(source), "transformers_version": transformers.__version__}) + "\n")
         write_processor(source, tmp)
         if progress:
             progress("checking the converted weights against the original model")
