@@ -314,3 +314,82 @@ def test_audio_page_offline_in_chromium(cli, whisper, wav, tmp_path):
             assert not errors and all(u.startswith(("file:", "data:")) for u in requests)
         finally:
             browser.close()
+
+
+def _write_ct2(path: Path, model) -> None:
+    """A tiny Whisper as CTranslate2 writes one (binary version 6, fused q/k/v, zero key bias, float16)."""
+    import struct
+
+    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    arrays: dict[str, np.ndarray] = {}
+
+    def attn(out: str, src: str, cross: bool) -> None:
+        q, k, v, o = (f"{src}.{n}_proj" for n in ("q", "k", "v", "out"))
+        zero = np.zeros_like(sd[q + ".bias"])
+        if cross:
+            arrays[out + "/linear_0/weight"], arrays[out + "/linear_0/bias"] = sd[q + ".weight"], sd[q + ".bias"]
+            arrays[out + "/linear_1/weight"] = np.concatenate([sd[k + ".weight"], sd[v + ".weight"]])
+            arrays[out + "/linear_1/bias"] = np.concatenate([zero, sd[v + ".bias"]])
+            last = "linear_2"
+        else:
+            arrays[out + "/linear_0/weight"] = np.concatenate([sd[q + ".weight"], sd[k + ".weight"], sd[v + ".weight"]])
+            arrays[out + "/linear_0/bias"] = np.concatenate([sd[q + ".bias"], zero, sd[v + ".bias"]])
+            last = "linear_1"
+        arrays[f"{out}/{last}/weight"], arrays[f"{out}/{last}/bias"] = sd[o + ".weight"], sd[o + ".bias"]
+
+    def norm(out: str, src: str) -> None:
+        arrays[out + "/gamma"], arrays[out + "/beta"] = sd[src + ".weight"], sd[src + ".bias"]
+
+    for side in ("encoder", "decoder"):
+        for i in range(2):
+            src, out = f"model.{side}.layers.{i}", f"{side}/layer_{i}"
+            norm(out + "/self_attention/layer_norm", src + ".self_attn_layer_norm")
+            attn(out + "/self_attention", src + ".self_attn", False)
+            if side == "decoder":
+                norm(out + "/attention/layer_norm", src + ".encoder_attn_layer_norm")
+                attn(out + "/attention", src + ".encoder_attn", True)
+            norm(out + "/ffn/layer_norm", src + ".final_layer_norm")
+            for j, fc in enumerate(("fc1", "fc2")):
+                arrays[f"{out}/ffn/linear_{j}/weight"], arrays[f"{out}/ffn/linear_{j}/bias"] = \
+                    sd[f"{src}.{fc}.weight"], sd[f"{src}.{fc}.bias"]
+        norm(side + "/layer_norm", f"model.{side}.layer_norm")
+        arrays[side + "/position_encodings/encodings"] = sd[f"model.{side}.embed_positions.weight"]
+        arrays[side + "/num_heads"] = np.array(2, dtype="<i2")
+    for conv in ("conv1", "conv2"):
+        arrays[f"encoder/{conv}/weight"], arrays[f"encoder/{conv}/bias"] = \
+            sd[f"model.encoder.{conv}.weight"], sd[f"model.encoder.{conv}.bias"]
+    arrays["decoder/embeddings/weight"] = sd["model.decoder.embed_tokens.weight"]
+
+    def text(s: str) -> bytes:
+        return struct.pack("<H", len(s) + 1) + s.encode() + b"\0"
+
+    blob = struct.pack("<I", 6) + text("WhisperSpec") + struct.pack("<II", 3, len(arrays))
+    for name, value in arrays.items():
+        value = value.astype("<f2") if value.dtype.kind == "f" else value
+        blob += text(name) + struct.pack("<B", value.ndim) + b"".join(struct.pack("<I", d) for d in value.shape)
+        blob += struct.pack("<BI", 4 if value.dtype.kind == "f" else 2, value.nbytes) + value.tobytes()
+    path.write_bytes(blob + struct.pack("<I", 1) + text("decoder/projection/weight") + text("decoder/embeddings/weight"))
+
+
+def test_ctranslate2_whisper_reads_back_into_transformers(loaded, tmp_path):
+    """A tiny Whisper written in CTranslate2's layout (float16) reads back to the same model, to float16 rounding."""
+    import torch
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    from attncli.ct2read import read_ct2, whisper_state
+
+    _write_ct2(tmp_path / "model.bin", loaded.model)
+    spec, arrays = read_ct2((tmp_path / "model.bin").read_bytes())
+    state, config = whisper_state(arrays)
+    assert spec == "WhisperSpec" and config["encoder_layers"] == 2 and config["decoder_attention_heads"] == 2
+    shape = {k: v for k, v in config.items() if not k.endswith("token_id")}  # the ids are tiny.en's
+    back = WhisperForConditionalGeneration(WhisperConfig(**{**loaded.config.to_dict(), **shape}))
+    missing, unexpected = back.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=False)
+    assert not unexpected and set(missing) <= {"proj_out.weight"}  # tied to the embeddings
+    back.tie_weights()
+    feats = torch.randn(1, 16, 100)
+    ids = torch.tensor([[loaded.model.generation_config.decoder_start_token_id, 5, 6]])
+    with torch.no_grad():
+        want = loaded.model(input_features=feats, decoder_input_ids=ids).logits
+        got = back.eval()(input_features=feats, decoder_input_ids=ids).logits
+    torch.testing.assert_close(got, want, atol=0.05, rtol=0.01)  # float16 weights
