@@ -310,7 +310,8 @@ def test_audio_page_offline_in_chromium(cli, whisper, wav, tmp_path):
             assert drawn > 0
             page.click(".w >> nth=1")
             start = page.evaluate("() => JSON.parse(document.getElementById('data').textContent).words[1].start")
-            assert page.evaluate("() => document.getElementById('audio').currentTime") == pytest.approx(start, abs=0.05)
+            now = page.evaluate("() => document.getElementById('audio').currentTime")
+            assert start - 0.03 <= now < start + 1.0  # set to the word's start, and playing on from there
             assert not errors and all(u.startswith(("file:", "data:")) for u in requests)
         finally:
             browser.close()

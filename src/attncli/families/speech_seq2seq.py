@@ -106,6 +106,14 @@ def decoder_prompt(loaded: "LoadedModel", inputs: dict[str, Any], encoded: Any) 
     return ids[:-1] or ids
 
 
+def leading_prompt(ids: list[int], special: set[int], eos: int | None) -> list[int]:
+    """The prompt generate started from: the leading special tokens other than the end token."""
+    n = 0
+    while n < len(ids) - 1 and ids[n] in special and ids[n] != eos:
+        n += 1
+    return ids[:n]
+
+
 def default_new_tokens(seconds: float) -> int:
     """Enough tokens for a window of speech: fast speech is about 4 tokens a second, so 6 a second plus 16."""
     return max(64, math.ceil(6 * seconds) + 16)
@@ -133,9 +141,10 @@ def speech_ids(loaded: "LoadedModel", family: SpeechSeq2Seq, inputs: dict[str, A
             raise UsageError(f"the target and its {len(prompt)} start tokens make {len(ids) - 1} decoder steps, "
                              f"but the decoder takes at most {limit}", "give a shorter target")
         return ids
-    if limit is not None and len(prompt) + max_new_tokens > limit:
-        raise UsageError(f"--max-new-tokens {max_new_tokens} and the {len(prompt)} start tokens pass the decoder's "
-                         f"{limit} positions", f"give at most {limit - len(prompt)}")
+    start = len(prompt) or 4  # not chosen yet: Whisper's longest prompt (start, language, task, no-timestamps)
+    if limit is not None and start + max_new_tokens > limit:
+        raise UsageError(f"--max-new-tokens {max_new_tokens} and the {start} start tokens pass the decoder's "
+                         f"{limit} positions", f"give at most {limit - start}")
     extra = {"encoder_outputs": encoded} if encoded is not None else {}
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # generation-config advice is not for users
@@ -277,19 +286,23 @@ def run_window(loaded: "LoadedModel", family: SpeechSeq2Seq, samples: "np.ndarra
         if room is not None:
             max_new_tokens = min(max_new_tokens, room - 4)
     encoded = encode(loaded, inputs)
-    prompt = decoder_prompt(loaded, inputs, encoded)
-    if text_ids is not None:
-        eos = family.eos_id(loaded.model)
-        ids = prompt + text_ids + ([eos] if eos is not None else [])
+    special_set = special_ids(loaded, tokenizer)
+    if target is None and text_ids is None:  # one generate: its output starts with the prompt it chose
+        ids = speech_ids(loaded, family, inputs, [], None, max_new_tokens, num_beams, encoded)
+        prompt = leading_prompt(ids, special_set, family.eos_id(loaded.model))
     else:
-        ids = speech_ids(loaded, family, inputs, prompt, target, max_new_tokens, num_beams, encoded)
+        prompt = decoder_prompt(loaded, inputs, encoded)
+        if text_ids is not None:
+            eos = family.eos_id(loaded.model)
+            ids = prompt + text_ids + ([eos] if eos is not None else [])
+        else:
+            ids = speech_ids(loaded, family, inputs, prompt, target, max_new_tokens, num_beams, encoded)
     decoded = teacher_force_encoded(loaded, encoded, ids)
     stride = encoder_stride(loaded.model)
     if int(decoded.cross.shape[-1]) != math.ceil(feats.shape[-1] / stride):
         raise NotSupportedError(f"{loaded.ref.model_id}: the decoder attends to {decoded.cross.shape[-1]} encoder "
                                 f"positions, but {feats.shape[-1]} input frames / stride {stride} make "
                                 f"{math.ceil(feats.shape[-1] / stride)}", "the time axis would be wrong")
-    special_set = special_ids(loaded, tokenizer)
     level = loudness(samples, rate)
     times, timing = time_words(loaded, tokenizer, decoded.cross, ids, len(prompt), special_set, mel_frames,
                                hop / rate * stride, level, seconds)
