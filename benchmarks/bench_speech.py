@@ -21,6 +21,7 @@ import difflib
 import json
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -175,6 +176,7 @@ def main() -> None:
                 start = time.perf_counter()
                 theirs = pipeline_words(samples, pipe)
                 seconds["pipeline"] += time.perf_counter() - start
+                print(f"{name} {n + 1}/{len(clips)}: {' '.join(w['word'] for w in ours)}", file=sys.stderr, flush=True)
                 for system, found in (("attncli", ours), ("pipeline", theirs)):
                     pairs, errors = match(truth, found)
                     row = rows[system]
