@@ -98,7 +98,6 @@ CASES: dict[str, Case] = {
     "align-audio-rate": c(2, "100 hz", "align", "{files}/slow.wav", "--model", "{whisper}"),
     "align-audio-missing": c(2, "no such file", "align", "{files}/nope.wav", "--model", "{whisper}"),
     "align-audio-no-model": c(2, "no default speech model", "align", "{files}/tone.wav"),
-    "align-audio-html": c(2, "interactive page", "align", "{files}/tone.wav", "--model", "{whisper}", "-o", "x.html"),
     "align-audio-text-model": c(2, "reads text, not audio", "align", "{files}/tone.wav", "--model", "{marian}"),
     "align-text-speech-model": c(2, "reads audio, not text", "align", "the cat", "--model", "{whisper}"),
     "explain-speech-model": c(2, "attn align audio.wav", "explain", "the cat", "--model", "{whisper}"),
