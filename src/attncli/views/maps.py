@@ -15,13 +15,16 @@ from attncli.errors import UsageError
 from attncli.methods.heads import top_k
 from attncli.views.common import (MapSpec, colour_range, default_scale, heads_phrase, quantity, query_row,
                                   require_whole, rounded, stored_head)
-from attncli.views.sinks import PatchSink, capture_sinks, sinks_note
+from attncli.views.sinks import PatchSink, capture_sinks, sink_cells, sink_drops, sinks_note
 
 if TYPE_CHECKING:
     import numpy as np
 
     from attncli.capture import Capture, Prediction, Selection
     from attncli.grid import PatchGrid
+
+
+NO_TEXT_SINKS = "--drop-sinks removes image patch sinks (attncli.methods.sinks); a text capture has none"
 
 
 @dataclass
@@ -34,6 +37,7 @@ class ImageFacts:
     input_size: tuple[int, int] | None = None  # (width, height) of the file, before preprocessing
     prediction: "Prediction | None" = None
     unlike_training: str | None = None  # the shapes model on an image unlike its training set: why (see domain_note)
+    framing: dict | None = None  # how the processor resized and cropped the file (attncli.images.framing)
 
     @property
     def name(self) -> str:
@@ -44,11 +48,21 @@ class ImageFacts:
 
     @property
     def resized(self) -> str | None:
-        """'451×300 → 64×64' when the model saw the image at another size, else None."""
+        """'741×500 → crop 501×500 → 224×224, 32% of the width cut', '451×300 → 64×64, aspect not kept', or None.
+
+        What the processor did, when attncli.images.framing knows it; else the sizes alone ('451×300 → 64×64').
+        """
+        from attncli.images import framing_phrase
+
         height, width = self.image.shape[:2]
         if self.input_size is None or tuple(self.input_size) == (width, height):
             return None
-        return f"{self.input_size[0]}×{self.input_size[1]} → {width}×{height}"
+        return framing_phrase(self.framing) or f"{self.input_size[0]}×{self.input_size[1]} → {width}×{height}"
+
+    def to_dict(self) -> dict:
+        """{"input_size", "framing", "preprocessing"}: the file's size, the processor's resize and crop, in words."""
+        return {"input_size": list(self.input_size) if self.input_size else None, "framing": self.framing,
+                "preprocessing": self.resized}
 
 
 def query_name(grid: "PatchGrid", query: int, label: str) -> str:
@@ -97,11 +111,29 @@ class PatchMap(OnGrid):
     vmin: float = 0.0
     vmax: float = 1.0
     patch_sinks: list[PatchSink] | None = field(default_factory=list)  # in the layers behind it (None: not known)
+    drop_sinks: bool = False  # rollout/flow: the sinks' columns were removed before the product
 
     @property
     def notes(self) -> list[str]:
         """Lines a renderer shows under the title: an out-of-distribution image, the patch sinks behind the map."""
-        return [n for n in (self.facts.unlike_training, sinks_note(self.patch_sinks)) if n]
+        return [n for n in (self.facts.unlike_training, sinks_note(self.patch_sinks), self._drop_note) if n]
+
+    @property
+    def _drop_note(self) -> str | None:
+        """What --drop-sinks did, or that it exists, for a rollout or flow map with sinks behind it."""
+        if self.method not in (Method.rollout, Method.flow):
+            return None
+        if self.drop_sinks:
+            return ("--drop-sinks: each layer's sink columns were removed and its rows renormalised before the "
+                    "product" if self.patch_sinks else "--drop-sinks: no layer behind this map has a patch sink")
+        if self.patch_sinks:
+            return f"the {self.method.value} carries these sinks up through later layers; --drop-sinks removes them"
+        return None
+
+    @property
+    def sink_cells(self) -> set[tuple[int, int]]:
+        """(row, col) of the patch sinks behind the map: figures and the terminal mark them."""
+        return sink_cells(self.patch_sinks)
 
     @property
     def cell(self) -> tuple[int, int] | None:
@@ -133,10 +165,17 @@ class PatchMap(OnGrid):
                 "grid": self.grid.to_dict(), "quantity": self.quantity,
                 "prefix_share": None if self.outside is None else round(self.outside, 6),
                 "scale": {"kind": self.scale.value, "vmin": round(self.vmin, 6), "vmax": round(self.vmax, 6)},
-                "top": [{"row": r, "col": c, "weight": round(w, 6)} for r, c, w in self.top(5)],
+                "top": [{"row": r, "col": c, "weight": round(w, 6), "sink": self._is_sink(r, c)}
+                        for r, c, w in self.top(5)],
                 "patch_sinks": None if self.patch_sinks is None else [s.to_dict() for s in self.patch_sinks],
+                "drop_sinks": self.drop_sinks,
+                **self.facts.to_dict(),
                 "out_of_distribution": self.facts.unlike_training,
                 "weights": rounded(self.values)}
+
+    def _is_sink(self, row: int, col: int) -> bool | None:
+        """Whether the patch is a sink in a layer behind the map; None when that cannot be known."""
+        return None if self.patch_sinks is None else (row, col) in self.sink_cells
 
 
 @dataclass
@@ -162,6 +201,11 @@ class HeadPanels(OnGrid):
         return [n for n in (self.facts.unlike_training, sinks_note(self.patch_sinks)) if n]
 
     @property
+    def sink_cells(self) -> set[tuple[int, int]]:
+        """(row, col) of the layer's patch sinks: figures and the terminal mark them."""
+        return sink_cells(self.patch_sinks)
+
+    @property
     def title(self) -> str:
         """'Layer 5 · all 6 heads · [CLS] → patches · model'."""
         return f"Layer {self.layer} · all {self.values.shape[0]} heads · {self.who} → patches · {self.model_id}"
@@ -174,6 +218,7 @@ class HeadPanels(OnGrid):
                 "prefix_share": None if self.outside is None else round(self.outside, 6),
                 "scale": {"kind": self.scale.value, "vmin": round(self.vmin, 6), "vmax": round(self.vmax, 6)},
                 "patch_sinks": None if self.patch_sinks is None else [s.to_dict() for s in self.patch_sinks],
+                **self.facts.to_dict(),
                 "out_of_distribution": self.facts.unlike_training,
                 "heads": [rounded(v) for v in self.values]}
 
@@ -240,7 +285,7 @@ def image_facts(capture: "Capture") -> ImageFacts:
                          "capture an image first, e.g. attn heatmap IMAGE")
     size = tuple(capture.input_size) if capture.input_size is not None else None
     return ImageFacts(capture.image, capture.grid, capture.source, size,  # type: ignore[arg-type]
-                      capture.predictions[0] if capture.predictions else None, domain_note(capture))
+                      capture.predictions[0] if capture.predictions else None, domain_note(capture), capture.framing)
 
 
 def domain_note(capture: "Capture") -> str | None:
@@ -268,7 +313,7 @@ def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndar
     from attncli.methods.dispatch import check_method_options, describe, method_rows
 
     facts = image_facts(capture)
-    method = check_method_options(spec.method, spec.head, spec.discard_ratio)
+    method = check_method_options(spec.method, spec.head, spec.discard_ratio, drop_sinks=spec.drop_sinks)
     if method is not Method.attention:
         require_whole(capture, f"--method {method.value}")
     slot, layer = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
@@ -276,21 +321,22 @@ def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndar
     q = parse_query(capture, spec.query)
     q = 0 if q is None else q
     grid = facts.grid
+    drop = sink_drops(capture, slot) if spec.drop_sinks else None
     row = method_rows(capture.attentions, method, slot, head=head_slot, fuse=spec.fuse,
                       discard_ratio=spec.discard_ratio, gradients=gradients, protect=range(grid.prefix),
-                      queries=[query_row(capture, q, spec.query)])[0]  # (K,)
+                      queries=[query_row(capture, q, spec.query)], drop=drop)[0]  # (K,)
     values, outside = _on_grid(row, grid)
     if method is Method.grad_rollout:
         outside = None  # relevance rows do not sum to 1: there is no "share" left on the prefix
     fuse = Fuse(spec.fuse).value
     note = None if method is Method.attention else describe(method, layer, head, fuse, capture.heads_total,
-                                                            spec.discard_ratio, target_label)
+                                                            spec.discard_ratio, target_label, spec.drop_sinks)
     scale = spec.scale or default_scale(method)
     vmin, vmax = colour_range(values, scale)
     # Raw attention comes from one layer; rollout, flow and grad-rollout combine every layer up to it.
     behind = [layer] if method is Method.attention else range(layer + 1)
     return PatchMap(values, facts, q, capture.tokens[q], layer, head, fuse, capture.heads_total, capture.model_id,
-                    method, note, outside, scale, vmin, vmax, capture_sinks(capture, behind))
+                    method, note, outside, scale, vmin, vmax, capture_sinks(capture, behind), spec.drop_sinks)
 
 
 def head_panels(capture: "Capture", spec: MapSpec = MapSpec()) -> HeadPanels:
@@ -323,7 +369,9 @@ def token_row(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None" 
     """One text token's (spec.query) map over every token."""
     from attncli.methods.dispatch import check_method_options, describe, method_rows
 
-    method = check_method_options(spec.method, spec.head, spec.discard_ratio)
+    method = check_method_options(spec.method, spec.head, spec.discard_ratio, drop_sinks=spec.drop_sinks)
+    if spec.drop_sinks:
+        raise UsageError(NO_TEXT_SINKS, "drop --drop-sinks")
     if method is not Method.attention:
         require_whole(capture, f"--method {method.value}")
     slot, layer = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
@@ -346,8 +394,9 @@ def needs(spec: MapSpec, layers: str | None = None, heads: str | None = None, *,
           all_heads: bool = False) -> "Selection":
     """The weights a map reads, plus --layers (more layers; "all": every layer and row) and --heads (only these).
 
-    Raw attention reads one layer and one query row (--query; an image's [CLS] by default), except a text's
-    token matrix, which reads every row of the layer; rollout, flow and grad-rollout read everything.
+    Raw attention reads one layer: a text's one query row (--query) or its whole token matrix; an image's every
+    query row, since the map checks the layer for patch sinks, which are a share of every query's attention (a
+    layer of DINOv2-S/14 is 1.6 MB). Rollout, flow and grad-rollout read everything.
     """
     from attncli.capture import ALL, Selection, parse_numbers
 
@@ -361,9 +410,9 @@ def needs(spec: MapSpec, layers: str | None = None, heads: str | None = None, *,
     if layers is not None and extra is None:  # --layers all: the whole capture, to re-render anything later
         return Selection(heads=kept)
     wanted = (spec.layer,) + (extra or ())
-    if spec.query is not None:
+    if spec.query is not None and not image:
         return Selection(layers=wanted, heads=kept, query=spec.query)
-    return Selection(layers=wanted, heads=kept, rows=(0,) if image else None)
+    return Selection(layers=wanted, heads=kept)
 
 
 def _on_grid(row: "np.ndarray", grid: "PatchGrid") -> "tuple[np.ndarray, float]":
