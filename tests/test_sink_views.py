@@ -16,6 +16,8 @@ from attncli.views.common import MapSpec
 ROWS = COLS = 6
 SINK = (2, 3)
 SHARE = (0.8 + 1 / 37) / 2  # head 0 gives 0.8 to the sink, head 1 is uniform over 37 keys
+NOTE = ("patch sink ◇ (share of all queries' attention, heads averaged [top head: its share]): "
+        "layer 1: (2,3) 41.4% [head 0: 80.0%]")
 
 
 def planted_capture() -> Capture:
@@ -39,9 +41,10 @@ def test_stats_report_and_json_name_the_sink():
     assert [(s.layer, s.row, s.col, s.token) for s in report.patch_sinks] == [(1, *SINK, 1 + 2 * COLS + 3)]
     assert report.patch_sinks[0].share == pytest.approx(SHARE, abs=1e-6)
     doc = report.to_dict()
-    assert doc["patch_sinks"] == [{"layer": 1, "row": 2, "col": 3, "token": 16, "share": round(SHARE, 6)}]
+    assert doc["patch_sinks"] == [{"layer": 1, "row": 2, "col": 3, "token": 16, "share": round(SHARE, 6), "head": 0,
+                                   "head_share": 0.8}]
     assert doc["patch_sink_rule"]["ratio_to_uniform"] == 10
-    assert report.notes[0].startswith("patch sink, share of all queries' attention: layer 1: (2,3) 41.4%")
+    assert report.notes[0].startswith(NOTE)
     assert report.select(layer=0).patch_sinks == [] and report.select(layer=0).notes[0].startswith("patch sinks: none")
     assert report.select(layer=-1).patch_sinks == report.patch_sinks
 
@@ -65,10 +68,15 @@ def test_patch_map_carries_the_sinks_of_the_layers_behind_it(method, layer, foun
     assert bool(amap.notes) is found
     assert len(amap.to_dict()["patch_sinks"]) == int(found)
     if found:
-        assert amap.notes == ["patch sink, share of all queries' attention: layer 1: (2,3) 41.4% "
-                              "(likely an artefact token, not evidence)"]
+        assert amap.notes[0] == NOTE
+        assert amap.to_dict()["top"][0] == {"row": 2, "col": 3, "weight": pytest.approx(amap.values[2, 3], abs=1e-6),
+                                            "sink": True}
+        assert [t["sink"] for t in amap.to_dict()["top"][1:]] == [False] * 4
     if method is Method.attention:
         assert head_panels(planted_capture(), MapSpec(layer=layer)).notes == amap.notes
+    else:  # rollout names what carries the sink up, and the option that removes it
+        assert amap.notes[1:] == (["the rollout carries this sink up through later layers; --drop-sinks removes it"]
+                                  if found else [])
 
 
 def test_terminal_json_and_figures_show_the_sink(cli, tmp_path):
@@ -80,8 +88,8 @@ def test_terminal_json_and_figures_show_the_sink(cli, tmp_path):
     saved = save_capture(planted_capture(), tmp_path / "planted.npz")
     code, out, err = cli("heatmap", str(saved), "--layer", "1", "--terminal")
     assert code == 0, err
-    assert out.rstrip().splitlines()[-1] == ("patch sink, share of all queries' attention: layer 1: (2,3) 41.4% "
-                                             "(likely an artefact token, not evidence)")
+    assert out.rstrip().splitlines()[-1] == NOTE
+    assert out.splitlines()[4] == "2   2  2  2◇41  2  2"  # the grid's row 2 (weights in %), the sink marked
     code, out, _ = cli("heatmap", str(saved), "--layer", "0", "--terminal")
     assert "patch sink" not in out
     code, out, err = cli("heatmap", str(saved), "--layer", "1", "--json")
@@ -90,6 +98,6 @@ def test_terminal_json_and_figures_show_the_sink(cli, tmp_path):
     assert code == 0 and "layer 1: (2,3) 41.4%" in out, err
     assert json.loads(cli("stats", str(saved), "--json")[1])["patch_sinks"][0]["layer"] == 1
     panels = head_panels(planted_capture(), MapSpec(layer=1))
-    assert heads_figure(panels)._suptitle.get_text().splitlines()[-1].startswith("patch sink, share")
+    assert heads_figure(panels)._suptitle.get_text().splitlines()[-1].startswith("patch sink ◇ (share")
     png = render(panels, Format.figure, path=tmp_path / "heads.png")
     assert Path(png).stat().st_size > 1000

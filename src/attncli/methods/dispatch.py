@@ -30,9 +30,9 @@ def check_method_options(method: Method | str, head: int | None = None, discard_
     """Refuse option combinations that mean nothing for the method, before any work."""
     method = Method(method)
     if drop_sinks and method not in (Method.rollout, Method.flow):
-        raise UsageError(f"--drop-sinks removes patch sinks before rollout's or flow's product of layers; "
-                         f"--method {method.value} has no such product", "use --method rollout or flow, or drop "
-                         "--drop-sinks (the map marks the sinks either way)")
+        raise UsageError(f"--drop-sinks removes patch sinks before rollout or flow combines the layers; "
+                         f"--method {method.value} does not combine them (its map marks the sinks either way)",
+                         "use --method rollout or flow, or drop --drop-sinks")
     if head is not None and method is not Method.attention:
         raise UsageError(f"--head picks one head of one layer; {method.value} combines the heads of every layer "
                          "up to --layer", "drop --head (use --fuse to choose how heads combine)")

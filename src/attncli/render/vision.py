@@ -25,11 +25,16 @@ def _unit(vmax: float) -> tuple[float, str]:
     return (100.0, "%") if vmax >= 0.1 else (1000.0, "‰")
 
 
-def grid_text(values: "np.ndarray", vmax: float | None = None, width: int = 80, vmin: float = 0.0) -> Text:
+SINK_MARK = "◇"  # the patch-sink marker, the same in figures (views.sinks.sinks_note names it)
+
+
+def grid_text(values: "np.ndarray", vmax: float | None = None, width: int = 80, vmin: float = 0.0,
+              marks: "set[tuple[int, int]] | frozenset" = frozenset()) -> Text:
     """(rows, cols) weights as lines of shaded cells, row and column numbers at the edges.
 
     Cells show the weight in % (or ‰ when all weights are small) when the grid fits ``width``
-    at three characters a cell, else plain two-character blocks.
+    at three characters a cell, else plain two-character blocks. Cells in ``marks`` (patch sinks) start with ◇,
+    the number kept whole (a three-digit number is underlined instead).
     """
     rows, cols = values.shape
     vmax = float(values.max()) if vmax is None else vmax
@@ -47,7 +52,13 @@ def grid_text(values: "np.ndarray", vmax: float | None = None, width: int = 80, 
         for c in range(cols):
             w = float(values[r, c])
             label = f"{round(w * scale):>{cell}}" if numbers else " " * cell
-            text.append(label, style=shade(w, vmax, vmin))
+            style = shade(w, vmax, vmin)
+            if (r, c) in marks:
+                if label[0] == " ":
+                    label = SINK_MARK + label[1:]
+                else:
+                    style = f"{style} underline"
+            text.append(label, style=style)
         if r < rows - 1:
             text.append("\n")
     return text
@@ -62,11 +73,14 @@ def grid_view(amap: "PatchMap | HeadPanels", width: int = 80) -> Group:
     scale, unit = _unit(float(values.max()) if values.size else 1.0)
     numbers = "weights in " + ("percent" if unit == "%" else "per mille (‰)")
     parts: list = [Text(amap.title, style="bold")]
+    if amap.facts.resized:
+        parts.append(line(f"{amap.facts.name}: {amap.facts.resized}", "dim"))
+    marks = amap.sink_cells
     if isinstance(amap, HeadPanels):
         for h in range(values.shape[0]):
-            parts += [Text(f"head {h}", style="bold"), grid_text(values[h], vmax, width, vmin)]
+            parts += [Text(f"head {h}", style="bold"), grid_text(values[h], vmax, width, vmin, marks)]
     else:
-        parts.append(grid_text(values, vmax, width, vmin))
+        parts.append(grid_text(values, vmax, width, vmin, marks))
     quantity = "relevance" if amap.method.value == "grad-rollout" else "attention"
     span = f"colours {vmin:.3f}–{vmax:.3f} ({amap.scale.value})"
     note = f"{numbers}; darker = more {quantity}; {span}"

@@ -124,10 +124,12 @@ class PatchMap(OnGrid):
         if self.method not in (Method.rollout, Method.flow):
             return None
         if self.drop_sinks:
-            return ("--drop-sinks: each layer's sink columns were removed and its rows renormalised before the "
-                    "product" if self.patch_sinks else "--drop-sinks: no layer behind this map has a patch sink")
+            return ("--drop-sinks: each layer's sink columns were removed and its rows renormalised before the layers "
+                    "were combined" if self.patch_sinks else "--drop-sinks: no layer behind this map has a patch sink")
         if self.patch_sinks:
-            return f"the {self.method.value} carries these sinks up through later layers; --drop-sinks removes them"
+            which = "this sink" if len(self.patch_sinks) == 1 else "these sinks"
+            them = "it" if len(self.patch_sinks) == 1 else "them"
+            return f"the {self.method.value} carries {which} up through later layers; --drop-sinks removes {them}"
         return None
 
     @property

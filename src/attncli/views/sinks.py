@@ -86,7 +86,7 @@ def sinks_phrase(sinks: list[PatchSink]) -> str:
         by_layer.setdefault(sink.layer, []).append(sink)
 
     def one(s: PatchSink) -> str:
-        head = "" if s.head is None or s.head_share is None else f" (head {s.head}: {s.head_share:.1%})"
+        head = "" if s.head is None or s.head_share is None else f" [head {s.head}: {s.head_share:.1%}]"
         return f"({s.row},{s.col}) {s.share:.1%}{head}"
 
     return "; ".join(f"layer {layer}: " + ", ".join(one(s) for s in group) for layer, group in by_layer.items())
@@ -101,8 +101,7 @@ def sinks_note(sinks: list[PatchSink] | None) -> str | None:
     if not sinks:
         return None
     word = "patch sink" if len(sinks) == 1 else "patch sinks"
-    return f"{word} ◇, share of all queries' attention with heads averaged (and of the head that gives it the " \
-           f"most): {sinks_phrase(sinks)}"
+    return f"{word} ◇ (share of all queries' attention, heads averaged [top head: its share]): {sinks_phrase(sinks)}"
 
 
 def rule_phrase() -> str:
