@@ -51,7 +51,7 @@ def test_classify_one_image_prints_table_seed_line_and_cls_summary(cli, vit, pic
     assert "[CLS] (layer 1 · mean of 2 heads) looks most at patches (row,col): (" in out
     assert cap.kind == "image" and cap.source == str(pics / "a.png")
     # the summary reads the last layer's [CLS] row, so that is all the capture keeps (of 2 layers x 17 rows)
-    assert cap.attentions.shape == (1, 2, 1, 17) and cap.layer_ids == [1] and cap.query_ids == [0]
+    assert cap.attentions.shape == (1, 2, 17, 17) and cap.layer_ids == [1] and cap.query_ids is None
 
 
 def test_classify_folder_json_is_batched_and_matches_single_runs(cli, vit, pics, isolated_cache):
@@ -136,8 +136,9 @@ def test_heatmap_terminal_draws_the_grid(cli, vit, pics):
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("Layer 0 · mean of 2 heads · [CLS] → patches · ")
-    assert lines[1] == "    0  1  2  3"
-    assert [line[:2] for line in lines[2:6]] == ["0 ", "1 ", "2 ", "3 "]
+    assert lines[1] == "a.png: 56×40 → 32×32, aspect not kept"  # the processor squeezed it: said under the title
+    assert lines[2] == "    0  1  2  3"
+    assert [line[:2] for line in lines[3:7]] == ["0 ", "1 ", "2 ", "3 "]
     assert "top patches (row,col):" in out
 
 

@@ -191,20 +191,20 @@ def map_heading(amap: "PatchMap | HeadPanels", wrap: bool = True) -> str:
     """
     import textwrap
 
-    framing = [f"{amap.facts.name}: {amap.facts.resized}"] if amap.facts.resized else []
+    framing = [f"{amap.facts.name}: {amap.facts.cropped}"] if amap.facts.cropped else []
     lines = [amap.title, map_caption(amap), *framing, *amap.notes]
     pieces = [piece for line in lines for piece in (textwrap.wrap(line, HEADING_CHARS) or [""])] if wrap else lines
     return "\n".join(printable(piece) for piece in pieces)
 
 
 def overlay_captions(facts: "ImageFacts") -> tuple[str, str]:
-    """Captions of the two overlay panels: the input as the model saw it, the grid with the top prediction.
+    """Captions of the two overlay panels: the input as the model saw it (sizes), the grid with the top prediction.
 
-    How the file became that input (resize, crop) is a line of the heading (map_heading): it can be long.
+    A crop or a changed aspect ratio is a line of the heading (map_heading): it can be long.
     """
     height, width = facts.image.shape[:2]
     pred = f" · predicted: {facts.prediction.label} ({facts.prediction.score:.1%})" if facts.prediction else ""
-    return (f"{facts.name} as the model sees it ({width}×{height})",
+    return (f"{facts.name} as the model sees it ({facts.sizes or f'{width}×{height}'})",
             f"{facts.grid.rows}×{facts.grid.cols} patch grid{pred}")
 
 

@@ -73,8 +73,8 @@ def grid_view(amap: "PatchMap | HeadPanels", width: int = 80) -> Group:
     scale, unit = _unit(float(values.max()) if values.size else 1.0)
     numbers = "weights in " + ("percent" if unit == "%" else "per mille (‰)")
     parts: list = [Text(amap.title, style="bold")]
-    if amap.facts.resized:
-        parts.append(line(f"{amap.facts.name}: {amap.facts.resized}", "dim"))
+    if amap.facts.cropped:
+        parts.append(line(f"{amap.facts.name}: {amap.facts.cropped}", "dim"))
     marks = amap.sink_cells
     if isinstance(amap, HeadPanels):
         for h in range(values.shape[0]):

@@ -15,6 +15,7 @@ from attncli.errors import UsageError
 from attncli.methods.heads import top_k
 from attncli.views.common import (MapSpec, colour_range, default_scale, heads_phrase, quantity, query_row,
                                   require_whole, rounded, stored_head)
+from attncli.views.picture import ImageFacts, domain_note, image_facts  # noqa: F401 (domain_note: public here too)
 from attncli.views.sinks import PatchSink, capture_sinks, sink_cells, sink_drops, sinks_note
 
 if TYPE_CHECKING:
@@ -25,44 +26,6 @@ if TYPE_CHECKING:
 
 
 NO_TEXT_SINKS = "--drop-sinks removes image patch sinks (attncli.methods.sinks); a text capture has none"
-
-
-@dataclass
-class ImageFacts:
-    """The picture behind a patch map: as the model saw it, its file and original size, the top prediction."""
-
-    image: "np.ndarray"  # (height, width, 3) uint8 after preprocessing
-    grid: "PatchGrid"
-    source: str | None = None
-    input_size: tuple[int, int] | None = None  # (width, height) of the file, before preprocessing
-    prediction: "Prediction | None" = None
-    unlike_training: str | None = None  # the shapes model on an image unlike its training set: why (see domain_note)
-    framing: dict | None = None  # how the processor resized and cropped the file (attncli.images.framing)
-
-    @property
-    def name(self) -> str:
-        """The file name, or 'input'."""
-        from pathlib import Path
-
-        return Path(self.source).name if self.source else "input"
-
-    @property
-    def resized(self) -> str | None:
-        """'741×500 → crop 501×500 → 224×224, 32% of the width cut', '451×300 → 64×64, aspect not kept', or None.
-
-        What the processor did, when attncli.images.framing knows it; else the sizes alone ('451×300 → 64×64').
-        """
-        from attncli.images import framing_phrase
-
-        height, width = self.image.shape[:2]
-        if self.input_size is None or tuple(self.input_size) == (width, height):
-            return None
-        return framing_phrase(self.framing) or f"{self.input_size[0]}×{self.input_size[1]} → {width}×{height}"
-
-    def to_dict(self) -> dict:
-        """{"input_size", "framing", "preprocessing"}: the file's size, the processor's resize and crop, in words."""
-        return {"input_size": list(self.input_size) if self.input_size else None, "framing": self.framing,
-                "preprocessing": self.resized}
 
 
 def query_name(grid: "PatchGrid", query: int, label: str) -> str:
@@ -278,35 +241,6 @@ def parse_query(capture: "Capture", query: str | None) -> int | None:
     except UsageError as exc:  # same lookup as explain --token; name the option the user typed
         hint = exc.hint and exc.hint.replace("--token", "--query")
         raise UsageError(exc.message.replace("--token", "--query"), hint) from None
-
-
-def image_facts(capture: "Capture") -> ImageFacts:
-    """The picture facts of an image capture."""
-    if capture.kind is not Kind.image or capture.grid is None or capture.image is None:
-        raise UsageError("this view draws over an image: it needs an image capture",
-                         "capture an image first, e.g. attn heatmap IMAGE")
-    size = tuple(capture.input_size) if capture.input_size is not None else None
-    return ImageFacts(capture.image, capture.grid, capture.source, size,  # type: ignore[arg-type]
-                      capture.predictions[0] if capture.predictions else None, domain_note(capture), capture.framing)
-
-
-def domain_note(capture: "Capture") -> str | None:
-    """For the embedded shapes model only: a line saying the image is unlike its synthetic training set, else None.
-
-    The rule is attncli.synthetic.unlike_training: the file is not 64×64 px, or its fine detail agrees across colour
-    channels the way a photograph's does. The prediction is still shown; this says how little it means.
-    """
-    from attncli.models import EMBEDDED
-
-    if capture.model_id != EMBEDDED["shapes"].model_id or capture.image is None:
-        return None
-    from attncli.synthetic import unlike_training
-
-    reason = unlike_training(capture.image, capture.input_size)
-    if reason is None:
-        return None
-    return f"{capture.model_id} only knows synthetic shapes on clutter (64×64 px): {reason}, so its prediction " \
-           "says little about it"
 
 
 def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndarray | None" = None,
