@@ -44,7 +44,7 @@ def test_stats_report_and_json_name_the_sink():
     assert doc["patch_sinks"] == [{"layer": 1, "row": 2, "col": 3, "token": 16, "share": round(SHARE, 6), "head": 0,
                                    "head_share": 0.8}]
     assert doc["patch_sink_rule"]["ratio_to_uniform"] == 10
-    assert report.notes[0].startswith(NOTE)
+    assert report.notes[0].startswith(NOTE.replace(" ◇", ""))  # stats draws no grid: nothing is marked
     assert report.select(layer=0).patch_sinks == [] and report.select(layer=0).notes[0].startswith("patch sinks: none")
     assert report.select(layer=-1).patch_sinks == report.patch_sinks
 
@@ -247,3 +247,23 @@ def test_shapes_cross_arm_is_reported_as_measured_not_as_an_artefact(cli):
     assert code == 0, err
     assert "artefact" not in out and "not evidence" not in out
     assert "layer 5: (3,4) 18.4% [head 1: 54.0%]" in out
+
+
+def test_real_dinov2_chelsea_sink_marked_crop_said_and_dropped(cli, real_dinov2):
+    chelsea = str(Path(__file__).resolve().parents[1] / "samples" / "chelsea.png")
+    code, out, err = cli("heatmap", chelsea, "--model", "dinov2-small", "--layer", "0", "--json")
+    assert code == 0, err
+    doc = json.loads(out)  # the default capture of one layer now checks it for sinks
+    assert (doc["top"][0]["row"], doc["top"][0]["col"], doc["top"][0]["sink"]) == (2, 8, True)
+    [sink] = doc["patch_sinks"]
+    assert (sink["layer"], sink["row"], sink["col"], sink["head"]) == (0, 2, 8, 5)
+    assert sink["share"] == pytest.approx(0.167, abs=5e-4) and sink["head_share"] == pytest.approx(0.995, abs=5e-4)
+    assert doc["preprocessing"] == "451×300 → crop 301×300 → 224×224, 33% of the width cut"
+    code, out, err = cli("heatmap", chelsea, "--model", "dinov2-small", "--method", "rollout", "--json")
+    assert code == 0, err
+    top = json.loads(out)["top"][0]
+    assert (top["row"], top["col"], top["sink"]) == (2, 8, True) and top["weight"] == pytest.approx(0.085, abs=5e-4)
+    code, out, err = cli("heatmap", "--method", "rollout", "--drop-sinks", "--json")  # the same capture, re-rendered
+    assert code == 0, err
+    top = json.loads(out)["top"][0]
+    assert (top["row"], top["col"], top["sink"]) == (9, 10, False) and top["weight"] == pytest.approx(0.016, abs=5e-4)

@@ -79,7 +79,7 @@ class PatchMap(OnGrid):
     @property
     def notes(self) -> list[str]:
         """Lines a renderer shows under the title: an out-of-distribution image, the patch sinks behind the map."""
-        return [n for n in (self.facts.unlike_training, sinks_note(self.patch_sinks), self._drop_note) if n]
+        return [n for n in (self.facts.unlike_training, sinks_note(self.patch_sinks, marked=True), self._drop_note) if n]
 
     @property
     def _drop_note(self) -> str | None:
@@ -163,7 +163,7 @@ class HeadPanels(OnGrid):
     @property
     def notes(self) -> list[str]:
         """Lines a renderer shows under the title: an out-of-distribution image, the layer's patch sinks."""
-        return [n for n in (self.facts.unlike_training, sinks_note(self.patch_sinks)) if n]
+        return [n for n in (self.facts.unlike_training, sinks_note(self.patch_sinks, marked=True)) if n]
 
     @property
     def sink_cells(self) -> set[tuple[int, int]]:

@@ -92,16 +92,17 @@ def sinks_phrase(sinks: list[PatchSink]) -> str:
     return "; ".join(f"layer {layer}: " + ", ".join(one(s) for s in group) for layer, group in by_layer.items())
 
 
-def sinks_note(sinks: list[PatchSink] | None) -> str | None:
-    """One line for a map's notes: where the sinks are and what was measured; None when there are none (or unknown).
+def sinks_note(sinks: list[PatchSink] | None, marked: bool = False) -> str | None:
+    """One line for notes: where the sinks are and what was measured; None when there are none (or unknown).
 
     It says what the weights show — the share of all queries' attention (heads averaged) and the head that sends
     the most there — and nothing the weights cannot show: a sink can be background or part of the object.
+    ``marked``: the view draws them with ◇ (maps), so the note names the mark.
     """
     if not sinks:
         return None
-    word = "patch sink" if len(sinks) == 1 else "patch sinks"
-    return f"{word} ◇ (share of all queries' attention, heads averaged [top head: its share]): {sinks_phrase(sinks)}"
+    word = ("patch sink" if len(sinks) == 1 else "patch sinks") + (" ◇" if marked else "")
+    return f"{word} (share of all queries' attention, heads averaged [top head: its share]): {sinks_phrase(sinks)}"
 
 
 def rule_phrase() -> str:
