@@ -75,7 +75,7 @@ def test_patch_map_carries_the_sinks_of_the_layers_behind_it(method, layer, foun
     if method is Method.attention:
         assert head_panels(planted_capture(), MapSpec(layer=layer)).notes == amap.notes
     else:  # rollout names what carries the sink up, and the option that removes it
-        assert amap.notes[1:] == (["the rollout carries this sink up through later layers; --drop-sinks removes it"]
+        assert amap.notes[1:] == (["the rollout combines the layers with this sink in them; --drop-sinks removes it first"]
                                   if found else [])
 
 

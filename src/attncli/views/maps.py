@@ -90,9 +90,8 @@ class PatchMap(OnGrid):
             return ("--drop-sinks: each layer's sink columns were removed and its rows renormalised before the layers "
                     "were combined" if self.patch_sinks else "--drop-sinks: no layer behind this map has a patch sink")
         if self.patch_sinks:
-            which = "this sink" if len(self.patch_sinks) == 1 else "these sinks"
-            them = "it" if len(self.patch_sinks) == 1 else "them"
-            return f"the {self.method.value} carries {which} up through later layers; --drop-sinks removes {them}"
+            which, them = ("this sink", "it") if len(self.patch_sinks) == 1 else ("these sinks", "them")
+            return f"the {self.method.value} combines the layers with {which} in them; --drop-sinks removes {them} first"
         return None
 
     @property
