@@ -7,7 +7,8 @@ output_hidden_states, on the model folder attncli converted (run `attn heatmap P
 Per photo it prints the sinks the rule in attncli.methods.sinks finds (layer, patch, share with heads averaged),
 for each the head that puts the most of its attention there and how much (mean over every query), the
 max/median ratio of the patch tokens' norms after the last layer (before and after the final layer norm), and
-the top patch of [CLS]'s rollout through every layer with and without --drop-sinks.
+the top patch of [CLS]'s rollout through every layer with and without --drop-sinks, and the largest difference
+between these eager weights and the ones attncli's own capture keeps (`attn heatmap PHOTO --layers all`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from attncli.methods.sinks import patch_sinks, sink_columns
 
 def main(paths: list[str]) -> None:
     """Print one block per photo."""
+    from attncli.choices import Purpose
+    from attncli.families.vit import capture_image
+    from attncli.models import load_model
+
+    loaded = load_model("dinov2-small", Purpose.image)
     folder = cached_folder()
     model = Dinov2Model.from_pretrained(folder, attn_implementation="eager").eval()
     processor = AutoImageProcessor.from_pretrained(folder)
@@ -39,7 +45,9 @@ def main(paths: list[str]) -> None:
         att = torch.stack(out.attentions)[:, 0].float().numpy()  # (L, H, Q, K)
         rows, cols = pixels.shape[-2] // patch, pixels.shape[-1] // patch
         found = patch_sinks(att, 1, rows, cols)
-        print(f"== {Path(path).name} {image.size[0]}×{image.size[1]}")
+        kept = capture_image(path, loaded).attentions  # (L, H, Q, K), attncli's capture path
+        print(f"== {Path(path).name} {image.size[0]}×{image.size[1]}; attncli capture vs eager: max |diff| "
+              f"{float(abs(kept - att).max()):.1e}")
         for layer, sinks in enumerate(found):
             for s in sinks:
                 per_head = att[layer, :, :, s["token"]].mean(axis=-1)  # (H,) mean over every query

@@ -17,10 +17,11 @@ The rule, per layer (heads fused by their mean, so every query row still sums to
 The ratio is relative to the grid, so the rule is meant for real grids (hundreds of patches): with fewer
 than ``ratio`` keys no patch can qualify.
 
-What the rule finds is measured, not interpreted: a sink is a patch that most queries attend to, usually because
-one head sends most of its attention there whatever the query (on DINOv2-S/14 photos: one layer-0 head putting
-53–99.5% of its attention on one patch; on the 8×8 shapes model, a head putting 54% on an arm of a cross). Such a
-patch can be background or part of the object; the weights alone do not say which.
+What the rule finds is measured, not interpreted. The largest sinks measured so far are one head's choice: on
+ten DINOv2-S/14 photos, head 5 of layer 0 puts 44.6–99.7% of its attention, whatever the query, on one patch
+(docs/real-photos.md); on the 8×8 shapes model, head 1 of layer 5 puts 54% on an arm of a cross. Smaller ones
+(camera.png, layer 9) are spread over heads, none giving more than 10.6%. A sink can be background or part of
+the object; the weights alone do not say which.
 
 Fields of each sink: ``row`` and ``col`` (0-based, row-major patch grid), ``token`` (index in the sequence,
 prefix tokens first) and ``share`` (fraction of the attention, 0–1); given every head
