@@ -267,3 +267,17 @@ def test_real_dinov2_chelsea_sink_marked_crop_said_and_dropped(cli, real_dinov2)
     assert code == 0, err
     top = json.loads(out)["top"][0]
     assert (top["row"], top["col"], top["sink"]) == (9, 10, False) and top["weight"] == pytest.approx(0.016, abs=5e-4)
+
+
+def test_classify_marks_the_sink_and_takes_drop_sinks(cli, sink_vit, wide_picture):
+    code, out, err = cli("classify", str(wide_picture), "--model", str(sink_vit), "--method", "rollout")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "looks most at patches (row,col): (2,3)◇ " in out
+    assert lines[-2].startswith("patch sink ◇ (share of all queries' attention") and "(2,3) 51.3%" in lines[-2]
+    code, out, err = cli("classify", str(wide_picture), "--model", str(sink_vit), "--method", "rollout",
+                         "--drop-sinks", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["cls_map"] == "rollout of layers 0–1 (mean, sinks dropped)"
+    assert (doc["images"][0]["cls_top_patches"][0]["row"], doc["images"][0]["cls_top_patches"][0]["col"]) != (2, 3)

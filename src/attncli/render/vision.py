@@ -152,7 +152,11 @@ def classify_output(view: "ClassifyResult", width: int = 80) -> Group:
     if row.predictions:
         best = row.predictions[0]
         parts.append(line(f"Prediction: {best.label} (Confidence: {best.score:.1%})"))
+    marks = view.first.sink_cells if view.first is not None else set()
     parts.append(line(f"[CLS] ({view.method_note}) looks most at patches (row,col): "
-                      + ", ".join(f"({r},{c}) {w:.3f}" for r, c, w in row.cls_top)))
+                      + ", ".join(f"({r},{c}){SINK_MARK if (r, c) in marks else ''} {w:.3f}"
+                                  for r, c, w in row.cls_top)))
     parts += [line(note, "yellow") for note in view.notes]
+    if view.first is not None:  # the map's patch sinks and what --drop-sinks did (its domain note is above)
+        parts += [line(note, "yellow") for note in view.first.notes if note not in view.notes]
     return Group(*parts)
