@@ -326,8 +326,8 @@ def test_framing_phrases():
     assert framing_phrase(framing((64, 64), squash, (64, 64))) is None
     tall = SimpleNamespace(do_resize=True, size={"shortest_edge": 224}, do_center_crop=True,
                            crop_size={"height": 224, "width": 224})
-    assert framing_phrase(framing((300, 451), tall, (224, 224))) == "300×451 → crop 300×301 → 224×224, 33% of the " \
-                                                                      "height cut"
+    tall_phrase = framing_phrase(framing((300, 451), tall, (224, 224)))
+    assert tall_phrase == "300×451 → crop 300×301 → 224×224, 33% of the height cut"
     assert framing((300, 451), tall, (200, 200)) is None  # the pixels say otherwise: nothing is claimed
     assert framing((300, 451), SimpleNamespace(crop_pct=0.875, do_resize=True, size={"shortest_edge": 224}),
                    (224, 224)) is None

@@ -75,8 +75,8 @@ def test_patch_map_carries_the_sinks_of_the_layers_behind_it(method, layer, foun
     if method is Method.attention:
         assert head_panels(planted_capture(), MapSpec(layer=layer)).notes == amap.notes
     else:  # rollout names what carries the sink up, and the option that removes it
-        assert amap.notes[1:] == (["the rollout combines the layers with this sink in them; --drop-sinks removes it first"]
-                                  if found else [])
+        rollout_note = "the rollout combines the layers with this sink in them; --drop-sinks removes it first"
+        assert amap.notes[1:] == ([rollout_note] if found else [])
 
 
 def test_terminal_json_and_figures_show_the_sink(cli, tmp_path):
@@ -281,3 +281,15 @@ def test_classify_marks_the_sink_and_takes_drop_sinks(cli, sink_vit, wide_pictur
     doc = json.loads(out)
     assert doc["cls_map"] == "rollout of layers 0–1 (mean, sinks dropped)"
     assert (doc["images"][0]["cls_top_patches"][0]["row"], doc["images"][0]["cls_top_patches"][0]["col"]) != (2, 3)
+
+
+def test_a_map_that_cannot_check_for_sinks_says_so():
+    from attncli.views.maps import patch_map
+    from attncli.views.sinks import UNKNOWN
+
+    cap = planted_capture()
+    cap.attentions, cap.head_ids, cap.total_heads = cap.attentions[:, :1], [0], 2  # head 0 only: no mean of heads
+    amap = patch_map(cap, MapSpec(layer=1, head=0))
+    assert amap.patch_sinks is None and amap.notes == [UNKNOWN]
+    doc = amap.to_dict()
+    assert doc["patch_sinks"] is None and doc["top"][0]["sink"] is None

@@ -213,7 +213,10 @@ def framing(input_size: tuple[int, int], processor: Any, output_size: tuple[int,
 
 
 def framing_phrase(frame: dict | None) -> str | None:
-    """'741×500 → crop 501×500 → 224×224, 32% of the width cut'; '451×300 → 224×224, aspect not kept'; None if 1:1."""
+    """In words: '741×500 → crop 501×500 → 224×224, 32% of the width cut', '451×300 → 224×224, aspect not kept'.
+
+    None when the file went in at its own size, or when the framing is not known.
+    """
     if not frame:
         return None
     (w, h), (rw, rh), (left, top, right, bottom), (ow, oh) = (frame["input"], frame["resized"], frame["crop"],

@@ -16,7 +16,7 @@ from attncli.methods.heads import top_k
 from attncli.views.common import (MapSpec, colour_range, default_scale, heads_phrase, quantity, query_row,
                                   require_whole, rounded, stored_head)
 from attncli.views.picture import ImageFacts, domain_note, image_facts  # noqa: F401 (domain_note: public here too)
-from attncli.views.sinks import PatchSink, capture_sinks, sink_cells, sink_drops, sinks_note
+from attncli.views.sinks import UNKNOWN, PatchSink, capture_sinks, sink_cells, sink_drops, sinks_note
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,7 +79,8 @@ class PatchMap(OnGrid):
     @property
     def notes(self) -> list[str]:
         """Lines a renderer shows under the title: an out-of-distribution image, the patch sinks behind the map."""
-        return [n for n in (self.facts.unlike_training, sinks_note(self.patch_sinks, marked=True), self._drop_note) if n]
+        sinks = UNKNOWN if self.patch_sinks is None else sinks_note(self.patch_sinks, marked=True)
+        return [n for n in (self.facts.unlike_training, sinks, self._drop_note) if n]
 
     @property
     def _drop_note(self) -> str | None:
@@ -91,7 +92,8 @@ class PatchMap(OnGrid):
                     "were combined" if self.patch_sinks else "--drop-sinks: no layer behind this map has a patch sink")
         if self.patch_sinks:
             which, them = ("this sink", "it") if len(self.patch_sinks) == 1 else ("these sinks", "them")
-            return f"the {self.method.value} combines the layers with {which} in them; --drop-sinks removes {them} first"
+            return (f"the {self.method.value} combines the layers with {which} in them; "
+                    f"--drop-sinks removes {them} first")
         return None
 
     @property
@@ -162,7 +164,8 @@ class HeadPanels(OnGrid):
     @property
     def notes(self) -> list[str]:
         """Lines a renderer shows under the title: an out-of-distribution image, the layer's patch sinks."""
-        return [n for n in (self.facts.unlike_training, sinks_note(self.patch_sinks, marked=True)) if n]
+        sinks = UNKNOWN if self.patch_sinks is None else sinks_note(self.patch_sinks, marked=True)
+        return [n for n in (self.facts.unlike_training, sinks) if n]
 
     @property
     def sink_cells(self) -> set[tuple[int, int]]:

@@ -92,6 +92,10 @@ def sinks_phrase(sinks: list[PatchSink]) -> str:
     return "; ".join(f"layer {layer}: " + ", ".join(one(s) for s in group) for layer, group in by_layer.items())
 
 
+UNKNOWN = ("patch sinks not checked: a sink is a share of every query's attention with every head averaged, and this "
+           "capture did not keep every query row and head of the layers (capture again with --layers all, no --heads)")
+
+
 def sinks_note(sinks: list[PatchSink] | None, marked: bool = False) -> str | None:
     """One line for notes: where the sinks are and what was measured; None when there are none (or unknown).
 
