@@ -49,7 +49,7 @@ class PackedArray:
     """A ``(layers, heads, query, key)`` array as per-row 8-bit codes plus exact top weights, one chunk per layer.
 
     Per stored layer: ``chunks`` (uint8 codes, (heads, query, key)), ``rows`` (float32 lows then scales, each
-    (heads, query)) and ``tops`` (uint16 key indices then float32 values, each (heads + fused, query, top)).
+    (heads, query); empty when no value is negative: lows are 0 and scales the top weight / 255) and ``tops`` (uint16 key indices then float32 values, each (heads + fused, query, top)).
     ``fused`` is 1 when the tops carry an extra "head": the mean of the heads. ``layers`` are model layer
     numbers; ``queries`` the token index of each stored query row (None: every token, in order).
     """
@@ -81,12 +81,24 @@ class PackedArray:
                            [self.rows[i] for i in idx], [self.tops[i] for i in idx], self.top, self.fused,
                            self.queries, self.negative)
 
-    def scales(self) -> "np.ndarray":
-        """(layers, heads, query) step of each row's codes (the error bound is half of it)."""
+    def lows_scales(self) -> "tuple[np.ndarray, np.ndarray]":
+        """(lows, scales), each (layers, heads, query) float64: what each row's codes start from and step by.
+
+        Without negative values every low is 0 and every scale the row's largest weight / 255, read from the
+        top table (``rows`` is empty then); otherwise both are stored as float32.
+        """
         import numpy as np
 
         _, h, q, _ = self.shape
-        return np.stack([np.frombuffer(_unb64(r), dtype="<f4").reshape(2, h, q)[1] for r in self.rows])
+        if not self.negative:
+            top1 = self.top_table()[1][:, :h, :, 0].astype(np.float64)  # (layers, heads, query)
+            return np.zeros_like(top1), top1 / LEVELS
+        both = np.stack([np.frombuffer(_unb64(r), dtype="<f4").reshape(2, h, q) for r in self.rows])
+        return both[:, 0].astype(np.float64), both[:, 1].astype(np.float64)
+
+    def scales(self) -> "np.ndarray":
+        """(layers, heads, query) step of each row's codes (the error bound is half of it)."""
+        return self.lows_scales()[1]
 
     def max_error(self) -> float:
         """The largest error bound (scale/2) of a coded weight, over every stored row."""
@@ -112,10 +124,10 @@ class PackedArray:
         _, heads, q, k = self.shape
         idx, val = self.top_table()
         out = []
-        for li, (chunk, rows) in enumerate(zip(self.chunks, self.rows)):
+        lows, scales = self.lows_scales()
+        for li, chunk in enumerate(self.chunks):
             codes = np.frombuffer(_unb64(chunk), dtype=np.uint8).reshape(heads, q, k)
-            low, scale = np.frombuffer(_unb64(rows), dtype="<f4").reshape(2, heads, q).astype(np.float64)
-            m = low[..., None] + codes * scale[..., None]  # (H, Q, K)
+            m = lows[li][..., None] + codes * scales[li][..., None]  # (H, Q, K)
             cap = val[li, :heads, :, -1].astype(np.float64)[..., None]  # smallest exact top value
             m = np.minimum(m, cap)
             np.put_along_axis(m, idx[li, :heads].astype(np.int64), val[li, :heads].astype(np.float64), axis=-1)
@@ -151,11 +163,13 @@ def pack(array: "np.ndarray", layers: Sequence[int], queries: Sequence[int] | No
         safe = np.where(scale > 0, scale, 1.0)
         codes = np.rint((m - low[..., None]) / safe[..., None]).clip(0, LEVELS).astype(np.uint8)
         chunks.append(_b64(codes.tobytes(), level))
-        rows.append(_b64(np.concatenate([low, scale]).astype("<f4").tobytes(), level))
+        rows.append(_b64(np.concatenate([low, scale]).astype("<f4").tobytes(), level) if (low < 0).any() else "")
         ranked = np.concatenate([layer, layer.astype(np.float64).mean(axis=0, keepdims=True)]) if fused else layer
         order = np.argsort(-np.asarray(ranked, dtype=np.float64), axis=-1, kind="stable")[..., :top]  # (H', Q, T)
         values = np.take_along_axis(np.asarray(ranked, dtype=np.float32), order, axis=-1)
         tops.append(_b64(order.astype("<u2").tobytes() + values.astype("<f4").tobytes(), level))
+    if not negative:  # every low is 0 and every scale is the row's largest weight / 255: the top table has it
+        rows = [""] * len(rows)
     return PackedArray(tuple(int(n) for n in array.shape), tuple(int(l) for l in layers), chunks, rows, tops, top,
                        int(fused), None if queries is None else tuple(int(q) for q in queries), negative)
 

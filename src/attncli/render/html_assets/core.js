@@ -41,7 +41,7 @@ async function loadArrays() {
     const [, H, Q] = spec.shape, T = spec.top, HT = H + spec.fused;
     const a = Object.assign({}, spec, {
       bytes: await Promise.all(spec.chunks.map(inflate)),
-      rowdata: (await Promise.all(spec.rows.map(inflate))).map((b) => new Float32Array(b.buffer, b.byteOffset, 2 * H * Q)),
+      rowdata: spec.negative ? (await Promise.all(spec.rows.map(inflate))).map((b) => new Float32Array(b.buffer, b.byteOffset, 2 * H * Q)) : null,
       topdata: (await Promise.all(spec.tops.map(inflate))).map((b) => ({
         idx: new Uint16Array(b.buffer.slice(b.byteOffset, b.byteOffset + 2 * HT * Q * T)),
         val: new Float32Array(b.buffer.slice(b.byteOffset + 2 * HT * Q * T, b.byteOffset + 6 * HT * Q * T)) })),
@@ -72,8 +72,10 @@ function applyTop(row, arr, li, t, pos) {
 function matRow(arr, li, h, q) {
   const pos = arr.qpos ? arr.qpos.get(q) : q;
   if (pos === undefined) return null;
-  const [, H, Q, K] = arr.shape, b = arr.bytes[li], rd = arr.rowdata[li];
-  const lo = rd[h * Q + pos], s = rd[H * Q + h * Q + pos], off = (h * Q + pos) * K;
+  const [, H, Q, K] = arr.shape, b = arr.bytes[li], off = (h * Q + pos) * K;
+  // Rows without negative values start at 0 and step by their largest weight / 255 (the exact top-1).
+  const rd = arr.rowdata && arr.rowdata[li];
+  const lo = rd ? rd[h * Q + pos] : 0, s = rd ? rd[H * Q + h * Q + pos] : arr.topdata[li].val[(h * Q + pos) * arr.top] / 255;
   const v = new Float64Array(K), e = new Float64Array(K).fill(s / 2);
   for (let k = 0; k < K; k++) v[k] = lo + b[off + k] * s;
   return applyTop({ v, e, top: null }, arr, li, h, pos);
