@@ -201,7 +201,7 @@ def with_page(where: Outputs, capture: "Capture", spec: Any = None, grads: Any =
     if stats is not None:  # the whole table (every head), whatever --layer/--sort chose for the terminal
         from attncli.views.stats import COLUMNS
 
-        table = dict(stats.to_dict(), columns=list(COLUMNS), notes=list(stats.notes()))
+        table = dict(stats.to_dict(), columns=list(COLUMNS), notes=list(stats.notes))
     page = interactive_view(capture, methods=methods, gradients=grads, target_label=label,
                             discard_ratio=getattr(spec, "discard_ratio", 0.0), initial=Initial.of(spec), stats=table)
     warn([w for w in page.warnings if w not in capture.warnings])
