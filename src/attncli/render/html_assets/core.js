@@ -81,6 +81,29 @@ function matRow(arr, li, h, q) {
   return applyTop({ v, e, top: null }, arr, li, h, pos);
 }
 
+// Fast path for pictures (matrix, thumbnails): add weight × (the row as matRow decodes it) into out, no allocation.
+function addRow(arr, li, h, q, out, weight = 1) {
+  const pos = arr.qpos ? arr.qpos.get(q) : q;
+  if (pos === undefined) return false;
+  const [, H, Q, K] = arr.shape, b = arr.bytes[li], off = (h * Q + pos) * K, T = arr.top;
+  const rd = arr.rowdata && arr.rowdata[li], toff = (h * Q + pos) * T, td = arr.topdata[li];
+  const lo = rd ? rd[h * Q + pos] : 0, s = rd ? rd[H * Q + h * Q + pos] : td.val[toff] / 255, cap = td.val[toff + T - 1];
+  for (let k = 0; k < K; k++) { const v = lo + b[off + k] * s; out[k] += weight * (v > cap ? cap : v); }
+  for (let j = 0; j < T; j++) { const k = td.idx[toff + j]; out[k] += weight * (td.val[toff + j] - Math.min(lo + b[off + k] * s, cap)); }
+  return true;
+}
+
+// The values of the row the page shows (as shownRow(q).v), fast when nothing is hidden and heads are one or averaged.
+function rowFast(q, out) {
+  const arr = arrayFor();
+  if (S.hide || (arr.shape[1] > 1 && S.head < 0 && S.fuse !== "mean")) { const r = shownRow(q); if (r) out.set(r.v); return !!r; }
+  out.fill(0);
+  if (arr.shape[1] === 1 || S.head >= 0) return addRow(arr, S.layer, Math.max(0, arr.shape[1] === 1 ? 0 : S.head), q, out);
+  const H = arr.shape[1];
+  for (let h = 0; h < H; h++) if (!addRow(arr, S.layer, h, q, out, 1 / H)) return false;
+  return true;
+}
+
 // The row of query q before hiding: one head, or the heads fused in the page (mean, max, min).
 function rawRow(q, li = S.layer, head = S.head, method = S.method, fuse = S.fuse) {
   const arr = arrayFor(method, fuse);
@@ -406,9 +429,11 @@ function onKey(e) {
 }
 
 async function main() {
+  const t0 = performance.now(), timing = {};
   buildControls();
   try {
     await loadArrays();
+    timing.load = performance.now() - t0;
   } catch (err) {
     $("status").textContent = `could not decompress the weights: ${err} (this page needs a browser with DecompressionStream)`;
     return;
@@ -419,7 +444,10 @@ async function main() {
   if (D.stats && typeof STATS_VIEW === "function") STATS_VIEW();
   document.addEventListener("keydown", onKey);
   VIEW.rehide();
+  timing.build = performance.now() - t0;
   update();
+  timing.ready = performance.now() - t0;
+  document.body.dataset.timing = JSON.stringify(timing);  // ms since the page's script started (tests read it)
   document.body.dataset.ready = "1";
 }
 window.addEventListener("DOMContentLoaded", main);

@@ -71,11 +71,15 @@ function TEXT_VIEW() {
     const ids = f.side === "query" ? visible(keysOf().length, keyVisible) : r.rows;
     const vals = ids.map((i) => r.v[i]), [lo, hi] = range(vals);
     const from = f.side === "query" ? qcol : kcol, to = f.side === "query" ? kcol : qcol;
-    for (const li of $("stage").querySelectorAll(".tok")) li.classList.toggle("selected", false);
-    for (const li of to.children) li.style.setProperty("--w", 0);
-    for (const i of ids) to.children[i].style.setProperty("--w", (0.8 * Math.max(0, r.v[i] - lo) / (hi - lo)).toFixed(3));
+    for (const li of $("stage").querySelectorAll(".tok.selected")) li.classList.remove("selected");
+    // 32 shades; only tokens whose shade changes are touched (a long text's click restyles dozens, not thousands)
+    const shade = new Int8Array(to.children.length);
+    for (const i of ids) shade[i] = Math.round(32 * Math.min(1, Math.max(0, r.v[i] - lo) / (hi - lo)));
+    const tint = (li, w) => { if (li._w !== w) { li._w = w; li.style.setProperty("--w", (0.8 * w / 32).toFixed(3)); } };
+    for (let i = 0; i < shade.length; i++) tint(to.children[i], shade[i]);
+    if (from !== to) for (const li of from.children) tint(li, 0);
     from.children[f.index].classList.add("selected");
-    colourBar($("stage-bar"), [lo, hi], `token shading: ${S.scale === "zero" ? "0" : S.scale === "minmax" ? "min" : "1st pct"} ` +
+    colourBar($("stage-bar"), [lo, hi], `token shading (32 steps): ${S.scale === "zero" ? "0" : S.scale === "minmax" ? "min" : "1st pct"} ` +
       `to ${S.scale === "percentile" ? "99th pct" : "max"} of this ${f.side === "query" ? "row" : "column"}`,
       "linear-gradient(to right, rgba(var(--accent), 0), rgba(var(--accent), 0.8))");
     if (!flow) drawLines(f, r, ids, lo, hi, from, to);
@@ -114,16 +118,16 @@ function TEXT_VIEW() {
   }
 
   // The whole (query, key) matrix of the current layer/head/method, visible rows and columns only.
-  let matrixKey = null, matrixImage = null, matrixRange = [0, 1];
+  let matrixKey = null, matrixRange = [0, 1];
   function drawMatrix(f) {
     const qs = visible(queriesOf().length, queryVisible), ks = visible(keysOf().length, keyVisible);
     const key = [S.layer, S.head, S.fuse, S.method, S.hide, S.scale].join();
     const canvas = $("matrix");
     if (key !== matrixKey) {  // recompute only when the matrix changes, not when the focus moves
-      const v = new Float64Array(qs.length * ks.length);
-      qs.forEach((q, i) => { const r = shownRow(q); ks.forEach((k, j) => { v[i * ks.length + j] = r.v[k]; }); });
+      const v = new Float64Array(qs.length * ks.length), row = new Float64Array(keysOf().length);
+      qs.forEach((q, i) => { rowFast(q, row); ks.forEach((k, j) => { v[i * ks.length + j] = row[k]; }); });
       matrixRange = range(v);
-      matrixImage = paint(canvas, ks.length, qs.length, v, matrixRange).getImageData(0, 0, ks.length, qs.length);
+      paint(canvas, ks.length, qs.length, v, matrixRange);
       matrixKey = key;
       canvas.dataset.rows = qs.join(",");
       canvas.dataset.cols = ks.join(",");
@@ -132,7 +136,7 @@ function TEXT_VIEW() {
         `“${K[ks[0]]}” … “${K[ks[ks.length - 1]]}”)`;
       $("matrix-queries").textContent = `queries ↓ (rows: “${Q[qs[0]]}” … “${Q[qs[qs.length - 1]]}”)`;
       colourBar($("matrix-bar"), matrixRange, `matrix colours: ${S.scale === "zero" ? "0 to max" : S.scale === "minmax" ? "min to max" : "1st to 99th percentile"} of this matrix`);
-    } else canvas.getContext("2d").putImageData(matrixImage, 0, 0);
+    }
     // The selection is marked beside the matrix (a ▶ at the row, or ▼ over the column), hiding no cell.
     const mark = $("matrix-mark"), at = (f.side === "query" ? qs : ks).indexOf(f.index);
     const h = canvas.clientHeight || 300, w = canvas.clientWidth || 300;
@@ -163,10 +167,12 @@ function TEXT_VIEW() {
   // Thumbnail of one head: its whole matrix pooled to at most 48 × 48 cells (mean of each block).
   function thumb(li, h) {
     const arr = ARR.attention, Q = arr.shape[2], K = arr.shape[3], th = Math.min(Q, 48), tw = Math.min(K, 48);
-    const v = new Float64Array(th * tw), n = new Float64Array(th * tw);
+    const v = new Float64Array(th * tw), n = new Float64Array(th * tw), r = new Float64Array(K);
+    const col = Int32Array.from({ length: K }, (_, k) => Math.floor(k * tw / K));
     for (let q = 0; q < Q; q++) {
-      const r = matRow(arr, li, h, q).v, y = Math.floor(q * th / Q);
-      for (let k = 0; k < K; k++) { const i = y * tw + Math.floor(k * tw / K); v[i] += r[k]; n[i] += 1; }
+      r.fill(0); addRow(arr, li, h, q, r);
+      const y = Math.floor(q * th / Q) * tw;
+      for (let k = 0; k < K; k++) { v[y + col[k]] += r[k]; n[y + col[k]] += 1; }
     }
     for (let i = 0; i < v.length; i++) v[i] /= n[i];
     return { w: tw, h: th, v };
