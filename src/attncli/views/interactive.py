@@ -167,7 +167,7 @@ class Initial:
     layer: int | None = None
     head: int | None = None
     fuse: Fuse | str = Fuse.mean
-    method: Method | str = Method.attention
+    method: Method | str | None = None  # None: the view's first method
     query: str | None = None
     skip_special: bool = False
     scale: str | None = None
@@ -177,14 +177,14 @@ class Initial:
         """From a views.common.MapSpec (or anything with some of its fields)."""
         scale = getattr(spec, "scale", None)
         return cls(getattr(spec, "layer", None), getattr(spec, "head", None), getattr(spec, "fuse", Fuse.mean),
-                   getattr(spec, "method", Method.attention), getattr(spec, "query", None),
+                   getattr(spec, "method", None), getattr(spec, "query", None),
                    bool(getattr(spec, "skip_special", False)), None if scale is None else str(getattr(scale, "value", scale)))
 
     def resolve(self, capture: "Capture", view: InteractiveView) -> dict:
         """The page's opening state, checked against what the view holds (indices into the view's lists)."""
         from attncli.views.common import default_scale
 
-        method = Method(self.method).value
+        method = view.methods[0] if self.method is None else Method(self.method).value
         if method not in view.methods:
             method = view.methods[0]
         layer = view.layers[-1] if self.layer is None or self.layer == -1 else int(self.layer)
@@ -199,7 +199,7 @@ class Initial:
         query = view.focus
         if self.query is not None and view.kind in ("text", "image"):
             query = _query_token(capture, self.query)
-        scale = self.scale or default_scale(Method(method)).value
+        scale = self.scale or (default_scale(Method(method)).value if method in {m.value for m in Method} else "zero")
         return {"layer": layer_slot, "head": head, "fuse": Fuse(self.fuse).value, "method": method,
                 "query": int(query), "hide": bool(self.skip_special), "scale": scale}
 
