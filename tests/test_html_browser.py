@@ -219,8 +219,10 @@ def page_data(path: Path) -> dict:
     return json.loads(text.split('<script id="attn-data" type="application/json">', 1)[1].split("</script>", 1)[0])
 
 
-def test_page_opens_on_what_the_command_asked_for(browser, cli, tiny_bert, tmp_path):
+def test_page_opens_on_what_the_command_asked_for(browser, cli, tiny_bert, models, tmp_path):
     pages = {
+        "image": ("heatmap", str(models["photo"]), "--model", str(models["vit"]), "--query", "1,2", "--layer", "0",
+                  "--head", "1"),
         "plain": ("explain", CAT, "--model", str(tiny_bert)),
         "token": ("explain", CAT, "--model", str(tiny_bert), "--token", "it", "--layer", "0", "--head", "1"),
         "rollout": ("explain", CAT, "--model", str(tiny_bert), "--token", "cat", "--method", "rollout",
@@ -236,7 +238,10 @@ def test_page_opens_on_what_the_command_asked_for(browser, cli, tiny_bert, tmp_p
         page = Page(browser, out)
         seen[name + "-status"] = page.status()
         page.close()
-    assert len({seen[n] for n in pages}) == len(pages)  # four commands, four different pages
+    assert len({seen[n] for n in pages}) == len(pages)  # five commands, five different pages
+    st = seen["image-status"]
+    grid = page_data(tmp_path / "image.html")["grid"]
+    assert (st["layer"], st["head"], st["query"]) == ("0", "1", str(grid["prefix"] + 1 * grid["cols"] + 2))
     tokens = page_data(tmp_path / "plain.html")["tokens"]
     st = seen["token-status"]
     assert (st["layer"], st["head"], st["method"], st["query"]) == ("0", "1", "attention", str(tokens.index("it")))
