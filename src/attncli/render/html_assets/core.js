@@ -154,11 +154,21 @@ function shownRow(q, li = S.layer, head = S.head) {
   return r;
 }
 
-// Keys of a row, largest first: the exact top entries in the capture's order, then the rest by value, then index.
-function ranked(r, keys) {
-  const inTop = new Set(r.top || []);
-  const rest = keys.filter((k) => !inTop.has(k)).sort((a, b) => r.v[b] - r.v[a] || a - b);
-  return [...(r.top || []).filter((k) => keys.includes(k)), ...rest];
+// Keys of a row, largest first: the exact top entries in the capture's order, then the rest by value, then index;
+// only the first n are ranked (one pass, no sort of a long row).
+function ranked(r, keys, n = Infinity) {
+  const inTop = new Set(r.top || []), isKey = new Set(keys);
+  const head = (r.top || []).filter((k) => isKey.has(k));
+  const want = Math.min(n, keys.length) - head.length, best = [];
+  const before = (a, b) => r.v[a] > r.v[b] || (r.v[a] === r.v[b] && a < b);
+  for (const k of keys) {
+    if (inTop.has(k) || (best.length >= want && !before(k, best[best.length - 1]))) continue;
+    let i = best.length;
+    while (i > 0 && before(k, best[i - 1])) i--;
+    best.splice(i, 0, k);
+    if (best.length > want) best.pop();
+  }
+  return [...head, ...best];
 }
 
 // Largest value (at least floor) without spreading: Math.max(...v) overflows the stack for big matrices.
@@ -235,7 +245,7 @@ function readout(title, entries, head, bound, total) {
 
 // Readout of a row: the largest READOUT_ROWS of the given keys, with index, label, value and bound.
 function rowReadout(title, r, keys, labels, head) {
-  const order = ranked(r, keys).slice(0, READOUT_ROWS);
+  const order = ranked(r, keys, READOUT_ROWS);
   let bound = 0;
   for (const k of keys) if (r.e[k] > bound) bound = r.e[k];
   readout(title, order.map((k) => ({ index: k, label: labels(k), weight: r.v[k], err: r.e[k] })), head, bound, keys.length);
@@ -257,7 +267,12 @@ function syncControls() {
 }
 
 // The URL fragment holds the state, so a link reopens the same view: #layer=5&head=2&method=attention&query=7…
-function writeHash() {
+let hashTimer = null;
+function writeHash() {  // after the view is drawn, not in the click's time; the last state wins
+  clearTimeout(hashTimer);
+  hashTimer = setTimeout(writeHashNow, 100);
+}
+function writeHashNow() {
   const p = new URLSearchParams({ layer: layersOf()[S.layer], head: S.head < 0 ? "fused" : S.head, fuse: S.fuse,
     method: S.method, query: S.query, side: S.side, key: S.key, hide: S.hide ? 1 : 0, scale: S.scale,
     tiles: S.tiles ? 1 : 0 });
@@ -365,8 +380,15 @@ async function main() {
   document.addEventListener("keydown", onKey);
   VIEW.rehide();
   timing.build = performance.now() - t0;
-  update();
+  syncControls(); updateStatus();
+  VIEW.draw();
+  timing.draw = performance.now() - t0;
+  drawThumbs();
+  timing.thumbs = performance.now() - t0;
+  writeHash();
+  document.body.offsetHeight;  // the first layout, counted
   timing.ready = performance.now() - t0;
+  timing.since_navigation = performance.now();  // from the start of the navigation: parsing included
   document.body.dataset.timing = JSON.stringify(timing);  // ms since the page's script started (tests read it)
   document.body.dataset.ready = "1";
 }

@@ -1,6 +1,7 @@
 // Text and align: query tokens on the left, key tokens on the right, lines between them; a matrix; thumbnails.
 // Long inputs (more than LINES_MAX tokens) flow as one paragraph shaded by the selected token's row instead.
 const LINES_MAX = 96;
+const MATRIX_MAX = 512;  // matrix cells per side before pooling
 const HEAD_HUES = [0, 210, 120, 30, 280, 170, 330, 60, 240, 90, 0, 190, 300, 20, 140, 260];
 function TEXT_VIEW() {
   let preview = null;  // {side, index} while the mouse is over a token
@@ -124,10 +125,19 @@ function TEXT_VIEW() {
     const key = [S.layer, S.head, S.fuse, S.method, S.hide, S.scale].join();
     const canvas = $("matrix");
     if (key !== matrixKey) {  // recompute only when the matrix changes, not when the focus moves
-      const v = new Float64Array(qs.length * ks.length), row = new Float64Array(keysOf().length);
-      qs.forEach((q, i) => { rowFast(q, row); ks.forEach((k, j) => { v[i * ks.length + j] = row[k]; }); });
+      // Above MATRIX_MAX rows or columns, each cell is the mean of a block (said under the matrix): the canvas is
+      // shown 300 px wide, and painting 4 M cells made a long text's page slow to open.
+      const ph = Math.min(qs.length, MATRIX_MAX), pw = Math.min(ks.length, MATRIX_MAX);
+      const v = new Float64Array(ph * pw), n = new Float64Array(ph * pw), row = new Float64Array(keysOf().length);
+      const col = Int32Array.from(ks, (_, j) => Math.floor(j * pw / ks.length));
+      for (let i = 0; i < qs.length; i++) {
+        rowFast(qs[i], row);
+        const y = Math.floor(i * ph / qs.length) * pw;
+        for (let j = 0; j < ks.length; j++) { v[y + col[j]] += row[ks[j]]; n[y + col[j]] += 1; }
+      }
+      for (let i = 0; i < v.length; i++) v[i] /= n[i];
       matrixRange = range(v);
-      paint(canvas, ks.length, qs.length, v, matrixRange);
+      paint(canvas, pw, ph, v, matrixRange);
       matrixKey = key;
       canvas.dataset.rows = qs.join(",");
       canvas.dataset.cols = ks.join(",");
@@ -135,15 +145,18 @@ function TEXT_VIEW() {
       $("matrix-keys").textContent = `keys → (columns: ${ks.length} ${CROSS && S.method === "attention" ? "source" : ""} tokens, ` +
         `“${K[ks[0]]}” … “${K[ks[ks.length - 1]]}”)`;
       $("matrix-queries").textContent = `queries ↓ (rows: “${Q[qs[0]]}” … “${Q[qs[qs.length - 1]]}”)`;
-      colourBar($("matrix-bar"), matrixRange, `matrix colours: ${S.scale === "zero" ? "0 to max" : S.scale === "minmax" ? "min to max" : "1st to 99th percentile"} of this matrix`);
+      const pooled = ph < qs.length || pw < ks.length
+        ? `; pooled to ${ph} × ${pw} cells, each the mean of a block of about ${Math.ceil(qs.length / ph)} × ${Math.ceil(ks.length / pw)}` : "";
+      colourBar($("matrix-bar"), matrixRange, `matrix colours: ${S.scale === "zero" ? "0 to max" : S.scale === "minmax" ? "min to max" : "1st to 99th percentile"} of this matrix${pooled}`);
+      canvas.dataset.pooled = pooled ? `${ph}x${pw}` : "";
     }
     // The selection is marked beside the matrix (a ▶ at the row, or ▼ over the column), hiding no cell.
     const mark = $("matrix-mark"), at = (f.side === "query" ? qs : ks).indexOf(f.index);
-    const h = canvas.clientHeight || 300, w = canvas.clientWidth || 300;
-    if (f.side === "query") {
-      Object.assign(mark.style, { left: "0px", top: `${(at + 0.5) / qs.length * h - 5}px` }); mark.textContent = "▶";
+    const pc = (100 * (at + 0.5) / (f.side === "query" ? qs.length : ks.length)).toFixed(3);
+    if (f.side === "query") {  // percentages of the canvas' box: no layout read in a click
+      Object.assign(mark.style, { left: "-11px", top: `calc(${pc}% - 5px)` }); mark.textContent = "▶";
     } else {
-      Object.assign(mark.style, { left: `${12 + (at + 0.5) / ks.length * w - 5}px`, top: "-11px" }); mark.textContent = "▼";
+      Object.assign(mark.style, { left: `calc(${pc}% - 5px)`, top: "-11px" }); mark.textContent = "▼";
     }
     mark.dataset.at = String(f.index);
   }
