@@ -19,7 +19,7 @@ function IMAGE_VIEW() {
   function draw() {
     const q = focus(), r = shownRow(q), ctx = over.getContext("2d");
     ctx.clearRect(0, 0, W, H);
-    const who = QUERIES()[q] + (D.kind === "image" && q >= PREFIX ? ` (${Math.floor((q - PREFIX) / G.cols)}, ${(q - PREFIX) % G.cols})` : "");
+    const who = QUERIES()[q] + (D.kind === "image" && q >= PREFIX && !QUERIES()[q].startsWith("(") ? ` (${Math.floor((q - PREFIX) / G.cols)}, ${(q - PREFIX) % G.cols})` : "");
     for (const b of document.querySelectorAll("#prefixes button, #words .tok"))
       b.classList.toggle("selected", +b.dataset.index === q);
     if (!r) {  // flow is stored for the prefix rows only

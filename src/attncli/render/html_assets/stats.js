@@ -3,6 +3,7 @@ function STATS_VIEW() {
   const T = D.stats, cols = T.columns || Object.keys(T.heads[0] || {});
   let key = "layer", down = false;
   $("stats-box").hidden = false;
+  document.querySelector("main").before($("stats-box"));  // the table above the map a click shows
   const notes = [T.title, ...(T.notes || [])].filter(Boolean);
   if (T.sinks && T.sinks.length) notes.push(`sink tokens: ${T.sinks.map((s) => `${s.token} (${s.index})`).join(", ")}`);
   $("stats-note").textContent = notes.join(" · ");
