@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 MODULES = (
     "attncli.families.speech_seq2seq",
+    "attncli.families.speech_encoder",
     "attncli.families.convolutional",
     "attncli.families.windowed_vision",
     "attncli.families.blip",
@@ -72,7 +73,7 @@ def require(config: Any, purpose: Purpose, model_id: str) -> "Family":
                                 f"{NAMES[purpose]} takes {wanted}")
     if family.unsupported:
         raise NotSupportedError(f"{model_id} ({model_type}) is not supported yet: {family.unsupported}",
-                                f"{NAMES[purpose]} takes {wanted}")
+                                family.instead or f"{NAMES[purpose]} takes {wanted}")
     other = next((p for p in Purpose if p in family.purposes and p is not Purpose.text_classification), None)
     message = f"{model_id} is a {family.name} ({model_type}), but {NAMES[purpose]} takes {wanted}"
     if purpose in (Purpose.align, Purpose.caption) and not family.cross:

@@ -21,8 +21,6 @@ class Modality(str, Enum):
     speech = "speech"
 
 
-
-
 class Family:
     """One kind of architecture. Subclasses set the attributes and override what differs."""
 
@@ -34,6 +32,7 @@ class Family:
     default_class = "AutoModel"  # used when config.architectures names no class transformers has
     processor_class = "AutoTokenizer"
     unsupported: str | None = None  # why no command can use this family yet (said instead of "wrong kind")
+    instead: str | None = None  # with unsupported: what to use instead (the hint), else the command's own needs
 
     def matches(self, config: Any) -> bool:
         """Whether a transformers config describes a model of this family."""
