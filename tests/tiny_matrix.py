@@ -335,11 +335,12 @@ ARCHS: list[Arch] = [
          dual("CLIPModel", "CLIPConfig", {"eos_token_id": 0, "bos_token_id": 0, "pad_token_id": 0}, {}),
          {**BACKBONE, "explain": WORKS}),
     Arch("siglip", "SigLIP (dual encoder)", "vision", "no [CLS]: 16 patches, attention-pooling head",
-         dual("SiglipModel", "SiglipConfig", {"max_position_embeddings": 64}, {}), {**BACKBONE, "explain": WORKS}),
+         dual("SiglipModel", "SiglipConfig", {"max_position_embeddings": 64, "bos_token_id": 0, "eos_token_id": 0,
+                                              "pad_token_id": 0}, {}), {**BACKBONE, "explain": WORKS}),
     # speech
     Arch("whisper", "Whisper", "speech", "mel frames, cross-attention timing", whisper, {"align": WORKS}),
     Arch("wav2vec2", "wav2vec2", "speech", "a speech encoder with no decoder", wav2vec2,
-         {"explain": "refused: a speech encoder", "align": "refused: has no cross-attention"}),
+         {"explain": "refused: it is a speech encoder", "align": "refused: it is a speech encoder"}),
 ]
 
 BY_KEY = {a.key: a for a in ARCHS}
@@ -430,7 +431,8 @@ def eager_reference(arch: Arch, command: str, model_dir: Path, capture: Any, wor
 
             rate = proc.feature_extractor.sampling_rate
             feats = proc.feature_extractor(read_audio(audio, rate).samples, sampling_rate=rate, return_tensors="pt")
-            ids = model.generate(feats.input_features, max_new_tokens=4, do_sample=False, num_beams=1)[0].tolist()
+            ids = model.generate(feats.input_features, max_new_tokens=4, do_sample=False, num_beams=1,
+                                 return_dict_in_generate=True).sequences[0].tolist()
             out = model(input_features=feats.input_features, decoder_input_ids=torch.tensor([ids[:-1]]),
                         output_attentions=True)
             return {"attentions": _stack(out.encoder_attentions), "cross_attentions": _stack(out.cross_attentions),

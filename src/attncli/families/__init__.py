@@ -22,6 +22,7 @@ MODULES = (
     "attncli.families.windowed_vision",
     "attncli.families.blip",
     "attncli.families.vision_encoder_decoder",
+    "attncli.families.dual_encoder",
     "attncli.families.seq2seq_text",
     "attncli.families.vit",
     "attncli.families.causal_lm",

@@ -52,6 +52,14 @@ class Family:
                 return cls
         return getattr(transformers, self.default_class)
 
+    def load_config(self, config: Any, purpose: Purpose) -> Any:
+        """The config the model class loads with: the checkpoint's own (a dual encoder's tower takes its part)."""
+        return config
+
+    def processor_for(self, location: str, trust_remote_code: bool, purpose: Purpose) -> Any:
+        """The processor a command's input goes through (the family's one processor unless it has several)."""
+        return self.processor(location, trust_remote_code)
+
     def processor(self, location: str, trust_remote_code: bool) -> Any:
         """The tokenizer or image processor that prepares inputs like the model was trained on."""
         import transformers
