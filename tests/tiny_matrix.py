@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 # Commands in table order; "page" is `explain -o page.html` for text and `heatmap IMAGE -o page.html` for images.
-COMMANDS = ("explain", "heatmap", "stats", "classify", "patches", "generate", "align", "caption", "page")
+COMMANDS = ("explain", "heatmap", "stats", "classify", "patches", "generate", "align", "page")
 SENTENCE = "the cat sat on the mat because it was tired and the dog ran"
 WORKS = "works"
 HIDDEN, LAYERS, HEADS = 32, 2, 4
@@ -223,11 +223,13 @@ def _sinks(model: Any) -> None:
 
 # -- the matrix ------------------------------------------------------------------------------------------------
 
-TEXT_ENCODER = {"explain": WORKS, "heatmap": WORKS, "stats": WORKS, "page": WORKS}
+TEXT_ENCODER = {"explain": WORKS, "heatmap": WORKS, "stats": WORKS, "page": WORKS,
+                "align": "refused: has no cross-attention"}
 CAUSAL = {**TEXT_ENCODER, "generate": WORKS}
-SEQ2SEQ = {"align": WORKS}
+SEQ2SEQ = {"explain": "refused: is a text encoder-decoder", "align": WORKS}
 VISION = {"heatmap": WORKS, "stats": WORKS, "classify": WORKS, "patches": WORKS, "page": WORKS}
-BACKBONE = {"heatmap": WORKS, "stats": WORKS, "patches": WORKS, "page": WORKS}
+BACKBONE = {"heatmap": WORKS, "stats": WORKS, "classify": "refused: no trained classification head", "patches": WORKS,
+            "page": WORKS}
 
 ARCHS: list[Arch] = [
     # text encoders
@@ -305,7 +307,8 @@ ARCHS: list[Arch] = [
     Arch("gpt-oss", "gpt-oss", "causal LM", "attention sinks (-1 to 2), sliding window (4), mixture of experts",
          text_model("GptOssForCausalLM", "GptOssConfig", True, after=_sinks,
                     **_llama_like(head_dim=8, sliding_window=4, num_local_experts=2, num_experts_per_tok=1,
-                                  layer_types=["sliding_attention", "full_attention"])), CAUSAL),
+                                  layer_types=["sliding_attention", "full_attention"],
+                                  rope_parameters={"rope_type": "default", "rope_theta": 10000.0})), CAUSAL),
     Arch("phi3", "Phi-3", "causal LM", "fused qkv projection, grouped-query",
          text_model("Phi3ForCausalLM", "Phi3Config", True, **_llama_like()), CAUSAL),
     Arch("olmo2", "OLMo-2", "causal LM", "q/k RMS norm over all heads",
@@ -336,9 +339,11 @@ ARCHS: list[Arch] = [
          {**BACKBONE, "explain": WORKS}),
     Arch("siglip", "SigLIP (dual encoder)", "vision", "no [CLS]: 16 patches, attention-pooling head",
          dual("SiglipModel", "SiglipConfig", {"max_position_embeddings": 64, "bos_token_id": 0, "eos_token_id": 0,
-                                              "pad_token_id": 0}, {}), {**BACKBONE, "explain": WORKS}),
+                                              "pad_token_id": 0}, {}),
+         {**BACKBONE, "explain": WORKS}),
     # speech
-    Arch("whisper", "Whisper", "speech", "mel frames, cross-attention timing", whisper, {"align": WORKS}),
+    Arch("whisper", "Whisper", "speech", "mel frames, cross-attention timing", whisper,
+         {"explain": "refused: is a speech encoder-decoder", "align": WORKS}),
     Arch("wav2vec2", "wav2vec2", "speech", "a speech encoder with no decoder", wav2vec2,
          {"explain": "refused: it is a speech encoder", "align": "refused: it is a speech encoder"}),
 ]
@@ -355,6 +360,9 @@ class Result:
     outcome: str
     diff: float | None = None
     detail: str = ""
+    code: int = 0
+    stderr_lines: int = 0
+    last_changed: bool = False
 
 
 def inputs_for(folder: Path) -> tuple[Path, Path]:
@@ -385,8 +393,6 @@ def argv(arch: Arch, command: str, model: Path, work: Path) -> list[str]:
     if command == "align":
         source = str(audio) if arch.group == "speech" else "the cat sat on the mat"
         return ["align", source, *m, "--max-new-tokens", "4", "--json"]
-    if command == "caption":
-        return ["caption", str(image), *m, "--max-new-tokens", "4", "--json"]
     if command == "page":
         out = str(work / "page.html")
         return ["explain", SENTENCE, *m, "-o", out] if text_side else ["heatmap", str(image), *m, "-o", out]
@@ -477,9 +483,8 @@ def run_case(arch: Arch, command: str, model_dir: Path, work: Path, invoke: Call
     if code != 0:
         lines = [line for line in err.strip().splitlines() if line.strip()]
         after = last.read_bytes() if last.is_file() else None
-        unchanged = "" if after == before else " (and the last capture changed)"
-        return Result("refused: " + (lines[-1] if lines else f"exit {code}") + unchanged, None,
-                      f"exit {code}, {len(lines)} stderr line(s)")
+        return Result("refused: " + (lines[-1] if lines else f"exit {code}"), None, f"exit {code}", code,
+                      len(lines), after != before)
     capture = load_capture()
     ref = eager_reference(arch, command, model_dir, capture, work)
     diff = 0.0
