@@ -6,6 +6,7 @@ fails when this file's output and docs/supported-models.md differ.
 
     python scripts/supported_models.py           # rewrite docs/supported-models.md
     python scripts/supported_models.py --check   # exit 1 if it is stale
+    python scripts/supported_models.py --measure [ARCH ...]   # run every command; print max |capture - eager|
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ attention weight the command captured equals the same model's eager attention (`
 `page` is `attn explain TEXT -o page.html` (text) or `attn heatmap IMAGE -o page.html` (images). `—`: the command
 takes another kind of input. CLIP and SigLIP load the tower a command reads: the image tower for images, the text
 tower for `explain`. SigLIP has no [CLS] token, so its map is the mean of every query row (the figure and JSON
-say so). Architectures whose attention does not go through transformers' AttentionInterface (DeBERTa-v2, MPNet,
-…) and ALBERT (one layer module shared by every layer) run eager attention in every layer, with a warning.
+say so). Text and image models whose attention does not go through transformers' AttentionInterface (here
+DeBERTa-v2, MPNet, BLOOM, Falcon) and ALBERT (one layer module shared by every layer) run eager attention in every
+layer, with a warning; `align` always runs eager attention.
 """
 
 
@@ -54,8 +56,50 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
+def measure(keys: list[str]) -> int:
+    """Run each declared command on each architecture (or those named); print its outcome and largest difference."""
+    import contextlib
+    import io
+    import os
+    import tempfile
+
+    from tiny_matrix import BY_KEY, run_case
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from attncli.cli.app import main as attn
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        out, err, code = io.StringIO(), io.StringIO(), 0
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                attn(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+        return code, out.getvalue(), err.getvalue()
+
+    wrong = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in [BY_KEY[k] for k in keys] if keys else ARCHS:
+            folder = arch.build(Path(tmp) / arch.key)
+            for command in COMMANDS:
+                if command not in arch.outcomes:
+                    continue
+                os.environ["ATTN_CACHE_DIR"] = tempfile.mkdtemp(dir=tmp)
+                result = run_case(arch, command, folder, Path(tempfile.mkdtemp(dir=tmp)), invoke)
+                diff = "" if result.diff is None else f"{result.diff:.1e}"
+                expected = arch.outcomes[command]
+                ok = result.outcome == WORKS and result.diff is not None and result.diff <= 1e-5 \
+                    if expected == WORKS else expected.removeprefix("refused: ") in result.outcome
+                wrong += not ok
+                print(f"{arch.key:18} {command:9} {diff:8} {'ok' if ok else 'WRONG'}  {result.outcome[:110]}",
+                      flush=True)
+    return 1 if wrong else 0
+
+
 def main(argv: list[str]) -> int:
-    """Rewrite the document, or with --check say whether it is current."""
+    """Rewrite the document, or with --check say whether it is current (--measure: run the matrix)."""
+    if argv[:1] == ["--measure"]:
+        return measure(argv[1:])
     text = render()
     if "--check" in argv:
         current = DOC.read_text() if DOC.is_file() else ""

@@ -231,6 +231,8 @@ VISION = {"heatmap": WORKS, "stats": WORKS, "classify": WORKS, "patches": WORKS,
 BACKBONE = {"heatmap": WORKS, "stats": WORKS, "classify": "refused: no trained classification head", "patches": WORKS,
             "page": WORKS}
 
+DUAL = {**BACKBONE, "explain": WORKS, "classify": "refused: is a dual encoder"}
+
 ARCHS: list[Arch] = [
     # text encoders
     Arch("bert", "BERT", "text encoder", "absolute positions",
@@ -336,11 +338,11 @@ ARCHS: list[Arch] = [
          vision("CLIPVisionModel", "CLIPVisionConfig"), BACKBONE),
     Arch("clip", "CLIP (dual encoder)", "vision", "image tower for images, text tower for text",
          dual("CLIPModel", "CLIPConfig", {"eos_token_id": 0, "bos_token_id": 0, "pad_token_id": 0}, {}),
-         {**BACKBONE, "explain": WORKS}),
+         DUAL),
     Arch("siglip", "SigLIP (dual encoder)", "vision", "no [CLS]: 16 patches, attention-pooling head",
          dual("SiglipModel", "SiglipConfig", {"max_position_embeddings": 64, "bos_token_id": 0, "eos_token_id": 0,
                                               "pad_token_id": 0}, {}),
-         {**BACKBONE, "explain": WORKS}),
+         DUAL),
     # speech
     Arch("whisper", "Whisper", "speech", "mel frames, cross-attention timing", whisper,
          {"explain": "refused: is a speech encoder-decoder", "align": WORKS}),

@@ -75,7 +75,11 @@ def require(config: Any, purpose: Purpose, model_id: str) -> "Family":
     if family.unsupported:
         raise NotSupportedError(f"{model_id} ({model_type}) is not supported yet: {family.unsupported}",
                                 family.instead or f"{NAMES[purpose]} takes {wanted}")
-    other = next((p for p in Purpose if p in family.purposes and p is not Purpose.text_classification), None)
+    # The command to suggest: one reading the same kind of input first (a dual encoder asked to classify an
+    # image is sent to attn heatmap IMAGE, not to its text tower).
+    near = {Purpose.image_classification: Purpose.image, Purpose.image: Purpose.image_classification}.get(purpose)
+    order = ([near] if near is not None else []) + list(Purpose)
+    other = next((p for p in order if p in family.purposes and p is not Purpose.text_classification), None)
     message = f"{model_id} is a {family.name} ({model_type}), but {NAMES[purpose]} takes {wanted}"
     if purpose in (Purpose.align, Purpose.caption) and not family.cross:
         message = f"{model_id} is a {family.name} ({model_type}) and has no cross-attention: " \
