@@ -63,7 +63,8 @@ def measure(keys: list[str]) -> int:
     import os
     import tempfile
 
-    from tiny_matrix import BY_KEY, run_case
+    from tiny_matrix import BY_KEY
+    from tiny_reference import run_case
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     from attncli.cli.app import main as attn

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tiny_matrix import ARCHS, BY_KEY, COMMANDS, WORKS, run_case
+from tiny_matrix import ARCHS, BY_KEY, COMMANDS, WORKS
+from tiny_reference import inputs_for, run_case
 
 TOLERANCE = 1e-5
 # Soft-capping, sinks with a sliding window, a shared layer module, no [CLS], a dual encoder's text tower, a speech
@@ -80,8 +81,6 @@ def test_supported_models_doc_is_current():
 
 def test_beit_grad_rollout_after_a_capture(matrix_model, cli, tmp_path):
     """BEiT's position index cached by the inference pass must not break grad-rollout's gradient pass."""
-    from tiny_matrix import inputs_for
-
     image, _ = inputs_for(tmp_path)
     model = str(matrix_model("beit"))
     for argv in (["classify", str(image), "--model", model, "--method", "grad-rollout", "--json"],
