@@ -46,7 +46,7 @@ def argv(arch: Arch, command: str, model: Path, work: Path) -> list[str]:
     if command == "classify":
         return ["classify", str(image), *m, "--json"]
     if command == "patches":
-        return ["patches", str(image), *m, "--json"]
+        return ["patches", str(image), *m, "--json", "-o", str(work / "patches.png")]  # else it writes in the cwd
     if command == "generate":
         return ["generate", SENTENCE, *m, "--max-new-tokens", "3", "--json"]
     if command == "align":
