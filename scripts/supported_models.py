@@ -89,10 +89,15 @@ def measure(keys: list[str]) -> int:
                 result = run_case(arch, command, folder, Path(tempfile.mkdtemp(dir=tmp)), invoke)
                 diff = "" if result.diff is None else f"{result.diff:.1e}"
                 expected = arch.outcomes[command]
-                ok = result.outcome == WORKS and result.diff is not None and result.diff <= 1e-5 \
-                    if expected == WORKS else expected.removeprefix("refused: ") in result.outcome
+                if expected == WORKS:
+                    ok = result.outcome == WORKS and result.diff is not None and result.diff <= 1e-5 \
+                        and result.problem is None
+                else:
+                    ok = expected.removeprefix("refused: ") in result.outcome and result.stderr_lines == 1 \
+                        and not result.last_changed
                 wrong += not ok
-                print(f"{arch.key:18} {command:9} {diff:8} {'ok' if ok else 'WRONG'}  {result.outcome[:110]}",
+                note = f"; last capture unreadable: {result.problem}" if result.problem else ""
+                print(f"{arch.key:18} {command:9} {diff:8} {'ok' if ok else 'WRONG'}  {result.outcome[:110]}{note}",
                       flush=True)
     return 1 if wrong else 0
 

@@ -55,6 +55,7 @@ def test_each_command_on_each_architecture(key, command, matrix_model, cli, tmp_
     if expected == WORKS:
         assert result.outcome == WORKS, result
         assert result.diff is not None and result.diff <= TOLERANCE, f"{key} {command}: {result}"
+        assert result.problem is None, f"{key} {command}: the last capture cannot be read back: {result.problem}"
     else:
         why = expected.removeprefix("refused: ")
         assert result.outcome.startswith("refused:") and why in result.outcome, result
