@@ -53,9 +53,12 @@ def test_each_command_on_each_architecture(key, command, matrix_model, cli, tmp_
     result = run_case(arch, command, matrix_model(key), tmp_path, cli)
     expected = arch.outcomes[command]
     if expected == WORKS:
-        assert result.outcome == WORKS, result
-        assert result.diff is not None and result.diff <= TOLERANCE, f"{key} {command}: {result}"
-        assert result.problem is None, f"{key} {command}: the last capture cannot be read back: {result.problem}"
+        # Under the capture budget (everything kept), then over it (only what the view reads).
+        partial = run_case(arch, command, matrix_model(key), tmp_path, cli, budget="0")
+        for kept, res in (("whole", result), ("partial", partial)):
+            assert res.outcome == WORKS, (kept, res)
+            assert res.diff is not None and res.diff <= TOLERANCE, f"{key} {command} ({kept}): {res}"
+            assert res.problem is None, f"{key} {command} ({kept}): the last capture cannot be read back: {res.problem}"
     else:
         why = expected.removeprefix("refused: ")
         assert result.outcome.startswith("refused:") and why in result.outcome, result

@@ -130,9 +130,28 @@ def eager_reference(arch: Arch, command: str, model_dir: Path, capture: Any, wor
         return {"attentions": _stack(net(**enc, output_attentions=True).attentions)}
 
 
-def run_case(arch: Arch, command: str, model_dir: Path, work: Path, invoke: Callable[..., tuple[int, str, str]]
-             ) -> Result:
-    """Run one command through the CLI; for a capture, the largest difference from the model's eager attention."""
+def run_case(arch: Arch, command: str, model_dir: Path, work: Path, invoke: Callable[..., tuple[int, str, str]],
+             budget: str | None = None) -> Result:
+    """Run one command through the CLI; for a capture, the largest difference from the model's eager attention.
+
+    ``budget`` sets ATTN_CAPTURE_BUDGET_MB for the run ("0": the capture keeps only what the view reads).
+    """
+    import os
+
+    saved = os.environ.get("ATTN_CAPTURE_BUDGET_MB")
+    if budget is not None:
+        os.environ["ATTN_CAPTURE_BUDGET_MB"] = budget
+    try:
+        return _run_case(arch, command, model_dir, work, invoke)
+    finally:
+        if saved is None:
+            os.environ.pop("ATTN_CAPTURE_BUDGET_MB", None)
+        else:
+            os.environ["ATTN_CAPTURE_BUDGET_MB"] = saved
+
+
+def _run_case(arch: Arch, command: str, model_dir: Path, work: Path,
+              invoke: Callable[..., tuple[int, str, str]]) -> Result:
     import numpy as np
 
     from attncli.errors import AttnError

@@ -280,7 +280,6 @@ def load_model(
         processor = family.processor_for(mref.location, trust_remote_code, purpose)
     require_head(model.config, purpose, mref.model_id, type(model).__name__)
     refuse_missing(info, mref.model_id, purpose)
-    notes += _shared_layers(model)
     model.eval()
     if "device_map" in placing:
         torch_device = input_device(model)
@@ -303,26 +302,6 @@ def _attention_for(model_cls: Any, purpose: Purpose) -> tuple[str, list[str]]:
 
     attn, warning = implementation(model_cls)
     return attn, [warning] if warning else []
-
-
-def _shared_layers(model: Any) -> list[str]:
-    """Switch a selective model whose layers share one attention module (ALBERT) to eager; the warning to say.
-
-    Selective capture knows a layer by its module, so a module run once per layer would count as layer 0 every
-    time; eager attention with ``output_attentions`` returns each application's weights in order.
-    """
-    from attncli.families.selective import is_selective, self_attention_layers
-
-    if not is_selective(model):
-        return []
-    layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
-    distinct = len(set(self_attention_layers(model).values()))
-    if not distinct or distinct >= layers:
-        return []
-    model.set_attn_implementation("eager")
-    return [f"{type(model).__name__} applies {distinct} attention module{'s' if distinct != 1 else ''} to its "
-            f"{layers} layers: every layer computes its full attention matrix (eager), which costs more on long "
-            "inputs"]
 
 
 def _weights_folder(mref: ModelRef) -> Path | None:
