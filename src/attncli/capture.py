@@ -85,6 +85,7 @@ class Capture:
     decoding: dict[str, Any] = field(default_factory=dict)
     model_path: str | None = None  # absolute folder (or hub id) the model was loaded from: grad-rollout reloads it
     input_size: tuple[int, int] | None = None  # (width, height) of the image file before preprocessing
+    framing: dict | None = None  # image: how the processor resized and cropped the file (attncli.images.framing)
     layer_ids: list[int] | None = None  # model layer of each stored layer (None: every layer, in order)
     head_ids: list[int] | None = None  # model head of each stored head (None: every head)
     query_ids: list[int] | None = None  # token position of each stored query row (None: every token)

@@ -205,17 +205,30 @@ def _store_last(capture: "Capture", dtype: Any = None) -> list[str]:
 
 
 def with_page(where: Outputs, capture: "Capture", spec: Any = None, grads: Any = None,
-              label: str | None = None) -> Outputs:
-    """Give an HTML target its interactive view of the capture (built only when a page is asked for)."""
+              label: str | None = None, stats: Any = None) -> Outputs:
+    """Give an HTML target its interactive view of the capture (built only when a page is asked for).
+
+    The page opens on what the command asked for (spec: layer, head or fusion, method, query, skip-special,
+    scale); rollout comes along when the capture allows it, without a word; ``stats`` (a StatsReport) adds
+    the statistics table.
+    """
     if not any(t.fmt is Format.html for t in where.targets):
         return where
     from attncli.choices import Method
-    from attncli.views.interactive import interactive_view
+    from attncli.views.interactive import Initial, interactive_view
 
-    method = getattr(spec, "method", Method.attention)
-    methods = [Method.attention, Method.rollout] + ([method] if method in (Method.flow, Method.grad_rollout) else [])
+    method = Method(getattr(spec, "method", Method.attention))
+    methods = [method, Method.attention]
+    whole = capture.cross_attentions is None and capture.layer_ids is None and capture.fused_heads is None
+    if whole and method is not Method.rollout:
+        methods.append(Method.rollout)  # free to add: the page can switch to it
+    table = None
+    if stats is not None:  # the whole table (every head), whatever --layer/--sort chose for the terminal
+        from attncli.views.stats import COLUMNS
+
+        table = dict(stats.to_dict(), columns=list(COLUMNS), notes=list(stats.notes))
     page = interactive_view(capture, methods=methods, gradients=grads, target_label=label,
-                            discard_ratio=getattr(spec, "discard_ratio", 0.0))
+                            discard_ratio=getattr(spec, "discard_ratio", 0.0), initial=Initial.of(spec), stats=table)
     warn([w for w in page.warnings if w not in capture.warnings])
     return Outputs(tuple(replace(t, view=page) if t.fmt is Format.html else t for t in where.targets), where.width)
 

@@ -65,6 +65,10 @@ DiscardOpt = Annotated[
     float, typer.Option("--discard-ratio", metavar="R", callback=finite, help="rollout: zero this fraction of the lowest weights per "
                                                              "layer (never the CLS column), as vit-explain does.")
 ]
+DropSinksOpt = Annotated[
+    bool, typer.Option("--drop-sinks", help="rollout/flow on an image: remove each layer's patch sinks (see attn "
+                                            "stats) and renormalise its rows before the product of layers.")
+]
 TargetOpt = Annotated[
     Optional[str], typer.Option("--target", metavar="CLASS", help="grad-rollout: the class to explain, a label or "
                                                                    "index (default: the prediction).")
