@@ -281,6 +281,8 @@ def load_model(
     require_head(model.config, purpose, mref.model_id, type(model).__name__)
     refuse_missing(info, mref.model_id, purpose)
     model.eval()
+    if any(name.endswith(".sinks") for name, _ in model.named_parameters()):  # gpt-oss: learned sink logits
+        model.config._attncli_sinks = True  # its rows of weights sum to less than 1: architecture() says so
     if "device_map" in placing:
         torch_device = input_device(model)
     else:
