@@ -39,7 +39,7 @@ class InteractiveView:
     keys the image tokens). ``arrays`` maps a name to packed ``(stored layers, heads, query, key)`` weights:
     "attention" (all heads), "rollout-mean"/"rollout-max"/"rollout-min", "flow" and "grad-rollout" (one
     "head": the method's map after each stored layer); for align and caption also "encoder" and "decoder"
-    (their self-attention). Layers and heads are 0-based model numbers. ``initial`` is the state the page opens
+    (their self-attention; a caption's encoder attends over the image tokens, drawn as patch maps). Layers and heads are 0-based model numbers. ``initial`` is the state the page opens
     on (keys layer, head (-1: fused), fuse, method, query, hide, scale); the URL fragment overrides it.
     ``sinks`` maps a model layer number to its patch-sink tokens; ``stats`` holds `attn stats`' rows.
     """
@@ -131,8 +131,7 @@ def interactive_view(
     if cross:  # cross-attention, plus the encoder's and decoder's self-attention when kept
         asked = [Method.attention]
         for name, extra in (("encoder", capture.attentions), ("decoder", capture.decoder_attentions)):
-            if capture.kind is not Kind.image and extra is not None and np.ndim(extra) == 4 and partial is False \
-                    and capture.layer_ids is None:
+            if extra is not None and np.ndim(extra) == 4 and capture.layer_ids is None:
                 extra = np.asarray(extra, dtype=np.float32)
                 arrays[name] = pack(extra, list(range(extra.shape[0])))
     else:
