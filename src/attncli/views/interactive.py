@@ -72,13 +72,15 @@ class InteractiveView:
     sinks: dict[str, list[int]] = field(default_factory=dict)
     stats: dict | None = None
     queries: list[str] = field(default_factory=list)
+    qk: dict | None = None  # the query/key panel's data (views.qk), only when asked for
 
     @property
     def nbytes(self) -> int:
         """Estimated size of the page in bytes: weights, picture, labels and the page's own code."""
         labels = sum(len(t.encode()) + 8 for t in self.tokens + self.target_tokens)
         return (sum(a.nbytes for a in self.arrays.values()) + len(self.image_uri or "") + labels
-                + len(self.input.encode()) + PAGE_ALLOWANCE)
+                + len(self.input.encode()) + PAGE_ALLOWANCE
+                + sum(len(s) for k in ("query", "key") for s in (self.qk or {}).get(k, [])))
 
     def to_dict(self) -> dict:
         """Plain, JSON-ready dict: the page's data."""
@@ -98,6 +100,7 @@ def interactive_view(
     max_bytes: int | None = None,
     initial: "Initial | None" = None,
     stats: dict | None = None,
+    qk: bool = False,
 ) -> InteractiveView:
     """Build the interactive page's view of a capture: packed weights of the chosen layers and methods."""
     import numpy as np
@@ -155,6 +158,16 @@ def interactive_view(
     view.max_error = max(a.max_error() for a in view.arrays.values())
     view.sinks = _sinks(capture, view.layers) if view.kind == "image" else {}
     view.initial = (initial or Initial()).resolve(capture, view)
+    if qk:  # the query/key panel: the opening layer first, then the latest, in what the size limit leaves
+        from attncli.views.qk import qk_data
+
+        if view.kind != "text":
+            view.warnings.append(f"the query/key view is drawn for text pages only, not {view.kind} pages")
+        else:
+            first = view.layers[view.initial["layer"]]
+            view.qk, notes = qk_data(capture, view.layers, [first, *reversed(view.layers)],
+                                     view.max_bytes - view.nbytes)
+            view.warnings.extend(notes)
     return view
 
 

@@ -307,6 +307,7 @@ function update() {
   updateStatus();
   VIEW.draw();
   drawThumbs();
+  if (D.qk) drawQk();
   writeHash();
 }
 
@@ -372,6 +373,7 @@ async function main() {
   buildControls();
   try {
     await loadArrays();
+    if (D.qk) await loadQk();
     timing.load = performance.now() - t0;
   } catch (err) {
     $("status").textContent = `could not decompress the weights: ${err} (this page needs a browser with DecompressionStream)`;
@@ -388,6 +390,7 @@ async function main() {
   VIEW.draw();
   timing.draw = performance.now() - t0;
   drawThumbs();
+  if (D.qk) drawQk();
   timing.thumbs = performance.now() - t0;
   writeHash();
   document.body.offsetHeight;  // the first layout, counted
