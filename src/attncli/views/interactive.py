@@ -154,7 +154,17 @@ def interactive_view(
         stats=stats,
     )
     view.focus = _focus(view)
+    reserve = 0
+    if qk and view.kind == "text":  # room for one layer's q/k: weights of the earliest layers go first
+        from attncli.views.qk import layer_bytes
+
+        reserve = layer_bytes(capture)
+        view.max_bytes -= reserve
     _fit(view, explicit=layers is not None)
+    view.max_bytes += reserve
+    if reserve and view.dropped:
+        view.warnings.append(f"{reserve / 1e6:.1f} MB of the {view.max_bytes / 1e6:g} MB were kept for one layer's "
+                             "query and key vectors (--qk): the limit above is what the weights had")
     view.max_error = max(a.max_error() for a in view.arrays.values())
     view.sinks = _sinks(capture, view.layers) if view.kind == "image" else {}
     view.initial = (initial or Initial()).resolve(capture, view)

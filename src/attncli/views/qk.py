@@ -48,6 +48,12 @@ def bare_softmax(query: "np.ndarray", key: "np.ndarray", scaling: float, allowed
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
+def layer_bytes(capture: "Capture") -> int:
+    """About how many bytes one layer's q and k take on the page (float32, base64; 0 when none kept)."""
+    query = (capture.extras or {}).get("query")
+    return 0 if query is None else 2 * int(query[0].size) * 4 * 4 // 3 + 64
+
+
 def qk_data(capture: "Capture", layers: list[int], order: list[int], budget: int) -> tuple[dict | None, list[str]]:
     """The panel's data for the shown ``layers`` (model numbers; kept in ``order`` of preference while they fit
     ``budget`` bytes), and warnings; (None, why) when the capture holds no q/k."""
@@ -61,7 +67,7 @@ def qk_data(capture: "Capture", layers: list[int], order: list[int], budget: int
     query, key = np.asarray(extras["query"], np.float32), np.asarray(extras["key"], np.float32)  # (L, H, N, d)
     scaling = np.asarray(extras["scaling"], np.float32)
     allowed = np.asarray(extras.get("allowed", np.ones(query.shape[2:3] * 2, np.uint8)), np.uint8)
-    per_layer = 2 * query[0].nbytes * 4 // 3 + 64
+    per_layer = layer_bytes(capture)
     keep: list[int] = []
     for layer in order:
         if layer in layers and layer in ids and layer not in keep and (len(keep) + 1) * per_layer <= budget:
@@ -71,9 +77,11 @@ def qk_data(capture: "Capture", layers: list[int], order: list[int], budget: int
     warnings = []
     left = [l for l in layers if l in ids and l not in keep]
     if left:
-        warnings.append(f"query/key vectors of layer{'s' if len(left) > 1 else ''} {', '.join(map(str, left))} "
-                        f"left out of the page: {per_layer / mb:.1f} MB a layer, above what the "
-                        f"{budget / mb:.1f} MB left under the size limit allows (ask for fewer layers with --layer)")
+        from attncli.views.interactive import _spans
+
+        warnings.append(f"query/key vectors of layer{'s' if len(left) > 1 else ''} {_spans(left)} left out of the "
+                        f"page ({per_layer / mb:.1f} MB a layer; {budget / mb:.1f} MB was left under the size "
+                        f"limit): the layer the page opens on comes first, pick it with --layer N")
     if not keep:
         return None, warnings
     terms = EXTRA_TERMS.get(str(capture.arch.get("model_type", "")), "terms besides q·k·scaling and the mask")
