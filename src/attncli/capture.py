@@ -282,11 +282,16 @@ def capture_budget() -> int:
     import os
 
     env = os.environ.get("ATTN_CAPTURE_BUDGET_MB", "").strip()
+    if not env:
+        return CAPTURE_BUDGET_MB << 20
     try:
-        return int(float(env) * (1 << 20)) if env else CAPTURE_BUDGET_MB << 20
+        megabytes = float(env)
+        if not 0 <= megabytes < 2**40:  # negative, NaN or infinite
+            raise ValueError(env)
     except ValueError:
-        raise UsageError(f"ATTN_CAPTURE_BUDGET_MB={env} is not a number of megabytes",
-                         "e.g. ATTN_CAPTURE_BUDGET_MB=256") from None
+        raise UsageError(f"ATTN_CAPTURE_BUDGET_MB={env} is not a number of megabytes (0 or more)",
+                         "e.g. ATTN_CAPTURE_BUDGET_MB=256, or unset it for the default 64") from None
+    return int(megabytes * (1 << 20))
 
 
 def parse_numbers(text: str | None, what: str) -> tuple[int, ...] | None:

@@ -99,7 +99,8 @@ LayersOpt = Annotated[
     Optional[str], typer.Option("--layers", metavar="N|A-B|all",
                                 help="Also keep these layers' weights in the capture (e.g. 3, 0-5, 1,3,-1); all "
                                      "keeps every layer and query row (explain --token: that token's rows). "
-                                     "Default: only what the view needs; other layers run fused SDPA.")
+                                     "Default: everything when the whole capture is under ATTN_CAPTURE_BUDGET_MB "
+                                     "(64 MB), else only what the view needs (other layers run fused SDPA).")
 ]
 HeadsOpt = Annotated[
     Optional[str], typer.Option("--heads", metavar="N|A-B|all",
