@@ -97,6 +97,11 @@ def test_cli_qk_needs_a_page_and_writes_it(cli, tiny_bert, tmp_path):
     data = json.loads(page.read_text().split('<script id="attn-data" type="application/json">', 1)[1]
                       .split("</script>", 1)[0])
     assert data["qk"]["layers"] == [0, 1] and max(data["qk"]["check"]) <= 1e-5
+    code, out, err = cli("heatmap", "--text", TEXT, "--model", str(tiny_bert), "--qk", "-o", str(page))
+    assert code == 0, err
+    assert '"qk":{"layers":[0,1]' in page.read_text()
+    code, out, err = cli("heatmap", "--text", TEXT, "--model", str(tiny_bert), "--qk")
+    assert code != 0 and "-o FILE.html" in err
 
 
 def test_page_panel_softmax_equals_the_captured_weights(qk_capture, tmp_path):
