@@ -138,4 +138,38 @@ def test_page_panel_softmax_equals_the_captured_weights(qk_capture, tmp_path):
         assert int(pg.eval_on_selector("#qk-box", "e => e.dataset.layer")) == 0
         assert "k = " in pg.inner_text("#qk-key") and page.errors == []
         page.context.close()
+        # a model whose scores have more terms than q·k·scaling: named, and no softmax of the bare products
+        import dataclasses
+
+        odd = dataclasses.replace(qk_capture, arch=dict(qk_capture.arch, model_type="t5"),
+                                  extras=dict(qk_capture.extras, scaling=qk_capture.extras["scaling"] * 2))
+        page = Page(browser, write_html(interactive_view(odd, qk=True), tmp_path / "odd.html"))
+        page.page.select_option("#head", "0")
+        assert page.page.eval_on_selector("#qk-note", "e => e.dataset.ok") == "0"
+        assert "relative position bias" in page.page.inner_text("#qk-note")
+        rows = page.page.eval_on_selector_all("#qk tbody tr", "rs => rs.map(r => r.dataset.softmax)")
+        assert rows and set(rows) == {""} and page.errors == []
+        page.context.close()
         browser.close()
+
+
+@pytest.mark.parametrize("maker", ["make_gpt2", "make_llama"])
+def test_causal_models_rope_and_grouped_keys_give_their_weights(cli, maker, tmp_path):
+    """GPT-2 (causal mask) and Llama (RoPE, 4 query heads over 2 KV heads): the page's q/k give the weights."""
+    import tiny
+
+    model = getattr(tiny, maker)(tmp_path / maker)
+    page, npz = tmp_path / "page.html", tmp_path / "c.npz"
+    code, out, err = cli("explain", TEXT, "--model", str(model), "--qk", "-o", str(page), "--save", str(npz))
+    assert code == 0, err
+    from attncli.store import load_capture
+
+    cap = load_capture(npz)
+    data = json.loads(page.read_text().split('<script id="attn-data" type="application/json">', 1)[1]
+                      .split("</script>", 1)[0])["qk"]
+    assert max(data["check"]) <= 1e-5
+    for slot, layer in enumerate(data["layers"]):
+        q, k, allowed = decode(data, slot)
+        assert q.shape[0] == cap.attentions.shape[1]  # every query head has its (repeated) key
+        assert allowed[0, 1] == 0 and allowed[1, 0] == 1  # causal
+        assert np.abs(bare_softmax(q, k, data["scaling"][slot], allowed) - cap.attentions[layer]).max() <= 1e-5
