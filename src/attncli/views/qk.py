@@ -61,8 +61,8 @@ def qk_data(capture: "Capture", layers: list[int], order: list[int], budget: int
 
     extras = capture.extras or {}
     if "query" not in extras or "key" not in extras or capture.cross_attentions is not None:
-        return None, ["the query/key view needs a text or image capture made with --qk (this one holds no query "
-                      "and key vectors): capture again with --qk"]
+        return None, [("the query/key view needs a text capture made with --qk (this one holds no query and key "
+                       "vectors; models loaded with eager attention record none): capture again with --qk")]
     ids = capture.layer_ids or list(range(capture.n_layers))
     query, key = np.asarray(extras["query"], np.float32), np.asarray(extras["key"], np.float32)  # (L, H, N, d)
     scaling = np.asarray(extras["scaling"], np.float32)
