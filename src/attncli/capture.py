@@ -373,6 +373,8 @@ def architecture(config: Any) -> dict[str, Any]:
     }
     facts = {short: getattr(config, name) for name, short in keys.items() if getattr(config, name, None) is not None}
     facts["attn_implementation"] = getattr(config, "_attn_implementation", None)
+    if getattr(config, "_attncli_sinks", False):
+        facts["sinks"] = True  # the softmax includes learned sink logits: each row sums to less than 1
     return facts
 
 

@@ -10,7 +10,7 @@ disagree and the result is refused.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from attncli.choices import Device, Kind, Purpose
 from attncli.errors import CaptureError, UsageError
@@ -71,9 +71,34 @@ def gradients_for(capture: "Capture", target: str | int | None = None, model: "s
 
     loaded = load_classifier(capture.kind, model or capture.model_path or capture.model_id, device=device,
                              trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    forget_inference_tensors(loaded.model)
     result = attention_gradients(loaded.model, model_inputs(capture, loaded), target, position)[0]
     if result.attentions.shape != capture.attentions.shape or not np.allclose(
             result.attentions, capture.attentions, atol=MATCH_ATOL):
         raise CaptureError(f"{loaded.ref.model_id} does not reproduce this capture's attention",
                            "the capture was made with another model or input; capture again, then use grad-rollout")
     return result
+
+
+def forget_inference_tensors(model: Any) -> None:
+    """Empty the LRU caches transformers keeps on a model's classes, before a pass that needs gradients.
+
+    BEiT caches its relative position index per window size (``compile_compatible_method_lru_cache``, one cache
+    per class for the whole process): made during an inference-mode capture, that index is an inference tensor,
+    and the gradient pass that indexes with it fails ("Inference tensors cannot be saved for backward").
+    """
+    seen: set[type] = set()
+    for module in model.modules():
+        for klass in type(module).__mro__:
+            if klass in seen or not klass.__module__.startswith("transformers."):
+                continue
+            seen.add(klass)
+            for value in vars(klass).values():
+                function = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
+                for cell in getattr(function, "__closure__", None) or ():
+                    try:
+                        clear = getattr(cell.cell_contents, "cache_clear", None)
+                    except ValueError:  # an empty cell
+                        continue
+                    if callable(clear):
+                        clear()

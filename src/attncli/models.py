@@ -274,12 +274,15 @@ def load_model(
         warnings.filterwarnings("ignore", message=".*sacremoses.*")
         model_cls = family.model_class(config, purpose)
         attn, notes = _attention_for(model_cls, purpose)
-        model, info = model_cls.from_pretrained(mref.location, config=config, attn_implementation=attn,
-                                                output_loading_info=True, **safety, **placing, **kwargs)
-        processor = family.processor(mref.location, trust_remote_code)
+        model, info = model_cls.from_pretrained(mref.location, config=family.load_config(config, purpose),
+                                                attn_implementation=attn, output_loading_info=True, **safety,
+                                                **placing, **kwargs)
+        processor = family.processor_for(mref.location, trust_remote_code, purpose)
     require_head(model.config, purpose, mref.model_id, type(model).__name__)
     refuse_missing(info, mref.model_id, purpose)
     model.eval()
+    if any(name.endswith(".sinks") for name, _ in model.named_parameters()):  # gpt-oss: learned sink logits
+        model.config._attncli_sinks = True  # its rows of weights sum to less than 1: architecture() says so
     if "device_map" in placing:
         torch_device = input_device(model)
     else:

@@ -18,7 +18,7 @@ def problem(capture: "Capture") -> str | None:
     if len(capture.special) != n:
         return f"{n} tokens but {len(capture.special)} special-token flags"
     rows = len(capture.query_ids) if capture.query_ids is not None else n  # a capture may keep some query rows
-    found = _weights("attentions", capture.attentions, rows, n)
+    found = _weights("attentions", capture.attentions, rows, n, bool(capture.arch.get("sinks")))
     if found:
         return found
     if capture.grid is not None and capture.grid.n_tokens != n:
@@ -54,8 +54,11 @@ def _audio(capture: "Capture") -> str | None:
     return None
 
 
-def _weights(name: str, array: "np.ndarray", queries: int, keys: int) -> str | None:
-    """What is wrong with one (layers, heads, query, key) array of attention weights, or None."""
+def _weights(name: str, array: "np.ndarray", queries: int, keys: int, sinks: bool = False) -> str | None:
+    """What is wrong with one (layers, heads, query, key) array of attention weights, or None.
+
+    With ``sinks`` (a model whose softmax includes learned sink logits, as gpt-oss) rows sum to at most 1.
+    """
     import numpy as np
 
     if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
@@ -69,6 +72,8 @@ def _weights(name: str, array: "np.ndarray", queries: int, keys: int) -> str | N
     if not np.isfinite(array).all():
         return f"{name} holds weights that are not finite (NaN or infinity)"
     sums = array.sum(axis=-1, dtype=np.float64)  # (layers, heads, query)
+    if sinks and not (array < 0).any() and (sums <= 1.0 + ROW_ATOL).all():
+        return None
     if (array < 0).any() or not np.allclose(sums, 1.0, atol=ROW_ATOL):
         worst = float(np.abs(sums - 1.0).max())
         return f"rows of {name} do not sum to 1 (off by up to {worst:.3g}), so they are not attention weights"

@@ -17,10 +17,12 @@ if TYPE_CHECKING:
 
 MODULES = (
     "attncli.families.speech_seq2seq",
+    "attncli.families.speech_encoder",
     "attncli.families.convolutional",
     "attncli.families.windowed_vision",
     "attncli.families.blip",
     "attncli.families.vision_encoder_decoder",
+    "attncli.families.dual_encoder",
     "attncli.families.seq2seq_text",
     "attncli.families.vit",
     "attncli.families.causal_lm",
@@ -72,8 +74,12 @@ def require(config: Any, purpose: Purpose, model_id: str) -> "Family":
                                 f"{NAMES[purpose]} takes {wanted}")
     if family.unsupported:
         raise NotSupportedError(f"{model_id} ({model_type}) is not supported yet: {family.unsupported}",
-                                f"{NAMES[purpose]} takes {wanted}")
-    other = next((p for p in Purpose if p in family.purposes and p is not Purpose.text_classification), None)
+                                family.instead or f"{NAMES[purpose]} takes {wanted}")
+    # The command to suggest: one reading the same kind of input first (a dual encoder asked to classify an
+    # image is sent to attn heatmap IMAGE, not to its text tower).
+    near = {Purpose.image_classification: Purpose.image, Purpose.image: Purpose.image_classification}.get(purpose)
+    order = ([near] if near is not None else []) + list(Purpose)
+    other = next((p for p in order if p in family.purposes and p is not Purpose.text_classification), None)
     message = f"{model_id} is a {family.name} ({model_type}), but {NAMES[purpose]} takes {wanted}"
     if purpose in (Purpose.align, Purpose.caption) and not family.cross:
         message = f"{model_id} is a {family.name} ({model_type}) and has no cross-attention: " \

@@ -21,8 +21,6 @@ class Modality(str, Enum):
     speech = "speech"
 
 
-
-
 class Family:
     """One kind of architecture. Subclasses set the attributes and override what differs."""
 
@@ -34,6 +32,7 @@ class Family:
     default_class = "AutoModel"  # used when config.architectures names no class transformers has
     processor_class = "AutoTokenizer"
     unsupported: str | None = None  # why no command can use this family yet (said instead of "wrong kind")
+    instead: str | None = None  # with unsupported: what to use instead (the hint), else the command's own needs
 
     def matches(self, config: Any) -> bool:
         """Whether a transformers config describes a model of this family."""
@@ -52,6 +51,14 @@ class Family:
             if cls is not None:
                 return cls
         return getattr(transformers, self.default_class)
+
+    def load_config(self, config: Any, purpose: Purpose) -> Any:
+        """The config the model class loads with: the checkpoint's own (a dual encoder's tower takes its part)."""
+        return config
+
+    def processor_for(self, location: str, trust_remote_code: bool, purpose: Purpose) -> Any:
+        """The processor a command's input goes through (the family's one processor unless it has several)."""
+        return self.processor(location, trust_remote_code)
 
     def processor(self, location: str, trust_remote_code: bool) -> Any:
         """The tokenizer or image processor that prepares inputs like the model was trained on."""

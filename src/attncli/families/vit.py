@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 # Model types whose attention runs over one global grid of patches.
 GLOBAL_GRID = {"vit", "deit", "beit", "data2vec-vision", "dinov2", "dinov2_with_registers", "vit_msn", "dinov3_vit"}
 SUPPORTED = "a ViT, DeiT, BEiT or DINOv2 image model"
+# Image towers with no [CLS] token: their maps are the mean of every query row (they pool with their own head).
+NO_CLS = {"siglip_vision_model", "siglip2_vision_model"}
 
 
 class VitLike(Family):
@@ -46,8 +48,8 @@ class VitLike(Family):
                 and not hasattr(config, "vision_config") and not getattr(config, "window_size", None) and not isinstance(getattr(config, "depths", None), list))
 
     def prefix_labels(self, config: Any) -> tuple[str, ...]:
-        """[CLS], DeiT's distillation token, then register tokens."""
-        labels = ["[CLS]"]
+        """[CLS] (none in SigLIP), DeiT's distillation token, then register tokens."""
+        labels = [] if getattr(config, "model_type", "") in NO_CLS else ["[CLS]"]
         if getattr(config, "model_type", "") == "deit":
             labels.append("[DIST]")  # every DeiT embedding layer adds it, with or without the teacher head
         registers = int(getattr(config, "num_register_tokens", 0) or 0)
@@ -185,6 +187,8 @@ def _run_batch(loaded: "LoadedModel", chunk: list, prepared: "Preprocessed", siz
     grid = prepared.grid
     if selection.query is not None:  # a patch or prefix token: its row, now that the grid is known
         selection = dataclasses.replace(selection, rows=(grid.query_token(selection.query),), query=None)
+    elif grid.prefix == 0 and selection.rows == (0,):  # no [CLS]: the map reads the mean of every row
+        selection = dataclasses.replace(selection, rows=None)
     pixel_values = prepared.pixel_values.to(loaded.device, dtype=_dtype(loaded.model))
     batch_att, kept, out = capture_selected(loaded.model, {"pixel_values": pixel_values}, selection)
     logits = getattr(out, "logits", None)  # a backbone without a classifier has none: no predictions

@@ -29,7 +29,7 @@ NO_TEXT_SINKS = "--drop-sinks removes image patch sinks (attncli.methods.sinks);
 
 
 def query_name(grid: "PatchGrid", query: int, label: str) -> str:
-    """'patch (3,4)' for a patch token, the prefix token's own name ('[CLS]') otherwise."""
+    """'patch (3,4)' for a patch token, the prefix token's own name ('[CLS]') otherwise (or the pooled label)."""
     if query >= grid.prefix:
         row, col = grid.cell_of(query)
         return f"patch ({row},{col})"
@@ -104,7 +104,7 @@ class PatchMap(OnGrid):
     @property
     def cell(self) -> tuple[int, int] | None:
         """(row, col) of the query when it is a patch."""
-        return self.grid.cell_of(self.query) if self.query >= self.grid.prefix else None
+        return self.grid.cell_of(self.query) if self.query >= max(self.grid.prefix, 0) else None
 
     @property
     def title(self) -> str:
@@ -127,7 +127,7 @@ class PatchMap(OnGrid):
         return {"schema": "attncli.patch-map/1", "title": self.title, "model": self.model_id,
                 "image": self.facts.source, "method": self.method.value, "layer": self.layer, "head": self.head,
                 "fuse": None if self.head is not None else self.fuse,
-                "query": {"token": self.query, "label": self.who, "cell": self.cell},
+                "query": {"token": self.query if self.query >= 0 else None, "label": self.who, "cell": self.cell},
                 "grid": self.grid.to_dict(), "quantity": self.quantity,
                 "prefix_share": None if self.outside is None else round(self.outside, 6),
                 "scale": {"kind": self.scale.value, "vmin": round(self.vmin, 6), "vmax": round(self.vmax, 6)},
@@ -180,7 +180,8 @@ class HeadPanels(OnGrid):
     def to_dict(self) -> dict:
         """The JSON document of `attn heatmap IMAGE --all-heads --json` (schema attncli.head-panels/1)."""
         return {"schema": "attncli.head-panels/1", "title": self.title, "model": self.model_id,
-                "image": self.facts.source, "layer": self.layer, "query": {"token": self.query, "label": self.who},
+                "image": self.facts.source, "layer": self.layer,
+                "query": {"token": self.query if self.query >= 0 else None, "label": self.who},
                 "grid": self.grid.to_dict(),
                 "prefix_share": None if self.outside is None else round(self.outside, 6),
                 "scale": {"kind": self.scale.value, "vmin": round(self.vmin, 6), "vmax": round(self.vmax, 6)},
@@ -257,12 +258,12 @@ def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndar
     slot, layer = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
     head_slot, head = stored_head(capture, spec.head, spec.fuse)
     q = parse_query(capture, spec.query)
-    q = 0 if q is None else q
     grid = facts.grid
+    q, label, rows = _query_rows(capture, q, spec.query)
     drop = sink_drops(capture, slot) if spec.drop_sinks else None
     row = method_rows(capture.attentions, method, slot, head=head_slot, fuse=spec.fuse,
                       discard_ratio=spec.discard_ratio, gradients=gradients, protect=range(grid.prefix),
-                      queries=[query_row(capture, q, spec.query)], drop=drop)[0]  # (K,)
+                      queries=rows, drop=drop).mean(axis=0)  # (K,): the query's row, or every row's mean (no [CLS])
     values, outside = _on_grid(row, grid)
     if method is Method.grad_rollout:
         outside = None  # relevance rows do not sum to 1: there is no "share" left on the prefix
@@ -273,8 +274,21 @@ def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndar
     vmin, vmax = colour_range(values, scale)
     # Raw attention comes from one layer; rollout, flow and grad-rollout combine every layer up to it.
     behind = [layer] if method is Method.attention else range(layer + 1)
-    return PatchMap(values, facts, q, capture.tokens[q], layer, head, fuse, capture.heads_total, capture.model_id,
+    return PatchMap(values, facts, q, label, layer, head, fuse, capture.heads_total, capture.model_id,
                     method, note, outside, scale, vmin, vmax, capture_sinks(capture, behind), spec.drop_sinks)
+
+
+def _query_rows(capture: "Capture", q: int | None, query: str | None) -> tuple[int, str, list[int]]:
+    """(query token, its label, stored rows to average): [CLS] by default; a model without one, every row.
+
+    A model with no prefix token (SigLIP pools with an attention head of its own) has no single row that stands
+    for the image, so the map shown is the mean of every query row, and its label says so (query token -1).
+    """
+    if q is None and capture.grid is not None and capture.grid.prefix == 0:
+        n = capture.n_tokens
+        return -1, f"mean of all {n} query rows (no [CLS])", [query_row(capture, t, None) for t in range(n)]
+    q = 0 if q is None else q
+    return q, capture.tokens[q], [query_row(capture, q, query)]
 
 
 def head_panels(capture: "Capture", spec: MapSpec = MapSpec()) -> HeadPanels:
@@ -290,15 +304,13 @@ def head_panels(capture: "Capture", spec: MapSpec = MapSpec()) -> HeadPanels:
     facts = image_facts(capture)
     require_whole(capture, "--all-heads", layers=False, rows=False, heads=True)
     slot, layer = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
-    q = parse_query(capture, spec.query)
-    q = 0 if q is None else q
-    r = query_row(capture, q, spec.query)
-    panels = [_on_grid(capture.attentions[slot, h, r], facts.grid)[0] for h in range(capture.n_heads)]
+    q, label, rows = _query_rows(capture, parse_query(capture, spec.query), spec.query)
+    panels = [_on_grid(capture.attentions[slot, h, rows].mean(axis=0), facts.grid)[0] for h in range(capture.n_heads)]
     values = np.stack(panels)  # (heads, rows, cols)
     outside = float(1.0 - values.sum(axis=(1, 2)).mean())
     scale = spec.scale or Scale.zero
     vmin, vmax = colour_range(values, scale)
-    return HeadPanels(values, facts, q, capture.tokens[q], layer, capture.model_id, outside, scale, vmin, vmax,
+    return HeadPanels(values, facts, q, label, layer, capture.model_id, outside, scale, vmin, vmax,
                       patch_sinks=capture_sinks(capture, [layer]))
 
 
