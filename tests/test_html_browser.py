@@ -454,6 +454,34 @@ def test_caption_page_words_overlay_their_patches(browser, models, tmp_path):
     p.keyboard.press("ArrowLeft")
     p.keyboard.press(",")  # the last head
     check_top_patches(page, cross[-1, -1, last - 1], grid)
+    # the image encoder's self-attention: patch maps, as the image page draws them
+    assert view.methods == ["attention", "encoder", "decoder"]
+    p.select_option("#method", "encoder")
+    st = page.status()
+    assert "encoder self-attention" in st["text"] and st["query"] == "0"  # its own queries: the image's, [CLS] first
+    enc, dec = cap.attentions.astype(np.float64), cap.decoder_attentions.astype(np.float64)
+    head = int(st["head"]) if st["head"] != "fused" else None
+    check_top_patches(page, enc[-1].mean(0)[0] if head is None else enc[-1, head, 0], grid)
+    p.select_option("#head", "0")
+    click_patch(page, 1, 2, grid)
+    assert page.status()["query"] == str(grid.token_of(1, 2))
+    check_top_patches(page, enc[-1, 0, grid.token_of(1, 2)], grid)
+    p.select_option("#layer", "0")
+    check_top_patches(page, enc[0, 0, grid.token_of(1, 2)], grid)
+    assert p.locator("#thumbs canvas").count() == enc.shape[0] * enc.shape[1]
+    # the text decoder's self-attention: the token view, words over words, with its matrix
+    p.select_option("#method", "decoder")
+    assert "decoder self-attention" in page.status()["text"]
+    assert p.locator("#qcol li").count() == len(cap.target_tokens) == p.locator("#kcol li").count()
+    assert p.locator("#matrix-box").is_visible() and not p.locator("#overlay").is_visible()
+    p.click(f"#qcol li[data-index='{last}']")
+    check_row(page, dec[0, 0, last])
+    # and back to the picture: the words' cross-attention again
+    p.select_option("#method", "attention")
+    assert p.locator("#overlay").is_visible() and not p.locator("#matrix-box").is_visible()
+    p.hover(f"#words .tok[data-index='{last}']")
+    check_top_patches(page, cross[0, 0, last], grid)
+    assert page.errors == []
     page.close()
 
 

@@ -237,11 +237,10 @@ def test_grad_rollout_view_matches_gradient_rollout_at_every_layer():
 def test_cross_attention_views(source, kind):
     cap = cross_capture(source)
     view = interactive_view(cap, methods=("attention", "rollout"))
-    extra = ["encoder"] if kind == "align" else []  # the encoder's self-attention (a caption page: cross only)
+    extra = ["encoder"]  # the encoder's self-attention (a caption's: the image tokens', drawn as patch maps)
     assert view.kind == kind and view.methods == ["attention", *extra] and list(view.arrays) == ["attention", *extra]
     assert view.warnings == []  # nothing unasked: the page shows what a cross capture holds
-    if extra:
-        np.testing.assert_allclose(view.arrays["encoder"].unpack(), cap.attentions, atol=1 / 510)
+    np.testing.assert_allclose(view.arrays["encoder"].unpack(), cap.attentions, atol=1 / 510)
     np.testing.assert_allclose(view.arrays["attention"].unpack(), cap.cross_attentions, atol=1 / 510)
     assert view.target_tokens == cap.target_tokens and view.target_scores == [0.5, 0.25, 0.9]
     assert view.input.endswith("→ die katze") and view.focus == 0

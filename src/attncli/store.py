@@ -19,6 +19,7 @@ from attncli.grid import PatchGrid
 
 FORMAT = "attncli.capture/2"  # /2: uncompressed, one array per layer, weights stored as float16 or float32
 LAYERED = ("attentions", "cross_attentions", "decoder_attentions")
+EXTRA = "extra__"  # the prefix of Capture.extras' arrays in a saved capture
 MB = 1 << 20
 FLOAT16_ABOVE_MB = 64  # weights above this (as float32) are stored as float16 unless --dtype says otherwise
 LAST_BUDGET_MB = 1024  # the last capture never holds more weights than this (ATTN_LAST_BUDGET_MB overrides)
@@ -103,6 +104,8 @@ def _encode(capture: Capture) -> tuple[dict[str, Any], dict[str, Any]]:
         value = getattr(capture, f.name)
         if isinstance(value, np.ndarray):
             arrays[f.name] = value
+        elif f.name == "extras":  # named arrays, stored beside the others as extra__NAME
+            arrays.update({f"{EXTRA}{k}": np.asarray(v) for k, v in value.items()})
         elif isinstance(value, PatchGrid):
             meta[f.name] = value.to_dict()
         elif f.name == "predictions":
@@ -140,8 +143,9 @@ def fit_budget(capture: Capture, budget: int, dtype: StoreDtype) -> tuple[Captur
         return capture, None
     keep = max(1, int(budget // per_layer))
     ids = capture.layer_ids or list(range(capture.n_layers))
+    extras = {k: v[:keep] if k in ("query", "key", "scaling") else v for k, v in capture.extras.items()}
     trimmed = dataclasses.replace(capture, attentions=capture.attentions[:keep], layer_ids=ids[:keep],
-                                  total_layers=capture.total_layers or capture.n_layers)
+                                  total_layers=capture.total_layers or capture.n_layers, extras=extras)
     note = (f"the last capture kept {_spans(ids[:keep], 'layer')} of the {len(ids)} captured "
             f"({per_layer * keep / MB:.0f} MB in {dtype.value}; budget {budget / MB:.0f} MB): keep them all "
             "with --save FILE.npz, or raise ATTN_LAST_BUDGET_MB")
@@ -239,6 +243,7 @@ def load_capture(path: Path | str | None = None) -> Capture:
         except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             raise _not_whole(path, f"its arrays cannot be read ({_reason(exc)})", last) from None
     meta.pop("stored_dtype", None)
+    arrays["extras"] = {k[len(EXTRA):]: arrays.pop(k) for k in list(arrays) if k.startswith(EXTRA)}
     known = {f.name for f in dataclasses.fields(Capture)}
     if "attentions" not in arrays:
         raise _not_whole(path, "it has no attentions array", last)

@@ -212,7 +212,7 @@ def _store_last(capture: "Capture", dtype: Any = None) -> list[str]:
 
 
 def with_page(where: Outputs, capture: "Capture", spec: Any = None, grads: Any = None,
-              label: str | None = None, stats: Any = None) -> Outputs:
+              label: str | None = None, stats: Any = None, qk: bool = False) -> Outputs:
     """Give an HTML target its interactive view of the capture (built only when a page is asked for).
 
     The page opens on what the command asked for (spec: layer, head or fusion, method, query, skip-special,
@@ -235,7 +235,7 @@ def with_page(where: Outputs, capture: "Capture", spec: Any = None, grads: Any =
 
         table = dict(stats.to_dict(), columns=list(COLUMNS), notes=list(stats.notes))
     page = interactive_view(capture, methods=methods, gradients=grads, target_label=label,
-                            discard_ratio=getattr(spec, "discard_ratio", 0.0), initial=Initial.of(spec), stats=table)
+                            discard_ratio=getattr(spec, "discard_ratio", 0.0), initial=Initial.of(spec), stats=table, qk=qk)
     warn([w for w in page.warnings if w not in capture.warnings])
     return Outputs(tuple(replace(t, view=page) if t.fmt is Format.html else t for t in where.targets), where.width)
 

@@ -88,6 +88,10 @@ ScaleOpt = Annotated[
                                   help="Colour range of maps: 0..max, min..max, or the 1st..99th percentile "
                                        "(default: zero for attention and grad-rollout, minmax for rollout and flow).")
 ]
+QkOpt = Annotated[
+    bool, typer.Option("--qk", help="Also keep each layer's query and key vectors and show them on the page "
+                                    "(-o FILE.html): a token's q, each k, q∘k, the scores, scaling and softmax.")
+]
 SkipSpecialOpt = Annotated[
     bool, typer.Option("--skip-special", help="Hide [CLS]/[SEP]-like tokens and renormalise rows over the rest.")
 ]

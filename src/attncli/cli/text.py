@@ -12,7 +12,7 @@ from attncli.cli.common import check_save_path, gradients, keeping, outputs, res
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
                                  OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt,
                                  WidthOpt, LayersOpt, HeadsOpt, StoreDtypeOpt, TorchDtypeOpt, DeviceMapOpt,
-                                 MaxMemoryOpt, OffloadFolderOpt)
+                                 MaxMemoryOpt, OffloadFolderOpt, QkOpt)
 from attncli.errors import UsageError
 
 
@@ -50,6 +50,7 @@ def explain(
     device_map: DeviceMapOpt = None,
     max_memory: MaxMemoryOpt = None,
     offload_folder: OffloadFolderOpt = None,
+    qk: QkOpt = False,
 ) -> None:
     """Show which tokens each token attends to (default: the last layer, heads averaged)."""
     from attncli import sources
@@ -72,7 +73,17 @@ def explain(
                                         max_memory=max_memory, offload_folder=offload_folder))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
-    resolved = resolve(plan.selecting(keeping(where, plan.request.selection, save)))  # a page shows every weight
+    kept = keeping(where, plan.request.selection, save)  # a page shows every weight
+    if qk:  # the q/k view lives on the page
+        from dataclasses import replace
+
+        from attncli.choices import Format
+
+        if not any(t.fmt is Format.html for t in where.targets):
+            raise UsageError("--qk shows the query and key vectors on the interactive page",
+                             "add -o FILE.html")
+        kept = replace(kept, qk=True)
+    resolved = resolve(plan.selecting(kept))
     grads, label = gradients(resolved, spec)
     from attncli.views.explain import TokenMatrix, TokenTable, layer_matrix, profile_of
 
@@ -80,4 +91,4 @@ def explain(
         view = profile_of(resolved.capture, spec, grads, label)
     else:
         view = layer_matrix(resolved.capture, spec, grads, label, TokenMatrix if matrix else TokenTable)
-    show(view, with_page(where, resolved.capture, spec, grads, label), resolved, save, dtype)
+    show(view, with_page(where, resolved.capture, spec, grads, label, qk=qk), resolved, save, dtype)

@@ -12,7 +12,7 @@ from attncli.cli.common import (Progress, check_save_path, gradients, keeping, o
                                 warn, with_page)
 from attncli.cli.options import (DeviceOpt, DiscardOpt, DropSinksOpt, FuseOpt, HeadOpt, HeadsOpt, JsonOpt, LayerOpt,
                                  LayersOpt, MethodOpt, ModelOpt, OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt,
-                                 TargetOpt, TrustOpt, WidthOpt)
+                                 TargetOpt, TrustOpt, WidthOpt, QkOpt)
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -150,6 +150,7 @@ def heatmap(
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
+    qk: QkOpt = False,
 ) -> None:
     """Draw attention as a figure: over the image (CLS or --query patch), or a token × token matrix for text."""
     from attncli import sources
@@ -188,6 +189,15 @@ def heatmap(
     image = plan.kind is sources.InputKind.image
     plan = select(plan, where, needs(spec, layers, heads, image=image, all_heads=all_heads), layers, heads,
                   save)
+    if qk:  # the q/k view: a new text capture, shown on the page
+        from dataclasses import replace
+
+        from attncli.choices import Format
+
+        if text is None or not any(t.fmt is Format.html for t in where.targets):
+            raise UsageError("--qk shows a text's query and key vectors on the interactive page",
+                             "give --text TEXT and -o FILE.html")
+        plan = plan.selecting(replace(plan.request.selection, qk=True))
     resolved = resolve(plan)
     capture = resolved.capture
     grads, label = None, None
@@ -203,7 +213,7 @@ def heatmap(
         where = outputs(output=_default_name(capture, view), terminal=False, width=width, inputs=plan.inputs)
     facts = getattr(view, "facts", None)
     warn([facts.unlike_training] if facts is not None and facts.unlike_training else [])
-    show(view, with_page(where, capture, spec, grads, label), resolved, save)
+    show(view, with_page(where, capture, spec, grads, label, qk=qk), resolved, save)
 
 
 def _self_view(capture: "Capture", spec: Any, all_heads: bool, grads: Any, label: str | None) -> Any:

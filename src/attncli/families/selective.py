@@ -108,12 +108,37 @@ class Recorder:
         self.weights: dict[int, "torch.Tensor"] = {}  # views into out
         self.out: "torch.Tensor | None" = None  # (batch, layers kept, heads kept, rows kept, key) float32 on the CPU
         self.n_layers, self.progress, self.stage = n_layers, progress, stage
+        self.qk = bool(getattr(selection, "qk", False))
+        self.vectors: dict[int, dict[str, Any]] = {}  # layer → query, key, scaling, allowed (when qk)
 
     def kept(self) -> dict[str, Any]:
         """What was kept, as Capture fields."""
         return {"layer_ids": None if len(self.layers) == self.n_layers else list(self.layers),
                 "head_ids": self.heads, "query_ids": self.rows,
-                "fused_heads": None if self.fuse is None else self.fuse.value}
+                "fused_heads": None if self.fuse is None else self.fuse.value, "extras": self.extras()}
+
+    def record(self, layer: int, query: "torch.Tensor", key: "torch.Tensor", scaling: float,
+               mask: "torch.Tensor | None") -> None:
+        """Keep a wanted layer's query (B, H, N, d) and key (B, kv heads, K, d) of the first batch item, float32."""
+        import torch
+
+        heads = query.shape[1]
+        key = key.repeat_interleave(heads // key.shape[1], dim=1) if key.shape[1] != heads else key  # as repeat_kv
+        allowed = torch.ones(query.shape[2], key.shape[2], dtype=torch.uint8) if mask is None else \
+            (mask[0, 0] > torch.finfo(mask.dtype).min / 2).expand(query.shape[2], key.shape[2]).to(torch.uint8).cpu()  # (N, K)
+        self.vectors[layer] = {"query": query[0].float().cpu(), "key": key[0].float().cpu(),
+                               "scaling": float(scaling), "allowed": allowed}
+
+    def extras(self) -> dict[str, Any]:
+        """The kept query/key vectors as Capture.extras (stacked in the stored layers' order); {} when none."""
+        import numpy as np
+
+        kept = [self.vectors[layer] for layer in self.layers if layer in self.vectors]
+        if not self.qk or len(kept) != len(self.layers):
+            return {}
+        return {"query": np.stack([v["query"].numpy() for v in kept]), "key": np.stack([v["key"].numpy() for v in kept]),
+                "scaling": np.array([v["scaling"] for v in kept], dtype=np.float32),
+                "allowed": kept[-1]["allowed"].numpy()}
 
     def __enter__(self) -> "Recorder":
         global _ACTIVE
@@ -236,6 +261,11 @@ def selective_attention(module: Any, query: "torch.Tensor", key: "torch.Tensor",
     step = max(1, CHUNK_BYTES // (4 * batch * heads * n_k))  # query rows per chunk: no (H, N, N) matrix at once
     skip_future = mask is None and causal  # keys after a chunk's last row are masked: never computed
     call = {k: v for k, v in kwargs.items() if k != "is_causal"}
+    if rec.qk:  # the scores' own inputs: scaling as passed, else the eager functions' default d ** -0.5
+        scaling = kwargs.get("scaling")
+        scaling = getattr(module, "scaling", None) if scaling is None else scaling
+        rec.record(layer, query, key, query.shape[-1] ** -0.5 if scaling is None else scaling,
+                   _additive(mask, query, n_k, causal, torch.arange(n_q, device=query.device) + (n_k - n_q)))
     for start in range(0, len(rows), step):
         part = rows[start:start + step]
         seen = int(part.max()) + 1 + (n_k - n_q) if skip_future else n_k  # keys any row of the chunk can see

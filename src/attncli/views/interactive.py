@@ -39,7 +39,7 @@ class InteractiveView:
     keys the image tokens). ``arrays`` maps a name to packed ``(stored layers, heads, query, key)`` weights:
     "attention" (all heads), "rollout-mean"/"rollout-max"/"rollout-min", "flow" and "grad-rollout" (one
     "head": the method's map after each stored layer); for align and caption also "encoder" and "decoder"
-    (their self-attention). Layers and heads are 0-based model numbers. ``initial`` is the state the page opens
+    (their self-attention; a caption's encoder attends over the image tokens, drawn as patch maps). Layers and heads are 0-based model numbers. ``initial`` is the state the page opens
     on (keys layer, head (-1: fused), fuse, method, query, hide, scale); the URL fragment overrides it.
     ``sinks`` maps a model layer number to its patch-sink tokens; ``stats`` holds `attn stats`' rows.
     """
@@ -72,13 +72,15 @@ class InteractiveView:
     sinks: dict[str, list[int]] = field(default_factory=dict)
     stats: dict | None = None
     queries: list[str] = field(default_factory=list)
+    qk: dict | None = None  # the query/key panel's data (views.qk), only when asked for
 
     @property
     def nbytes(self) -> int:
         """Estimated size of the page in bytes: weights, picture, labels and the page's own code."""
         labels = sum(len(t.encode()) + 8 for t in self.tokens + self.target_tokens)
         return (sum(a.nbytes for a in self.arrays.values()) + len(self.image_uri or "") + labels
-                + len(self.input.encode()) + PAGE_ALLOWANCE)
+                + len(self.input.encode()) + PAGE_ALLOWANCE
+                + sum(len(s) for k in ("query", "key") for s in (self.qk or {}).get(k, [])))
 
     def to_dict(self) -> dict:
         """Plain, JSON-ready dict: the page's data."""
@@ -98,6 +100,7 @@ def interactive_view(
     max_bytes: int | None = None,
     initial: "Initial | None" = None,
     stats: dict | None = None,
+    qk: bool = False,
 ) -> InteractiveView:
     """Build the interactive page's view of a capture: packed weights of the chosen layers and methods."""
     import numpy as np
@@ -131,8 +134,7 @@ def interactive_view(
     if cross:  # cross-attention, plus the encoder's and decoder's self-attention when kept
         asked = [Method.attention]
         for name, extra in (("encoder", capture.attentions), ("decoder", capture.decoder_attentions)):
-            if capture.kind is not Kind.image and extra is not None and np.ndim(extra) == 4 and partial is False \
-                    and capture.layer_ids is None:
+            if extra is not None and np.ndim(extra) == 4 and capture.layer_ids is None:
                 extra = np.asarray(extra, dtype=np.float32)
                 arrays[name] = pack(extra, list(range(extra.shape[0])))
     else:
@@ -152,10 +154,30 @@ def interactive_view(
         stats=stats,
     )
     view.focus = _focus(view)
+    reserve = 0
+    if qk and view.kind == "text":  # room for one layer's q/k: weights of the earliest layers go first
+        from attncli.views.qk import layer_bytes
+
+        reserve = layer_bytes(capture)
+        view.max_bytes -= reserve
     _fit(view, explicit=layers is not None)
+    view.max_bytes += reserve
+    if reserve and view.dropped:
+        view.warnings.append(f"{reserve / 1e6:.1f} MB of the {view.max_bytes / 1e6:g} MB were kept for one layer's "
+                             "query and key vectors (--qk): the limit above is what the weights had")
     view.max_error = max(a.max_error() for a in view.arrays.values())
     view.sinks = _sinks(capture, view.layers) if view.kind == "image" else {}
     view.initial = (initial or Initial()).resolve(capture, view)
+    if qk:  # the query/key panel: the opening layer first, then the latest, in what the size limit leaves
+        from attncli.views.qk import qk_data
+
+        if view.kind != "text":
+            view.warnings.append(f"the query/key view is drawn for text pages only, not {view.kind} pages")
+        else:
+            first = view.layers[view.initial["layer"]]
+            view.qk, notes = qk_data(capture, view.layers, [first, *reversed(view.layers)],
+                                     view.max_bytes - view.nbytes)
+            view.warnings.extend(notes)
     return view
 
 

@@ -20,6 +20,10 @@ function queriesOf(m = S.method) { return m === "encoder" ? D.tokens : m === "de
 function keysOf(m = S.method) { return m === "decoder" ? D.target_tokens : D.tokens; }
 function qspecialOf(m = S.method) { return m === "encoder" ? D.special : m === "decoder" || CROSS ? D.target_special : D.special; }
 function kspecialOf(m = S.method) { return m === "decoder" ? D.target_special : D.special; }
+// Whether the queries are an image's tokens (an image page, or a caption's encoder): its [CLS] row stays.
+function patchQueries(m = S.method) { return D.kind === "image" || (D.kind === "caption" && m === "encoder"); }
+// The array the thumbnails show: the encoder's or decoder's own heads while one is shown, else the attention.
+function thumbArray(m = S.method) { return m === "encoder" || m === "decoder" ? ARR[m] : ARR.attention; }
 
 function el(tag, attrs, text) {
   const e = document.createElement(tag);
@@ -130,7 +134,7 @@ function rawRow(q, li = S.layer, head = S.head, method = S.method, fuse = S.fuse
 }
 
 function keyVisible(k) { return !(S.hide && kspecialOf()[k]); }
-function queryVisible(q) { return !(S.hide && qspecialOf()[q] && D.kind !== "image"); }  // an image's [CLS] row stays
+function queryVisible(q) { return !(S.hide && qspecialOf()[q] && !patchQueries()); }  // an image's [CLS] row stays
 
 // The row the page shows: hidden special keys set to 0 and, for methods whose rows sum to 1, renormalised from
 // the stored values; the bound of each number grows with the error of the sum: (e + w·E) / (sum − E).
@@ -303,6 +307,7 @@ function update() {
   updateStatus();
   VIEW.draw();
   drawThumbs();
+  if (D.qk) drawQk();
   writeHash();
 }
 
@@ -368,13 +373,14 @@ async function main() {
   buildControls();
   try {
     await loadArrays();
+    if (D.qk) await loadQk();
     timing.load = performance.now() - t0;
   } catch (err) {
     $("status").textContent = `could not decompress the weights: ${err} (this page needs a browser with DecompressionStream)`;
     return;
   }
   readHash();
-  (D.kind === "caption" || D.kind === "image" ? IMAGE_VIEW : TEXT_VIEW)();
+  (D.kind === "caption" ? CAPTION_VIEW : D.kind === "image" ? IMAGE_VIEW : TEXT_VIEW)();
   VIEW.build();
   if (D.stats && typeof STATS_VIEW === "function") STATS_VIEW();
   document.addEventListener("keydown", onKey);
@@ -384,6 +390,7 @@ async function main() {
   VIEW.draw();
   timing.draw = performance.now() - t0;
   drawThumbs();
+  if (D.qk) drawQk();
   timing.thumbs = performance.now() - t0;
   writeHash();
   document.body.offsetHeight;  // the first layout, counted

@@ -14,13 +14,15 @@ function IMAGE_VIEW() {
     return row >= 0 && row < G.rows && col >= 0 && col < G.cols ? [row, col] : null;
   }
   function tokenOf(row, col) { return PREFIX + row * G.cols + col; }
-  function focus() { return preview !== null && D.kind === "image" ? preview : S.query; }
+  function focus() { return preview !== null && patchQueries() ? preview : S.query; }
 
   function draw() {
     const q = focus(), r = shownRow(q), ctx = over.getContext("2d");
     ctx.clearRect(0, 0, W, H);
-    const who = QUERIES()[q] + (D.kind === "image" && q >= PREFIX && !QUERIES()[q].startsWith("(") ? ` (${Math.floor((q - PREFIX) / G.cols)}, ${(q - PREFIX) % G.cols})` : "");
-    for (const b of document.querySelectorAll("#prefixes button, #words .tok"))
+    const who = QUERIES()[q] + (patchQueries() && q >= PREFIX && !QUERIES()[q].startsWith("(") ? ` (${Math.floor((q - PREFIX) / G.cols)}, ${(q - PREFIX) % G.cols})` : "");
+    if ($("prefixes")) $("prefixes").hidden = !patchQueries();
+    if ($("words")) $("words").hidden = patchQueries();
+    for (const b of document.querySelectorAll(patchQueries() ? "#prefixes button" : "#words .tok"))
       b.classList.toggle("selected", +b.dataset.index === q);
     if (!r) {  // flow is stored for the prefix rows only
       readout(`From ${who}`, [], ["#", "patch (row, col)", "weight", "bound", ""], 0, 0);
@@ -51,7 +53,7 @@ function IMAGE_VIEW() {
     const ps = $("prefix-share");
     ps.textContent = `to prefix tokens: ${fmt(share, err)} ${fmtErr(err)} (${parts.join(", ")})` + (S.hide ? " — hidden" : "");
     ps.dataset.weight = String(share);
-    $("note").textContent = preview !== null && D.kind === "image" ? "hovering: click to keep this patch" : "";
+    $("note").textContent = preview !== null && patchQueries() ? "hovering: click to keep this patch" : "";
     const sinks = (D.sinks || {})[String(layersOf()[S.layer])] || [];
     $("sink-note").textContent = sinks.length ? `Dashed orange: patch sinks of layer ${layersOf()[S.layer]} ` +
       `(patches that soak up ≥ 10× the uniform share of all queries' attention, heads averaged): ` +
@@ -71,7 +73,7 @@ function IMAGE_VIEW() {
     ctx.strokeStyle = "rgb(255, 160, 0)"; ctx.lineWidth = 2; ctx.setLineDash([4, 3]);
     for (const t of sinks) { const p = t - PREFIX; ctx.strokeRect((p % G.cols) * cw + 2, Math.floor(p / G.cols) * ch + 2, cw - 4, ch - 4); }
     ctx.restore();
-    if (D.kind === "image" && q >= PREFIX) {
+    if (patchQueries() && q >= PREFIX) {
       const p = q - PREFIX;
       ctx.strokeStyle = "rgb(255, 64, 64)";
       ctx.lineWidth = 2;
@@ -80,7 +82,7 @@ function IMAGE_VIEW() {
   }
 
   function move(dx, dy) {
-    if (D.kind === "caption") {
+    if (!patchQueries()) {
       let q = S.query;
       for (let j = q + (dx || dy); j >= 0 && j < QUERIES().length; j += dx || dy) if (queryVisible(j)) { q = j; break; }
       return set({ query: q });
@@ -94,7 +96,7 @@ function IMAGE_VIEW() {
 
   // Thumbnail of one head: the selected query's weights over the patch grid.
   function thumb(li, h) {
-    const r = matRow(ARR.attention, li, h, S.query);
+    const r = matRow(thumbArray(), li, h, S.query);
     return { w: G.cols, h: G.rows, v: r ? r.v.slice(PREFIX) : new Float64Array(G.rows * G.cols) };
   }
 
@@ -109,20 +111,22 @@ function IMAGE_VIEW() {
         if (!cell) return;
         const t = tokenOf(...cell), r = shownRow(S.query);
         over.title = `patch (${cell[0]}, ${cell[1]})` + (r ? `: ${fmt(r.v[t], r.e[t])} from ${QUERIES()[S.query]}` : "");
-        if (D.kind === "image" && preview !== t) { preview = t; draw(); }
+        if (patchQueries() && preview !== t) { preview = t; draw(); }
       });
       over.addEventListener("mouseleave", () => { preview = null; draw(); });
       over.addEventListener("click", (e) => {
         const cell = cellAt(e);
-        if (cell && D.kind === "image") { preview = null; set({ query: tokenOf(...cell) }); }
+        if (cell && patchQueries()) { preview = null; set({ query: tokenOf(...cell) }); }
       });
-      const box = el("div", { id: D.kind === "image" ? "prefixes" : "words" });
+      const prefixes = el("div", { id: "prefixes" });  // an image page's, or a caption's encoder's, [CLS] and co.
+      G.prefix_labels.forEach((label, i) => {
+        const b = el("button", { "data-index": i, type: "button" }, label);
+        b.addEventListener("click", () => set({ query: i }));
+        prefixes.append(b);
+      });
+      $("stage").append(prefixes);
+      const box = el("div", { id: "words" });
       if (D.kind === "image") {
-        G.prefix_labels.forEach((label, i) => {
-          const b = el("button", { "data-index": i, type: "button" }, label);
-          b.addEventListener("click", () => set({ query: i }));
-          box.append(b);
-        });
         if (D.predictions.length) $("stage").append(el("p", {}, "Prediction: " +
           D.predictions.slice(0, 3).map((p) => `${p.label} ${(100 * p.score).toFixed(1)}%`).join(", ")));
       } else {
@@ -134,14 +138,48 @@ function IMAGE_VIEW() {
           box.append(w);
         });
       }
-      $("stage").append(box);
+      if (D.kind !== "image") $("stage").append(box);
     },
     draw, move, unpreview() { preview = null; }, thumb,
     rehide() {
       for (const w of document.querySelectorAll("#words .tok")) w.classList.toggle("hidden", !queryVisible(+w.dataset.index));
       if (!queryVisible(S.query)) S.query = Math.max(0, QUERIES().findIndex((_, q) => queryVisible(q)));
     },
-    home() { set({ query: D.kind === "image" ? 0 : D.focus }); },
+    home() { set({ query: patchQueries() ? 0 : D.focus }); },
     thumbKey() { return `${S.query}`; },
+  });
+}
+
+// Captions: the picture for the cross-attention (words over patches) and the encoder's self-attention (patches
+// over patches); the token view for the decoder's self-attention (words over words). Each keeps its own query.
+function CAPTION_VIEW() {
+  TEXT_VIEW();
+  const text = Object.assign({}, VIEW);
+  IMAGE_VIEW();
+  const image = Object.assign({}, VIEW);
+  let mode = null, space = null, pictureNodes = [];
+  function enter() {  // show the stage the current method needs; a new query space starts at its first query
+    const m = S.method === "decoder" ? "text" : "image", sp = S.method === "encoder" ? "patches" : "words";
+    if (space !== null && sp !== space) Object.assign(S, { query: sp === "patches" ? 0 : D.focus, side: "query" });
+    space = sp;
+    if (m === mode) return mode === "image" ? image : text;
+    mode = m;
+    document.body.classList.toggle("kind-caption", m === "image");  // the matrix shows for the decoder's words
+    if (m === "image") { $("stage").replaceChildren(...pictureNodes); $("heads-box").hidden = true; }
+    else { $("stage").replaceChildren(); text.reset(); }
+    return mode === "image" ? image : text;
+  }
+  Object.assign(VIEW, {
+    build() {
+      text.build();
+      $("stage").replaceChildren();
+      image.build();
+      pictureNodes = [...$("stage").children];
+      mode = "image"; space = S.method === "encoder" ? "patches" : "words";
+      enter();
+    },
+    draw() { enter().draw(); }, move(dx, dy) { enter().move(dx, dy); }, rehide() { enter().rehide(); },
+    unpreview() { image.unpreview(); text.unpreview(); }, thumb(li, h) { return enter().thumb(li, h); },
+    home() { enter().home(); }, thumbKey() { return enter().thumbKey(); },
   });
 }

@@ -50,7 +50,7 @@ function colourBar(box, [lo, hi], words, gradient) {
 let thumbKey = null;
 function drawThumbs() {
   const box = $("thumbs"), key = VIEW.thumbKey() + S.tiles + S.method;
-  const arr = ARR.attention, H = arr.shape[1];
+  const arr = thumbArray(), H = arr.shape[1], own = arr === ARR.attention ? "attention" : S.method;
   if (key !== thumbKey) {
     thumbKey = key;
     box.replaceChildren();
@@ -65,7 +65,7 @@ function drawThumbs() {
       for (let h = 0; h < H; h++) {
         const t = tiles[li][h], c = el("canvas", { "data-layer": L, "data-head": h, title: `layer ${L}, head ${h}` });
         paint(c, t.w, t.h, t.v, [0, S.tiles ? maxOf(t.v) : top]);
-        c.addEventListener("click", () => set({ layer: li, head: h, method: "attention" }));
+        c.addEventListener("click", () => set({ layer: li, head: h, method: own }));
         box.append(c);
       }
     });
@@ -74,7 +74,7 @@ function drawThumbs() {
     if (S.tiles) $("thumbs-bar").querySelector(".hi").textContent = "own max";
   }
   for (const c of box.querySelectorAll("canvas")) {
-    const on = S.method === "attention" && +c.dataset.layer === layersOf()[S.layer] && +c.dataset.head === S.head;
+    const on = arrayFor() === thumbArray() && +c.dataset.layer === layersOf()[S.layer] && +c.dataset.head === S.head;
     c.classList.toggle("current", on);
   }
 }

@@ -179,7 +179,7 @@ function TEXT_VIEW() {
 
   // Thumbnail of one head: its whole matrix pooled to at most 48 × 48 cells (mean of each block).
   function thumb(li, h) {
-    const arr = ARR.attention, Q = arr.shape[2], K = arr.shape[3], th = Math.min(Q, 48), tw = Math.min(K, 48);
+    const arr = thumbArray(), Q = arr.shape[2], K = arr.shape[3], th = Math.min(Q, 48), tw = Math.min(K, 48);
     const v = new Float64Array(th * tw), n = new Float64Array(th * tw), r = new Float64Array(K);
     const col = Int32Array.from({ length: K }, (_, k) => Math.floor(k * tw / K));
     for (let q = 0; q < Q; q++) {
@@ -214,6 +214,7 @@ function TEXT_VIEW() {
       });
     },
     draw, move, unpreview() { preview = null; }, rehide, thumb,
+    reset() { built = null; },  // the stage was emptied (a caption page coming back from its picture)
     home() { set({ side: "query", query: D.focus }); },
     thumbKey() { return "matrix"; },
   });
