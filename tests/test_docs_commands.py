@@ -13,6 +13,8 @@ is only "…" or "..." is skipped). An HTML comment before a block changes how i
     <!-- not-run: REASON -->   skipped, with REASON (a GPU, the hub: keep these few and honest)
     <!-- slow: REASON -->      runs only with `pytest -m slow` (the default run leaves it out)
     <!-- setup: COMMAND -->    run first, hidden from the reader (e.g. building a tiny model)
+
+A `<!-- slow: REASON -->` on a page's first line makes every block of the page slow.
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ def blocks_of(path: Path) -> list[Block]:
                                  f"```console so the docs test runs it")
         marks = {"not-run": None, "slow": None, "setup": []}
         i = end + 1
+    first = MARK.match(lines[0].strip()) if lines else None
+    if first and first.group(1) == "slow":  # a page-wide mark on the first line: every block is slow
+        for block in found:
+            block.slow = block.slow or first.group(2)
     return found
 
 
@@ -149,6 +155,8 @@ def _run_page(path: Path, tmp_path: Path, slow: bool) -> None:
     env = _workspace(tmp_path)
     label = path.relative_to(ROOT)
     ran = 0
+    failures: list[str] = []
+    keep_going = os.environ.get("ATTN_DOCS_KEEP_GOING") == "1"  # report every failing command, not the first
     for block in blocks:
         if block.not_run or (block.slow and not slow):
             continue
@@ -167,13 +175,23 @@ def _run_page(path: Path, tmp_path: Path, slow: bool) -> None:
             shown = _shown_lines(command)
             wants_error = any(line.startswith("attn: error:") for line in shown)
             where = f"{label}:{command.line}: $ {command.text}"
-            if wants_error:
-                assert done.returncode != 0, f"{where}\nexpected an error, got exit 0:\n{done.stdout}"
+            problem = None
+            if wants_error and done.returncode == 0:
+                problem = f"{where}\nexpected an error, got exit 0:\n{done.stdout}"
+            elif not wants_error and done.returncode != 0:
+                problem = f"{where}\nexit {done.returncode}:\n{done.stdout}"
             else:
-                assert done.returncode == 0, f"{where}\nexit {done.returncode}:\n{done.stdout}"
-            missing = [line for line in shown if not _matches(line, printed)]
-            assert not missing, (f"{where}\nthe page shows lines it did not print:\n" + "\n".join(missing)
-                                 + "\n--- printed:\n" + done.stdout)
+                missing = [line for line in shown if not _matches(line, printed)]
+                if missing:
+                    problem = (f"{where}\nthe page shows lines it did not print:\n" + "\n".join(missing)
+                               + "\n--- printed:\n" + done.stdout)
+            if problem:
+                failures.append(problem)
+                if not keep_going:
+                    break
+        if failures and not keep_going:
+            break
+    assert not failures, "\n\n".join(failures)
     if not ran:
         pytest.skip(f"{label}: no command runs here without -m slow" if not slow else f"{label}: no command")
 
