@@ -137,6 +137,8 @@ def collect_images(paths: Iterable[Path | str]) -> list[Path]:
     exts = image_extensions()
     found: list[Path] = []
     for raw in paths:
+        if not str(raw).strip():  # Path("") is ".": an empty name would read the current folder
+            raise UsageError("an empty image name", "name an image file or a folder")
         path = Path(raw)
         if not path.exists():
             raise UsageError(f"{path}: no such file or folder")

@@ -91,7 +91,7 @@ def parse_methods(value: str) -> "list":
 
 
 def evaluate(
-    images: Annotated[Optional[list[Path]], typer.Argument(
+    images: Annotated[Optional[list[str]], typer.Argument(
         metavar="IMAGE", show_default=False,
         help="Image files or folders: deletion/insertion AUC. Omit for the synthetic shapes set with its masks.")] = None,
     model: ModelOpt = None,

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def classify(
-    images: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.", show_default=False,
+    images: Annotated[list[str], typer.Argument(help="Image files and/or folders of images.", show_default=False,
                                                  metavar="IMAGE")],
     model: ModelOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, metavar="K",
@@ -100,7 +100,7 @@ def patches(
                                         accepts=frozenset({sources.InputKind.image}), device=device,
                                         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
                                         selection=needs(MapSpec())))
-    where = outputs(as_json=as_json, output=output or Path(f"patches-{image.stem}.png"), width=width,
+    where = outputs(as_json=as_json, output=output or (None if as_json else Path(f"patches-{image.stem}.png")), width=width,
                     file_formats=(Format.figure,), inputs=plan.inputs)
     resolved = resolve(plan)
     from attncli.families.vit import position_embeddings

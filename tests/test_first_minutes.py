@@ -1,0 +1,52 @@
+"""Issue #19, the first five minutes: no silent wrong input, one exit-code rule, help that teaches."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def in_repo(monkeypatch):
+    """Run from the repository root, where samples/ is."""
+    monkeypatch.chdir(ROOT)
+
+
+@pytest.mark.parametrize("args, line", [
+    (("explain", "samples/sentences.txt"),
+     "attn: error: samples/sentences.txt is a file, not text (to read the text in it, use --file "
+     "samples/sentences.txt)\n"),
+    (("explain", "samples"), "attn: error: samples is a folder, not text (give a text)\n"),
+    (("stats", "samples/shapes"),
+     "attn: error: samples/shapes is a folder, not text (give one image file or a text; to analyse the name "
+     "itself as text, use --text)\n"),
+    (("heatmap", "--text", "--terminal"),
+     "attn: error: --text got '--terminal', which looks like an option, as its text (put the text right after "
+     "--text, quoted: --text \"The cat sat.\")\n"),
+    (("classify", "", "-m", "shapes"), "attn: error: an empty image name (name an image file or a folder)\n"),
+    (("evaluate", ""), "attn: error: an empty image name (name an image file or a folder)\n"),
+])
+def test_wrong_input_is_refused_before_any_model_loads(cli, in_repo, args, line):
+    """A path given as TEXT, an option given as --text's value and an empty IMAGE are usage errors (exit 2)."""
+    code, out, err = cli(*args)
+    assert (code, out, err) == (2, "", line)
+
+
+def test_text_that_only_mentions_a_path_is_still_text(cli, in_repo):
+    """Words with a space are text even when one of them names a file."""
+    from attncli import sources
+
+    request = sources.Request(value="see samples/sentences.txt", accepts=sources.TEXTS)
+    assert sources.classify_input(request) is sources.InputKind.text
+
+
+def test_patches_json_writes_no_figure(cli, in_repo, tmp_path, monkeypatch):
+    """`patches --json` prints the document and writes no default PNG."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("patches", str(ROOT / "samples/shapes/000_star.png"), "-m", "shapes", "--json")
+    assert code == 0 and '"schema": "attncli.patches/1"' in out
+    assert not list(tmp_path.glob("*.png")) and "wrote" not in err
