@@ -19,7 +19,7 @@ from attncli.errors import UsageError
 def explain(
     text: Annotated[Optional[str], typer.Argument(metavar="TEXT", show_default=False,
                                                   help='The text, or "-" to read it from stdin.')] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", metavar="PATH",
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", metavar="PATH", rich_help_panel="Input",
                                                  help="Read the text from this file.")] = None,
     model: ModelOpt = None,
     layer: LayerOpt = -1,
@@ -27,10 +27,10 @@ def explain(
     fuse: FuseOpt = Fuse.mean,
     top_k: TopKOpt = 3,
     token: Annotated[
-        Optional[str], typer.Option("--token", "-t", metavar="WORD|INDEX",
+        Optional[str], typer.Option("--token", "-t", metavar="WORD|INDEX", rich_help_panel="View",
                                     help="One token (a word or its index): its attention at every layer.")
     ] = None,
-    matrix: Annotated[bool, typer.Option("--matrix", help="Show the full token × token table, shaded.")] = False,
+    matrix: Annotated[bool, typer.Option("--matrix", rich_help_panel="View", help="Show the full token × token table, shaded.")] = False,
     skip_special: SkipSpecialOpt = False,
     method: MethodOpt = Method.attention,
     discard_ratio: DiscardOpt = 0.0,
@@ -51,7 +51,16 @@ def explain(
     max_memory: MaxMemoryOpt = None,
     offload_folder: OffloadFolderOpt = None,
 ) -> None:
-    """Show which tokens each token attends to (default: the last layer, heads averaged)."""
+    """Show which tokens each token attends to (default: the last layer, heads averaged).
+
+    Default model: minilm (sentence-transformers/all-MiniLM-L6-v2, installed with attncli).
+
+    \b
+    Examples:
+      attn explain "The cat sat on the mat because it was tired." --token it
+      attn explain "The cat sat on the mat." --matrix --skip-special
+      attn explain --file notes.txt --layer 2 --json
+    """
     from attncli import sources
     from attncli.methods.dispatch import check_method_options
     from attncli.views.common import MapSpec

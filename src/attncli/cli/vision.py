@@ -39,7 +39,16 @@ def classify(
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
 ) -> None:
-    """Classify images and say where the CLS token looks (the first image is kept as the last capture)."""
+    """Classify images and say where the CLS token looks (the first image is kept as the last capture).
+
+    Default model: google/vit-base-patch16-224 (downloaded once). Offline: --model shapes (synthetic shapes only).
+
+    \b
+    Examples:
+      attn classify samples/shapes/000_star.png --model shapes
+      attn classify samples/shapes --model shapes --json
+      attn classify photo.jpg --method rollout
+    """
     from attncli import sources
     from attncli.methods.dispatch import check_method_options
     from attncli.views.classify import needs
@@ -82,7 +91,7 @@ def classify(
 def patches(
     image: Annotated[Path, typer.Argument(help="An image file.", show_default=False, metavar="IMAGE")],
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", metavar="FILE", help="Figure file: .png (default patches-IMAGE.png), .svg or .pdf.")] = None,
+        "--output", "-o", metavar="FILE", rich_help_panel="Output", help="Figure file: .png (default patches-IMAGE.png), .svg or .pdf.")] = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
     width: WidthOpt = None,
@@ -90,7 +99,15 @@ def patches(
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
 ) -> None:
-    """Draw the image as the model sees it, cut into its patch grid, and its position-embedding similarity."""
+    """Draw the image as the model sees it, cut into its patch grid, and its position-embedding similarity.
+
+    Default model: google/vit-base-patch16-224 (downloaded once). Offline: --model dinov2-small (photos) or shapes.
+
+    \b
+    Examples:
+      attn patches samples/shapes/000_star.png --model shapes -o patches.png
+      attn patches samples/chelsea.png --model dinov2-small
+    """
     from attncli import sources
     from attncli.views.common import MapSpec
     from attncli.views.maps import needs
@@ -119,20 +136,22 @@ def heatmap(
     layer: LayerOpt = -1,
     head: HeadOpt = None,
     fuse: FuseOpt = Fuse.mean,
-    query: Annotated[
+    token: Annotated[
         Optional[str],
-        typer.Option("--query", "-q", metavar="ROW,COL|INDEX|TOKEN",
-                     help="Whose attention: a patch as ROW,COL or its index (image; default [CLS]), or a token "
-                          "(text)."),
+        typer.Option("--token", "-t", metavar="ROW,COL|INDEX|WORD", rich_help_panel="View",
+                     help="Whose attention (the query row): a patch as ROW,COL or its index (image; default [CLS]), "
+                          "or a word or index (text)."),
     ] = None,
-    all_heads: Annotated[bool, typer.Option("--all-heads", help="One panel per head of the layer (images).")] = False,
+    query: Annotated[Optional[str], typer.Option("--query", "-q", hidden=True,
+                                                 help="The old name of --token (kept for one release).")] = None,
+    all_heads: Annotated[bool, typer.Option("--all-heads", rich_help_panel="View", help="One panel per head of the layer (images).")] = False,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", metavar="FILE", help="Figure file (.png, .svg, .pdf; default heatmap-….png) or an "
                                                "interactive page (.html).")] = None,
     terminal: Annotated[
-        bool, typer.Option("--terminal", help="Draw in the terminal instead of writing a file.")] = False,
+        bool, typer.Option("--terminal", rich_help_panel="Output", help="Draw in the terminal instead of writing a file.")] = False,
     text: Annotated[
-        Optional[str], typer.Option("--text", metavar="TEXT", help="Capture this text first (token × token matrix).")
+        Optional[str], typer.Option("--text", metavar="TEXT", rich_help_panel="Input", help="Capture this text first (token × token matrix).")
     ] = None,
     method: MethodOpt = Method.attention,
     discard_ratio: DiscardOpt = 0.0,
@@ -149,11 +168,24 @@ def heatmap(
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
 ) -> None:
-    """Draw attention as a figure: over the image (CLS or --query patch), or a token × token matrix for text."""
+    """Draw attention as a figure: over the image (CLS or --token patch), or a token × token matrix for text.
+
+    With no INPUT it re-renders the last capture, without loading a model. Default model: google/vit-base-patch16-224
+    for images (offline: --model dinov2-small for photos, shapes for synthetic shapes), minilm for --text.
+
+    \b
+    Examples:
+      attn heatmap samples/shapes/000_star.png --model shapes --terminal
+      attn heatmap samples/chelsea.png --model dinov2-small --layer 6 -o cat.png
+      attn heatmap --text "The cat sat on the mat." --token cat --terminal
+    """
     from attncli import sources
     from attncli.methods.dispatch import check_method_options
     from attncli.views.common import MapSpec
 
+    if token is not None and query is not None:
+        raise UsageError("--query is the old name of --token", "give --token only")
+    query = token if token is not None else query
     check_method_options(method, head, discard_ratio, target_class)
     if all_heads and method is not Method.attention:
         raise UsageError(f"--all-heads shows each head of one layer; {method.value} combines the heads",
