@@ -50,3 +50,44 @@ def test_patches_json_writes_no_figure(cli, in_repo, tmp_path, monkeypatch):
     code, out, err = cli("patches", str(ROOT / "samples/shapes/000_star.png"), "-m", "shapes", "--json")
     assert code == 0 and '"schema": "attncli.patches/1"' in out
     assert not list(tmp_path.glob("*.png")) and "wrote" not in err
+
+
+CAT = "The cat sat on the mat because it was tired."
+
+
+def test_explain_token_names_the_heads_behind_its_top_word(cli):
+    """`explain --token it` names the heads that send the most from "it" to "cat"; --layer keeps to one layer."""
+    import json
+
+    code, out, err = cli("explain", CAT, "--token", "it")
+    assert code == 0, err
+    assert " ".join(out.split()).endswith('Heads that send the most from "it" to "cat": layer 5 head 11 0.712, '
+                                          'layer 3 head 1 0.492, layer 5 head 4 0.421.')  # wrapped at 100 columns
+    code, out, err = cli("explain", CAT, "--token", "it", "--layer", "3", "--json")
+    doc = json.loads(out)
+    assert [entry["layer"] for entry in doc["layers"]] == [3]
+    assert doc["heads_to"] == {"index": 2, "token": "cat"}
+    assert [(h["layer"], h["head"]) for h in doc["heads"]] == [(3, 1), (3, 7), (3, 10)]
+    assert abs(doc["heads"][0]["weight"] - 0.492) < 5e-4
+    assert doc["title"].startswith('What "it" (token 8) attends to, at layer 3 ·')
+
+
+def test_heads_are_the_captured_weights(cli, tiny_bert):
+    """On a tiny BERT, each named head's weight is that head's own weight from the token to the word."""
+    import json
+
+    import numpy as np
+
+    from attncli import capture_text
+
+    code, out, err = cli("explain", "the cat sat on the mat", "--model", str(tiny_bert), "--token", "cat", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    capture = capture_text("the cat sat on the mat", str(tiny_bert))
+    token = doc["token"]["index"]
+    for head in doc["heads"]:
+        expected = capture.attentions[head["layer"], head["head"], token, doc["heads_to"]["index"]]
+        assert abs(head["weight"] - float(expected)) < 1e-5
+    weights = [h["weight"] for h in doc["heads"]]
+    assert weights == sorted(weights, reverse=True) and len(weights) == min(3, capture.n_layers * capture.n_heads)
+    assert np.isfinite(weights).all()

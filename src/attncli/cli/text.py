@@ -22,7 +22,9 @@ def explain(
     file: Annotated[Optional[Path], typer.Option("--file", "-f", metavar="PATH", rich_help_panel="Input",
                                                  help="Read the text from this file.")] = None,
     model: ModelOpt = None,
-    layer: LayerOpt = -1,
+    layer: Annotated[Optional[int], typer.Option(
+        "--layer", "-l", metavar="N", rich_help_panel="View",
+        help="Layer, 0-based; -1 is the last (default). With --token: only this layer, and its heads.")] = None,
     head: HeadOpt = None,
     fuse: FuseOpt = Fuse.mean,
     top_k: TopKOpt = 3,
@@ -68,7 +70,7 @@ def explain(
     check_method_options(method, head, discard_ratio, target_class)
     if token is not None and matrix:
         raise UsageError("--token and --matrix show different views", "use one of them")
-    spec = MapSpec(method=method, layer=layer, head=head, fuse=fuse, query=token, skip_special=skip_special,
+    spec = MapSpec(method=method, layer=-1 if layer is None else layer, head=head, fuse=fuse, query=token, skip_special=skip_special,
                    discard_ratio=discard_ratio, scale=scale, top_k=top_k, target=target_class)
     from attncli.views.explain import needs
 
@@ -86,7 +88,7 @@ def explain(
     from attncli.views.explain import TokenMatrix, TokenTable, layer_matrix, profile_of
 
     if token is not None:
-        view = profile_of(resolved.capture, spec, grads, label)
+        view = profile_of(resolved.capture, spec, grads, label, layer=layer)
     else:
         view = layer_matrix(resolved.capture, spec, grads, label, TokenMatrix if matrix else TokenTable)
     show(view, with_page(where, resolved.capture, spec, grads, label), resolved, save, dtype)
