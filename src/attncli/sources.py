@@ -158,7 +158,7 @@ def classify_input(request: Request) -> InputKind:
         if suffix == CAPTURE_SUFFIX:
             return InputKind.capture
         return InputKind.audio if suffix in AUDIO_SUFFIXES else InputKind.image
-    if "\n" not in value and len(value) < 1024 and (_is_file(path) or _is_dir(path)):
+    if value.strip() and "\n" not in value and len(value) < 1024 and (_is_file(path) or _is_dir(path)):
         # a path given where text goes would be analysed as the words of its name
         folder = _is_dir(path)
         if InputKind.text_file in request.accepts:

@@ -90,10 +90,11 @@ def align(
 
     if target is not None and old_target is not None:
         raise UsageError("--target is the old name of --score", "give --score only")
+    named = "--score" if target is not None else "--target"  # errors name the option that was typed
     target = target if target is not None else old_target
 
     if target is not None and target != "-" and not target.strip():
-        raise UsageError("--score is empty", "give the text to score, or leave --score out to generate")
+        raise UsageError(f"{named} is empty", f"give the text to score, or leave {named} out to generate")
     plan = sources.plan(sources.Request(
         value=text, file=file, model=model, purpose=Purpose.align,
         accepts=sources.TEXTS | {sources.InputKind.image, sources.InputKind.audio}, device=device,
@@ -160,10 +161,11 @@ def caption(
 
     if text is not None and old_text is not None:
         raise UsageError("--text is the old name of --score", "give --score only")
+    named = "--score" if text is not None else "--text"  # errors name the option that was typed
     text = text if text is not None else old_text
 
     if text is not None and not text.strip():
-        raise UsageError("--score is empty", "give the caption to score, or leave --score out to generate one")
+        raise UsageError(f"{named} is empty", f"give the caption to score, or leave {named} out to generate one")
     plan = sources.plan(sources.Request(
         value=str(image), model=model, purpose=Purpose.caption, value_is_path=True,
         accepts=frozenset({sources.InputKind.image}), device=device, trust_remote_code=trust_remote_code,
