@@ -91,3 +91,26 @@ def test_heads_are_the_captured_weights(cli, tiny_bert):
     weights = [h["weight"] for h in doc["heads"]]
     assert weights == sorted(weights, reverse=True) and len(weights) == min(3, capture.n_layers * capture.n_heads)
     assert np.isfinite(weights).all()
+
+
+def test_max_image_pixels_is_honoured_above_pillows_own_limit(tmp_path, monkeypatch):
+    """ATTN_MAX_IMAGE_PIXELS=200M lets a 120 MP header through (Pillow's own check would stop it at ~89.5 MP)."""
+    import struct
+    import zlib
+
+    from attncli.errors import UsageError
+    from attncli.images import probe_image
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 12000, 10000, 8, 2, 0, 0, 0))
+                    + chunk(b"IEND", b""))
+    with pytest.raises(UsageError, match="over the limit of 64,000,000"):
+        probe_image(big)
+    monkeypatch.setenv("ATTN_MAX_IMAGE_PIXELS", "200000000")
+    assert probe_image(big) == (12000, 10000)
+    from PIL import Image
+
+    assert Image.MAX_IMAGE_PIXELS is not None  # Pillow's limit is put back after each read
