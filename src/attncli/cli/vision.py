@@ -81,7 +81,8 @@ def classify(
             first = first or (capture, amap)  # keep one image's attention, not all of them (22 MB each for ViT-B)
     assert first is not None
     result = classify_result(rows, first[1], first[0].source)
-    warn(result.notes)  # an image unlike the model's training data: said on stderr too, the prediction still shown
+    if not _table_on_terminal(as_json):  # the note is under the table; on stderr too when no one sees that table
+        warn(result.notes)  # an image unlike the model's training data: the prediction is still shown
     show(result, with_page(where, first[0], spec), save=save, capture=first[0])
     if len(paths) > 1:
         say(f"last capture: {first[0].source} (the first image); `attn heatmap` re-renders it, "
@@ -228,7 +229,8 @@ def heatmap(
     if not (terminal or as_json or output is not None):  # the default: a figure with a name that says what it is
         where = outputs(output=_default_name(capture, view), terminal=False, width=width, inputs=plan.inputs)
     facts = getattr(view, "facts", None)
-    warn([facts.unlike_training] if facts is not None and facts.unlike_training else [])
+    if not (terminal and _table_on_terminal(as_json)):  # said once in a terminal: the grid's note says it
+        warn([facts.unlike_training] if facts is not None and facts.unlike_training else [])
     show(view, with_page(where, capture, spec, grads, label), resolved, save)
 
 
@@ -299,3 +301,10 @@ def _default_name(capture: "Capture", view: Any) -> Path:
     elif isinstance(view, TokenRow):
         query = f"-q{view.query}"
     return Path(f"heatmap-{stem}-L{view.layer}-{how}{query}.png")
+
+
+def _table_on_terminal(as_json: bool) -> bool:
+    """Whether the table (with its notes) goes to a terminal someone reads, so stderr need not repeat a note."""
+    import sys
+
+    return not as_json and sys.stdout.isatty()
