@@ -169,7 +169,7 @@ def _run_page(path: Path, tmp_path: Path, slow: bool) -> None:
             assert done.returncode == 0, f"{label}:{block.line}: setup `{setup}` failed:\n{done.stdout}{done.stderr}"
         for command in block.commands:
             done = subprocess.run(["bash", "-c", command.text], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, timeout=600)
+                                  stderr=subprocess.STDOUT, text=True, timeout=1800 if block.slow else 300)
             ran += 1
             printed = [line.rstrip() for line in done.stdout.splitlines()]
             shown = _shown_lines(command)
