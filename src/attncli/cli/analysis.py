@@ -55,6 +55,7 @@ def stats(
       attn stats --last --json
     """
     from attncli import sources
+    from attncli.views.common import MapSpec
     from attncli.views.stats import COLUMNS, capture_stats, needs
 
     if sort is not None and sort not in COLUMNS:
@@ -81,7 +82,8 @@ def stats(
     resolved = resolve(select(plan, where, needs(layer, layers, heads), layers, heads, save))
     full = capture_stats(resolved.capture)
     report = full.select(layer, sort, ascending)
-    show(report, with_page(where, resolved.capture), resolved, save)
+    show(report, with_page(where, resolved.capture, MapSpec(layer=-1 if layer is None else layer), stats=full),
+         resolved, save)
 
 
 def parse_methods(value: str) -> "list":

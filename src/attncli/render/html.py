@@ -18,7 +18,7 @@ from attncli.choices import Format
 from attncli.store import write_atomic
 from attncli.views.interactive import InteractiveView
 
-ASSETS = ("core.js", "text.js", "image.js")
+ASSETS = ("core.js", "picture.js", "text.js", "image.js", "stats.js")
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 
