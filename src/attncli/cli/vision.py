@@ -186,18 +186,14 @@ def heatmap(
     from attncli.methods.dispatch import check_method_options
     from attncli.views.common import MapSpec
 
-<<<<<<< HEAD
     if token is not None and query is not None:
         raise UsageError("--query is the old name of --token", "give --token only")
     query = token if token is not None else query
-    check_method_options(method, head, discard_ratio, target_class)
-=======
     check_method_options(method, head, discard_ratio, target_class, drop_sinks)
     if drop_sinks and text is not None:
         from attncli.views.maps import NO_TEXT_SINKS
 
         raise UsageError(NO_TEXT_SINKS, "drop --drop-sinks")
->>>>>>> main
     if all_heads and method is not Method.attention:
         raise UsageError(f"--all-heads shows each head of one layer; {method.value} combines the heads",
                          "drop --all-heads, or use --method attention")
