@@ -70,11 +70,11 @@ CASES: dict[str, Case] = {
     "explain-target-attention": c(2, "grad-rollout", "explain", "the cat", *M, "--target", "0"),
     "explain-head-rollout": c(2, "--head", "explain", "the cat", *M, "--method", "rollout", "--head", "0"),
     "explain-unknown-option": c(2, "no such option", "explain", "the cat", "--colour"),
-    "explain-device-cuda": c(1, "cuda", "explain", "the cat", *M, "--device", "cuda"),
+    "explain-device-cuda": c(2, "cuda", "explain", "the cat", *M, "--device", "cuda"),
     "explain-max-memory-bad": c(2, "device=size", "explain", "the cat", *M, "--device-map", "auto",
                                 "--max-memory", "cpu=lots"),
     "explain-offload-no-map": c(2, "device map", "explain", "the cat", *M, "--offload-folder", "off"),
-    "explain-grad-no-head": c(1, "classification head", "explain", "the cat", *M, "--method", "grad-rollout"),
+    "explain-grad-no-head": c(2, "classification head", "explain", "the cat", *M, "--method", "grad-rollout"),
     "explain-grad-bad-target": c(2, "target", "explain", "the cat", "--model", "{cls}", "--method", "grad-rollout",
                                  "--target", "joyful"),
     # explain: models

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 class AttnError(Exception):
-    """A known failure: runtime problems exit 1."""
+    """A known failure. The exit-code rule: 2 when changing what was typed fixes it (an option, a file you named,
+    the model for the command); 1 when the world failed (the network or cache, a device, the disk, memory, a
+    damaged file you did not name, such as the last capture or a model's weights)."""
 
     exit_code = 1
 
@@ -32,7 +34,9 @@ class ModelLoadError(AttnError):
 
 
 class DeviceError(AttnError):
-    """The requested device (cuda, mps) is not available on this machine."""
+    """The requested device (cuda, mps) is not available on this machine: another --device fixes it (exit 2)."""
+
+    exit_code = 2
 
 
 class CaptureError(AttnError):
@@ -44,4 +48,6 @@ class StoreError(AttnError):
 
 
 class NotSupportedError(AttnError):
-    """The model or input is valid but this feature does not support it yet."""
+    """The model or input is valid but this command cannot use it: another --model or command fixes it (exit 2)."""
+
+    exit_code = 2

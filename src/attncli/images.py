@@ -34,15 +34,19 @@ def _reading(path: Path) -> Iterator[None]:
     """Turn Pillow's ways of failing on a file into one-line UsageErrors that name it."""
     from PIL import Image, UnidentifiedImageError
 
+    pillow_limit = Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():
-            # Pillow warns (and past twice its limit, errors) on huge images; the warning is an error here.
+            # One limit, attncli's, checked from the header right after open (_check_size): Pillow's own check
+            # (~89.5 MP) would otherwise refuse what ATTN_MAX_IMAGE_PIXELS allows, in its own words.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = None
             yield
     except UsageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise UsageError(f"{path}: refused as a decompression bomb ({_one_line(exc)})") from None
+        raise UsageError(f"{path}: refused as a decompression bomb ({_one_line(exc)})",
+                         "shrink it first, or raise ATTN_MAX_IMAGE_PIXELS if you trust the file") from None
     except UnidentifiedImageError:
         raise UsageError(f"{path} is not an image Pillow can read") from None
     except PermissionError:
@@ -50,6 +54,8 @@ def _reading(path: Path) -> Iterator[None]:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Pillow reports truncated and corrupt data as OSError/SyntaxError with a short message.
         raise UsageError(f"{path}: truncated or corrupt image ({_one_line(exc)})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
 
 
 def _check_file(path: Path) -> None:
@@ -137,6 +143,8 @@ def collect_images(paths: Iterable[Path | str]) -> list[Path]:
     exts = image_extensions()
     found: list[Path] = []
     for raw in paths:
+        if not str(raw).strip():  # Path("") is ".": an empty name would read the current folder
+            raise UsageError("an empty image name", "name an image file or a folder")
         path = Path(raw)
         if not path.exists():
             raise UsageError(f"{path}: no such file or folder")

@@ -144,7 +144,13 @@ class LoadedModel:
 
 def _offline_alias_hint(purpose: Purpose | None) -> str:
     """Name the offline alias for the purpose so a user without network knows what works."""
-    modality = {Purpose.image: Purpose.image_classification, Purpose.text_classification: Purpose.text}
+    if purpose is Purpose.image_classification:  # shapes knows only shapes; dinov2-small has no classes
+        return ("offline, use --model shapes for synthetic shapes, attn heatmap IMAGE --model dinov2-small to see a "
+                "photo's attention, or a downloaded folder with --model PATH")
+    if purpose is Purpose.image:
+        return ("offline, use --model dinov2-small for photos, --model shapes for synthetic shapes, or a downloaded "
+                "folder with --model PATH")
+    modality = {Purpose.text_classification: Purpose.text}
     wanted = modality.get(purpose, purpose) if purpose is not None else None
     # align's only alias (whisper-tiny.en) reads audio, and the model that failed may be a text one: not named.
     alias = next((e.alias for e in EMBEDDED.values() if e.purpose == wanted and wanted is not Purpose.align), None)

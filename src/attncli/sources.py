@@ -8,6 +8,8 @@ returned in :class:`Resolved`, never printed.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -133,6 +135,9 @@ def classify_input(request: Request) -> InputKind:
     if request.last:
         return InputKind.last
     if request.text is not None:
+        if re.fullmatch(r"--?[A-Za-z][\w-]*", request.text.strip()):  # `--text --terminal`: an option, not text
+            raise UsageError(f"--text got {request.text!r}, which looks like an option, as its text",
+                             'put the text right after --text, quoted: --text "The cat sat."')
         return InputKind.text
     if request.file is not None:
         return InputKind.text_file
@@ -153,6 +158,15 @@ def classify_input(request: Request) -> InputKind:
         if suffix == CAPTURE_SUFFIX:
             return InputKind.capture
         return InputKind.audio if suffix in AUDIO_SUFFIXES else InputKind.image
+    if value.strip() and "\n" not in value and len(value) < 1024 and (_is_file(path) or _is_dir(path)):
+        # a path given where text goes would be analysed as the words of its name
+        folder = _is_dir(path)
+        if InputKind.text_file in request.accepts:
+            fix = "give a text" if folder else f"to read the text in it, use --file {value}"
+        else:  # stats: an INPUT that is text, an image or a capture, and --text to force text
+            fix = "give one image file or a text" if folder else "give an image or a capture file"
+            fix += "; to analyse the name itself as text, use --text"
+        raise UsageError(f"{value} is {'a folder' if folder else 'a file'}, not text", fix)
     return InputKind.text
 
 

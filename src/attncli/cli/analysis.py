@@ -19,9 +19,9 @@ def stats(
     source: Annotated[Optional[str], typer.Argument(
         metavar="INPUT", show_default=False,
         help='Text to capture, an image file, a capture saved with --save (.npz), or "-" for text on stdin.')] = None,
-    text: Annotated[Optional[str], typer.Option("--text", metavar="TEXT",
+    text: Annotated[Optional[str], typer.Option("--text", metavar="TEXT", rich_help_panel="Input",
                                                 help="Analyse this text (even if it looks like a file name).")] = None,
-    last: Annotated[bool, typer.Option("--last", help="Analyse the last capture of any command.")] = False,
+    last: Annotated[bool, typer.Option("--last", rich_help_panel="Input", help="Analyse the last capture of any command.")] = False,
     model: ModelOpt = None,
     layer: Annotated[Optional[int], typer.Option("--layer", "-l", metavar="N",
                                                  help="Only this layer (0-based, -1 the last).")] = None,
@@ -44,7 +44,16 @@ def stats(
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
 ) -> None:
-    """Per-head statistics: entropy, mean attention distance, sink/self/previous/next scores and a role."""
+    """Per-head statistics: entropy, mean attention distance, sink/self/previous/next scores and a role.
+
+    Default model: minilm for text, google/vit-base-patch16-224 for images (offline: --model dinov2-small or shapes).
+
+    \b
+    Examples:
+      attn stats "The cat sat on the mat because it was tired." --sort prev
+      attn stats samples/chelsea.png --model dinov2-small --layer 3
+      attn stats --last --json
+    """
     from attncli import sources
     from attncli.views.common import MapSpec
     from attncli.views.stats import COLUMNS, capture_stats, needs
@@ -93,7 +102,7 @@ def parse_methods(value: str) -> "list":
 
 
 def evaluate(
-    images: Annotated[Optional[list[Path]], typer.Argument(
+    images: Annotated[Optional[list[str]], typer.Argument(
         metavar="IMAGE", show_default=False,
         help="Image files or folders: deletion/insertion AUC. Omit for the synthetic shapes set with its masks.")] = None,
     model: ModelOpt = None,
@@ -115,7 +124,15 @@ def evaluate(
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
 ) -> None:
-    """Faithfulness of each map method against a random-map baseline: pointing game, IoU, deletion/insertion AUC."""
+    """Faithfulness of each map method against a random-map baseline: pointing game, IoU, deletion/insertion AUC.
+
+    Default: the shapes model on freshly generated shapes (with masks); with IMAGEs, google/vit-base-patch16-224.
+
+    \b
+    Examples:
+      attn evaluate --n 20
+      attn evaluate samples/shapes --model shapes --methods attention,rollout
+    """
     from attncli.evaluate import BASELINES
 
     chosen = parse_methods(methods)

@@ -27,6 +27,31 @@ def _usage_name(self: typer.core.TyperArgument) -> str:
 typer.core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
 typer.core.TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
 
+PANELS = ("Input", "Model", "View", "Output")  # option groups in every command's --help, in this order
+
+
+def _format_options(self: typer.core.TyperCommand, ctx, formatter) -> None:
+    """Arguments, then options grouped by their rich_help_panel (Input, Model, View, Output), then the rest."""
+    args, groups = [], {}
+    for param in self.get_params(ctx):
+        record = param.get_help_record(ctx)
+        if record is None:
+            continue
+        if param.param_type_name == "argument":
+            args.append(record)
+        else:
+            groups.setdefault(getattr(param, "rich_help_panel", None) or "Other options", []).append(record)
+    if args:
+        with formatter.section("Arguments"):
+            formatter.write_dl(args)
+    for name in sorted(groups, key=lambda n: PANELS.index(n) if n in PANELS else len(PANELS)):
+        with formatter.section(name if name == "Other options" else f"{name} options"):
+            formatter.write_dl(groups[name])
+
+
+# Plain click help (rich_markup_mode=None) ignores rich_help_panel; group the options by it here.
+typer.core.TyperCommand.format_options = _format_options  # type: ignore[method-assign]
+
 app = typer.Typer(
     name="attn",
     help="See what a transformer attends to: tables in the terminal, heatmaps, JSON.",

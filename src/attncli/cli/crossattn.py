@@ -56,12 +56,14 @@ def align(
         metavar="TEXT|AUDIO", show_default=False,
         help='Source text, "-" to read it from stdin, or a recording (WAV, FLAC, OGG, MP3) for a speech model '
              '(Whisper, e.g. --model whisper-tiny.en).')] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", metavar="PATH",
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", metavar="PATH", rich_help_panel="Input",
                                                  help="Read the source text from this file.")] = None,
     target: Annotated[
-        Optional[str], typer.Option("--target", "-t", metavar="TEXT",
-                                    help="Score this target text instead of generating one.")
+        Optional[str], typer.Option("--score", metavar="TEXT", rich_help_panel="Input",
+                                    help="Score this output text (translation or transcript) instead of generating one.")
     ] = None,
+    old_target: Annotated[Optional[str], typer.Option("--target", "-t", hidden=True,
+                                                      help="The old name of --score (kept for one release).")] = None,
     model: AlignModelOpt = None,
     layer: LayerDecOpt = -1,
     head: HeadOpt = None,
@@ -79,12 +81,27 @@ def align(
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
 ) -> None:
-    """Translate text or transcribe a recording (or score --target) and show what each output token attends to."""
+    """Translate text or transcribe a recording (or score --score) and show what each output token attends to.
+
+    Default model: Helsinki-NLP/opus-mt-en-de for text (downloaded once); audio needs --model (Whisper; offline:
+    --model whisper-tiny.en with pip install -e ".[speech]").
+
+    \b
+    Examples:
+      attn align "The house is small."
+      attn align "The house is small." --score "Das Haus ist klein." -o align.png
+      attn align speech.flac --model whisper-tiny.en
+    """
     from attncli import sources
     from attncli.views.cross import needs
 
+    if target is not None and old_target is not None:
+        raise UsageError("--target is the old name of --score", "give --score only")
+    named = "--score" if target is not None else "--target"  # errors name the option that was typed
+    target = target if target is not None else old_target
+
     if target is not None and target != "-" and not target.strip():
-        raise UsageError("--target is empty", "give the target text, or leave --target out to generate")
+        raise UsageError(f"{named} is empty", f"give the text to score, or leave {named} out to generate")
     plan = sources.plan(sources.Request(
         value=text, file=file, model=model, purpose=Purpose.align,
         accepts=sources.TEXTS | {sources.InputKind.image, sources.InputKind.audio}, device=device,
@@ -156,9 +173,11 @@ def _new_tokens(given: int | None, value: str | None) -> int | None:
 def caption(
     image: Annotated[Path, typer.Argument(help="An image file.", show_default=False, metavar="IMAGE")],
     text: Annotated[
-        Optional[str], typer.Option("--text", "-t", metavar="TEXT",
+        Optional[str], typer.Option("--score", metavar="TEXT", rich_help_panel="Input",
                                     help='Score this caption instead of generating one, e.g. "a cat on a couch".')
     ] = None,
+    old_text: Annotated[Optional[str], typer.Option("--text", "-t", hidden=True,
+                                                    help="The old name of --score (kept for one release).")] = None,
     model: CaptionModelOpt = None,
     layer: LayerDecOpt = -1,
     head: HeadOpt = None,
@@ -178,12 +197,26 @@ def caption(
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
 ) -> None:
-    """Caption an image (or score --text) and show, per word, which image patches it attended to."""
+    """Caption an image (or score --score) and show, per word, which image patches it attended to.
+
+    Default model: nlpconnect/vit-gpt2-image-captioning (downloaded once).
+
+    \b
+    Examples:
+      attn caption samples/chelsea.png
+      attn caption samples/chelsea.png --score "a cat on a couch" -o words.png
+      attn caption samples/coffee.png --model Salesforce/blip-image-captioning-base
+    """
     from attncli import sources
     from attncli.views.cross import needs
 
+    if text is not None and old_text is not None:
+        raise UsageError("--text is the old name of --score", "give --score only")
+    named = "--score" if text is not None else "--text"  # errors name the option that was typed
+    text = text if text is not None else old_text
+
     if text is not None and not text.strip():
-        raise UsageError("--text is empty", "give the caption to score, or leave --text out to generate one")
+        raise UsageError(f"{named} is empty", f"give the caption to score, or leave {named} out to generate one")
     plan = sources.plan(sources.Request(
         value=str(image), model=model, purpose=Purpose.caption, value_is_path=True,
         accepts=frozenset({sources.InputKind.image}), device=device, trust_remote_code=trust_remote_code,

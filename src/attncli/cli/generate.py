@@ -25,9 +25,9 @@ GenModelOpt = Annotated[
 def generate(
     prompt: Annotated[Optional[str], typer.Argument(metavar="PROMPT", show_default=False,
                                                     help='The prompt, or "-" to read it from stdin.')] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", metavar="PATH",
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", metavar="PATH", rich_help_panel="Input",
                                                  help="Read the prompt from this file.")] = None,
-    last: Annotated[bool, typer.Option("--last", help="Show the last capture again (made by attn generate), "
+    last: Annotated[bool, typer.Option("--last", rich_help_panel="Input", help="Show the last capture again (made by attn generate), "
                                                       "e.g. at another --layer.")] = False,
     model: GenModelOpt = None,
     layer: LayerOpt = -1,
@@ -51,7 +51,16 @@ def generate(
     max_memory: MaxMemoryOpt = None,
     offload_folder: OffloadFolderOpt = None,
 ) -> None:
-    """Continue PROMPT (greedy by default) and show, per generated token, what it attended to."""
+    """Continue PROMPT (greedy by default) and show, per generated token, what it attended to.
+
+    Default model: openai-community/gpt2 (downloaded once); any causal LM (GPT-2, Llama, Mistral) with --model.
+
+    \b
+    Examples:
+      attn generate "The cat sat on the mat because" --max-new-tokens 5
+      attn generate "Paris is the capital of" --model ./my-llama -o page.html
+      attn generate --last --layer 0
+    """
     from attncli import sources
     from attncli.views.common import MapSpec
     from attncli.views.explain import needs

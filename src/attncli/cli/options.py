@@ -32,37 +32,37 @@ def max_memory(text: str) -> dict:
 ModelOpt = Annotated[
     Optional[str],
     typer.Option("--model", "-m", metavar="NAME|PATH",
-                 help="Embedded alias (minilm, shapes), Hugging Face hub id, or local folder."),
+                 rich_help_panel="Model", help="Embedded alias (minilm for text; shapes, dinov2-small for images), Hugging Face hub id, or local folder."),
 ]
-LayerOpt = Annotated[int, typer.Option("--layer", "-l", metavar="N", help="Layer, 0-based; -1 is the last.")]
+LayerOpt = Annotated[int, typer.Option("--layer", "-l", metavar="N", rich_help_panel="View", help="Layer, 0-based; -1 is the last.")]
 HeadOpt = Annotated[
     Optional[int],
-    typer.Option("--head", metavar="N", help="One head, 0-based (-1 the last). Default: all heads fused."),
+    typer.Option("--head", metavar="N", rich_help_panel="View", help="One head, 0-based (-1 the last). Default: all heads fused."),
 ]
 FuseOpt = Annotated[Fuse, typer.Option("--fuse", metavar="mean|max|min",
-                                       help="How heads are combined when --head is not given.")]
-DeviceOpt = Annotated[Device, typer.Option("--device", metavar="cpu|cuda|mps", help="Where the model runs.")]
+                                       rich_help_panel="View", help="How heads are combined when --head is not given.")]
+DeviceOpt = Annotated[Device, typer.Option("--device", metavar="cpu|cuda|mps", rich_help_panel="Model", help="Where the model runs.")]
 TrustOpt = Annotated[
-    bool, typer.Option("--trust-remote-code", help="Allow a hub model to run its own Python code.")
+    bool, typer.Option("--trust-remote-code", rich_help_panel="Model", help="Allow a hub model to run its own Python code.")
 ]
 PickleOpt = Annotated[
-    bool, typer.Option("--allow-pickle", help="Allow a checkpoint saved only as pickle (pytorch_model.bin, .pt); "
+    bool, typer.Option("--allow-pickle", rich_help_panel="Model", help="Allow a checkpoint saved only as pickle (pytorch_model.bin, .pt); "
                                               "its tensors are loaded with weights_only=True.")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON to stdout instead of tables.")]
+JsonOpt = Annotated[bool, typer.Option("--json", rich_help_panel="Output", help="Print machine-readable JSON to stdout instead of tables.")]
 SaveOpt = Annotated[
     Optional[Path], typer.Option("--save", metavar="FILE.npz",
-                                 help="Also save the capture to this .npz file (re-render it later).")
+                                 rich_help_panel="Output", help="Also save the capture to this .npz file (re-render it later).")
 ]
-TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, metavar="K", help="How many attended tokens to list.")]
+TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, metavar="K", rich_help_panel="View", help="How many attended tokens to list.")]
 MethodOpt = Annotated[
     Method,
     typer.Option("--method", metavar="attention|rollout|flow|grad-rollout",
-                 help="attention: one layer; rollout/flow: every layer up to --layer with the residual path; "
+                 rich_help_panel="View", help="attention: one layer; rollout/flow: every layer up to --layer with the residual path; "
                       "grad-rollout: gradient-weighted rollout for --target (classifiers)."),
 ]
 DiscardOpt = Annotated[
-    float, typer.Option("--discard-ratio", metavar="R", callback=finite, help="rollout: zero this fraction of the lowest weights per "
+    float, typer.Option("--discard-ratio", metavar="R", callback=finite, rich_help_panel="View", help="rollout: zero this fraction of the lowest weights per "
                                                              "layer (never the CLS column), as vit-explain does.")
 ]
 DropSinksOpt = Annotated[
@@ -70,22 +70,22 @@ DropSinksOpt = Annotated[
                                             "stats) and renormalise its rows before the product of layers.")
 ]
 TargetOpt = Annotated[
-    Optional[str], typer.Option("--target", metavar="CLASS", help="grad-rollout: the class to explain, a label or "
+    Optional[str], typer.Option("--target", metavar="CLASS", rich_help_panel="View", help="grad-rollout: the class to explain, a label or "
                                                                    "index (default: the prediction).")
 ]
 OutOpt = Annotated[
     Optional[Path], typer.Option("--output", "-o", metavar="FILE",
-                                 help="Also write the view to FILE: a figure (.png, .svg, .pdf) or an interactive "
+                                 rich_help_panel="Output", help="Also write the view to FILE: a figure (.png, .svg, .pdf) or an interactive "
                                       "page that opens offline in any browser (.html).")
 ]
 WidthOpt = Annotated[
     Optional[int], typer.Option("--width", min=20, metavar="N",
-                                help="Lay tables out for N columns (default: the terminal's, or COLUMNS; "
+                                rich_help_panel="View", help="Lay tables out for N columns (default: the terminal's, or COLUMNS; "
                                      "unlimited when stdout is not a terminal).")
 ]
 ScaleOpt = Annotated[
     Optional[Scale], typer.Option("--scale", metavar="zero|minmax|percentile",
-                                  help="Colour range of maps: 0..max, min..max, or the 1st..99th percentile "
+                                  rich_help_panel="View", help="Colour range of maps: 0..max, min..max, or the 1st..99th percentile "
                                        "(default: zero for attention and grad-rollout, minmax for rollout and flow).")
 ]
 QkOpt = Annotated[
@@ -93,41 +93,41 @@ QkOpt = Annotated[
                                     "(-o FILE.html): a token's q, each k, q∘k, the scores, scaling and softmax.")
 ]
 SkipSpecialOpt = Annotated[
-    bool, typer.Option("--skip-special", help="Hide [CLS]/[SEP]-like tokens and renormalise rows over the rest.")
+    bool, typer.Option("--skip-special", rich_help_panel="View", help="Hide [CLS]/[SEP]-like tokens and renormalise rows over the rest.")
 ]
 LayersOpt = Annotated[
     Optional[str], typer.Option("--layers", metavar="N|A-B|all",
-                                help="Also keep these layers' weights in the capture (e.g. 3, 0-5, 1,3,-1); all "
+                                rich_help_panel="Output", help="Also keep these layers' weights in the capture (e.g. 3, 0-5, 1,3,-1); all "
                                      "keeps every layer and query row (explain --token: that token's rows). "
                                      "Default: everything when the whole capture is under ATTN_CAPTURE_BUDGET_MB "
                                      "(64 MB), else only what the view needs (other layers run fused SDPA).")
 ]
 HeadsOpt = Annotated[
     Optional[str], typer.Option("--heads", metavar="N|A-B|all",
-                                help="Keep only these heads' weights (e.g. 0-3). Default: all heads.")
+                                rich_help_panel="Output", help="Keep only these heads' weights (e.g. 0-3). Default: all heads.")
 ]
 StoreDtypeOpt = Annotated[
     Optional[StoreDtype], typer.Option("--dtype", metavar="float16|float32",
-                                       help="How the capture stores weights (default: float32, float16 when "
+                                       rich_help_panel="Output", help="How the capture stores weights (default: float32, float16 when "
                                             "the weights pass 64 MB).")
 ]
 TorchDtypeOpt = Annotated[
     Optional[TorchDtype], typer.Option("--torch-dtype", metavar="bfloat16|float16|float32",
-                                       help="Load the model's weights in this dtype (not --dtype, which is how a "
+                                       rich_help_panel="Model", help="Load the model's weights in this dtype (not --dtype, which is how a "
                                             "saved capture stores attention weights). Default: the checkpoint's.")
 ]
 DeviceMapOpt = Annotated[
     Optional[DeviceMap], typer.Option("--device-map", metavar="auto|balanced|sequential",
-                                      help="Let accelerate spread the model over the GPUs and the CPU (instead of "
+                                      rich_help_panel="Model", help="Let accelerate spread the model over the GPUs and the CPU (instead of "
                                            "--device); the capture still comes back whole, on the CPU.")
 ]
 MaxMemoryOpt = Annotated[
     Optional[dict], typer.Option("--max-memory", metavar="DEVICE=SIZE,...", parser=max_memory,
-                                 help="With --device-map: the most each device may hold, e.g. 0=20GiB,cpu=60GiB "
+                                 rich_help_panel="Model", help="With --device-map: the most each device may hold, e.g. 0=20GiB,cpu=60GiB "
                                       "(DEVICE a GPU index, cpu, mps or disk; SIZE in KB/MB/GB or KiB/MiB/GiB).")
 ]
 OffloadFolderOpt = Annotated[
     Optional[Path], typer.Option("--offload-folder", metavar="DIR",
-                                 help="With --device-map: where the weights that fit on no device are kept "
+                                 rich_help_panel="Model", help="With --device-map: where the weights that fit on no device are kept "
                                       "(on disk, read back layer by layer).")
 ]

@@ -19,18 +19,20 @@ from attncli.errors import UsageError
 def explain(
     text: Annotated[Optional[str], typer.Argument(metavar="TEXT", show_default=False,
                                                   help='The text, or "-" to read it from stdin.')] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", metavar="PATH",
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", metavar="PATH", rich_help_panel="Input",
                                                  help="Read the text from this file.")] = None,
     model: ModelOpt = None,
-    layer: LayerOpt = -1,
+    layer: Annotated[Optional[int], typer.Option(
+        "--layer", "-l", metavar="N", rich_help_panel="View",
+        help="Layer, 0-based; -1 is the last (default). With --token: only this layer, and its heads.")] = None,
     head: HeadOpt = None,
     fuse: FuseOpt = Fuse.mean,
     top_k: TopKOpt = 3,
     token: Annotated[
-        Optional[str], typer.Option("--token", "-t", metavar="WORD|INDEX",
+        Optional[str], typer.Option("--token", "-t", metavar="WORD|INDEX", rich_help_panel="View",
                                     help="One token (a word or its index): its attention at every layer.")
     ] = None,
-    matrix: Annotated[bool, typer.Option("--matrix", help="Show the full token × token table, shaded.")] = False,
+    matrix: Annotated[bool, typer.Option("--matrix", rich_help_panel="View", help="Show the full token × token table, shaded.")] = False,
     skip_special: SkipSpecialOpt = False,
     method: MethodOpt = Method.attention,
     discard_ratio: DiscardOpt = 0.0,
@@ -52,7 +54,16 @@ def explain(
     offload_folder: OffloadFolderOpt = None,
     qk: QkOpt = False,
 ) -> None:
-    """Show which tokens each token attends to (default: the last layer, heads averaged)."""
+    """Show which tokens each token attends to (default: the last layer, heads averaged).
+
+    Default model: minilm (sentence-transformers/all-MiniLM-L6-v2, installed with attncli).
+
+    \b
+    Examples:
+      attn explain "The cat sat on the mat because it was tired." --token it
+      attn explain "The cat sat on the mat." --matrix --skip-special
+      attn explain --file notes.txt --layer 2 --json
+    """
     from attncli import sources
     from attncli.methods.dispatch import check_method_options
     from attncli.views.common import MapSpec
@@ -60,7 +71,7 @@ def explain(
     check_method_options(method, head, discard_ratio, target_class)
     if token is not None and matrix:
         raise UsageError("--token and --matrix show different views", "use one of them")
-    spec = MapSpec(method=method, layer=layer, head=head, fuse=fuse, query=token, skip_special=skip_special,
+    spec = MapSpec(method=method, layer=-1 if layer is None else layer, head=head, fuse=fuse, query=token, skip_special=skip_special,
                    discard_ratio=discard_ratio, scale=scale, top_k=top_k, target=target_class)
     from attncli.views.explain import needs
 
@@ -88,7 +99,7 @@ def explain(
     from attncli.views.explain import TokenMatrix, TokenTable, layer_matrix, profile_of
 
     if token is not None:
-        view = profile_of(resolved.capture, spec, grads, label)
+        view = profile_of(resolved.capture, spec, grads, label, layer=layer)
     else:
         view = layer_matrix(resolved.capture, spec, grads, label, TokenMatrix if matrix else TokenTable)
     show(view, with_page(where, resolved.capture, spec, grads, label, qk=qk), resolved, save, dtype)

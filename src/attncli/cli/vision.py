@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def classify(
-    images: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.", show_default=False,
+    images: Annotated[list[str], typer.Argument(help="Image files and/or folders of images.", show_default=False,
                                                  metavar="IMAGE")],
     model: ModelOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, metavar="K",
@@ -40,7 +40,16 @@ def classify(
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
 ) -> None:
-    """Classify images and say where the CLS token looks (the first image is kept as the last capture)."""
+    """Classify images and say where the CLS token looks (the first image is kept as the last capture).
+
+    Default model: google/vit-base-patch16-224 (downloaded once). Offline: --model shapes (synthetic shapes only).
+
+    \b
+    Examples:
+      attn classify samples/shapes/000_star.png --model shapes
+      attn classify samples/shapes --model shapes --json
+      attn classify photo.jpg --method rollout
+    """
     from attncli import sources
     from attncli.methods.dispatch import check_method_options
     from attncli.views.classify import needs
@@ -73,7 +82,8 @@ def classify(
             first = first or (capture, amap)  # keep one image's attention, not all of them (22 MB each for ViT-B)
     assert first is not None
     result = classify_result(rows, first[1], first[0].source)
-    warn(result.notes)  # an image unlike the model's training data: said on stderr too, the prediction still shown
+    if not _table_on_terminal(as_json):  # the note is under the table; on stderr too when no one sees that table
+        warn(result.notes)  # an image unlike the model's training data: the prediction is still shown
     show(result, with_page(where, first[0], spec), save=save, capture=first[0])
     if len(paths) > 1:
         say(f"last capture: {first[0].source} (the first image); `attn heatmap` re-renders it, "
@@ -83,7 +93,7 @@ def classify(
 def patches(
     image: Annotated[Path, typer.Argument(help="An image file.", show_default=False, metavar="IMAGE")],
     output: Annotated[Optional[Path], typer.Option(
-        "--output", "-o", metavar="FILE", help="Figure file: .png (default patches-IMAGE.png), .svg or .pdf.")] = None,
+        "--output", "-o", metavar="FILE", rich_help_panel="Output", help="Figure file: .png (default patches-IMAGE.png), .svg or .pdf.")] = None,
     model: ModelOpt = None,
     as_json: JsonOpt = False,
     width: WidthOpt = None,
@@ -91,7 +101,15 @@ def patches(
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
 ) -> None:
-    """Draw the image as the model sees it, cut into its patch grid, and its position-embedding similarity."""
+    """Draw the image as the model sees it, cut into its patch grid, and its position-embedding similarity.
+
+    Default model: google/vit-base-patch16-224 (downloaded once). Offline: --model dinov2-small (photos) or shapes.
+
+    \b
+    Examples:
+      attn patches samples/shapes/000_star.png --model shapes -o patches.png
+      attn patches samples/chelsea.png --model dinov2-small
+    """
     from attncli import sources
     from attncli.views.common import MapSpec
     from attncli.views.maps import needs
@@ -101,7 +119,7 @@ def patches(
                                         accepts=frozenset({sources.InputKind.image}), device=device,
                                         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
                                         selection=needs(MapSpec())))
-    where = outputs(as_json=as_json, output=output or Path(f"patches-{image.stem}.png"), width=width,
+    where = outputs(as_json=as_json, output=output or (None if as_json else Path(f"patches-{image.stem}.png")), width=width,
                     file_formats=(Format.figure,), inputs=plan.inputs)
     resolved = resolve(plan)
     from attncli.families.vit import position_embeddings
@@ -120,20 +138,22 @@ def heatmap(
     layer: LayerOpt = -1,
     head: HeadOpt = None,
     fuse: FuseOpt = Fuse.mean,
-    query: Annotated[
+    token: Annotated[
         Optional[str],
-        typer.Option("--query", "-q", metavar="ROW,COL|INDEX|TOKEN",
-                     help="Whose attention: a patch as ROW,COL or its index (image; default [CLS]), or a token "
-                          "(text)."),
+        typer.Option("--token", "-t", metavar="ROW,COL|INDEX|WORD", rich_help_panel="View",
+                     help="Whose attention (the query row): a patch as ROW,COL or its index (image; default [CLS]), "
+                          "or a word or index (text)."),
     ] = None,
-    all_heads: Annotated[bool, typer.Option("--all-heads", help="One panel per head of the layer (images).")] = False,
+    query: Annotated[Optional[str], typer.Option("--query", "-q", hidden=True,
+                                                 help="The old name of --token (kept for one release).")] = None,
+    all_heads: Annotated[bool, typer.Option("--all-heads", rich_help_panel="View", help="One panel per head of the layer (images).")] = False,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", metavar="FILE", help="Figure file (.png, .svg, .pdf; default heatmap-….png) or an "
                                                "interactive page (.html).")] = None,
     terminal: Annotated[
-        bool, typer.Option("--terminal", help="Draw in the terminal instead of writing a file.")] = False,
+        bool, typer.Option("--terminal", rich_help_panel="Output", help="Draw in the terminal instead of writing a file.")] = False,
     text: Annotated[
-        Optional[str], typer.Option("--text", metavar="TEXT", help="Capture this text first (token × token matrix).")
+        Optional[str], typer.Option("--text", metavar="TEXT", rich_help_panel="Input", help="Capture this text first (token × token matrix).")
     ] = None,
     method: MethodOpt = Method.attention,
     discard_ratio: DiscardOpt = 0.0,
@@ -152,11 +172,24 @@ def heatmap(
     allow_pickle: PickleOpt = False,
     qk: QkOpt = False,
 ) -> None:
-    """Draw attention as a figure: over the image (CLS or --query patch), or a token × token matrix for text."""
+    """Draw attention as a figure: over the image (CLS or --token patch), or a token × token matrix for text.
+
+    With no INPUT it re-renders the last capture, without loading a model. Default model: google/vit-base-patch16-224
+    for images (offline: --model dinov2-small for photos, shapes for synthetic shapes), minilm for --text.
+
+    \b
+    Examples:
+      attn heatmap samples/shapes/000_star.png --model shapes --terminal
+      attn heatmap samples/chelsea.png --model dinov2-small --layer 6 -o cat.png
+      attn heatmap --text "The cat sat on the mat." --token cat --terminal
+    """
     from attncli import sources
     from attncli.methods.dispatch import check_method_options
     from attncli.views.common import MapSpec
 
+    if token is not None and query is not None:
+        raise UsageError("--query is the old name of --token", "give --token only")
+    query = token if token is not None else query
     check_method_options(method, head, discard_ratio, target_class, drop_sinks)
     if drop_sinks and text is not None:
         from attncli.views.maps import NO_TEXT_SINKS
@@ -212,7 +245,8 @@ def heatmap(
     if not (terminal or as_json or output is not None):  # the default: a figure with a name that says what it is
         where = outputs(output=_default_name(capture, view), terminal=False, width=width, inputs=plan.inputs)
     facts = getattr(view, "facts", None)
-    warn([facts.unlike_training] if facts is not None and facts.unlike_training else [])
+    if not (terminal and _table_on_terminal(as_json)):  # said once in a terminal: the grid's note says it
+        warn([facts.unlike_training] if facts is not None and facts.unlike_training else [])
     show(view, with_page(where, capture, spec, grads, label, qk=qk), resolved, save)
 
 
@@ -283,3 +317,10 @@ def _default_name(capture: "Capture", view: Any) -> Path:
     elif isinstance(view, TokenRow):
         query = f"-q{view.query}"
     return Path(f"heatmap-{stem}-L{view.layer}-{how}{query}.png")
+
+
+def _table_on_terminal(as_json: bool) -> bool:
+    """Whether the table (with its notes) goes to a terminal someone reads, so stderr need not repeat a note."""
+    import sys
+
+    return not as_json and sys.stdout.isatty()

@@ -142,7 +142,7 @@ def row_figure(view: "TokenRow") -> "Figure":
 
 def profile_figure(view: "TokenProfile") -> "Figure":
     """One token's row at every layer: layers down, tokens across."""
-    layers = [str(i) for i in range(view.rows.shape[0])]
+    layers = [str(i) for i in view.layer_numbers]
     vmax = float(view.rows.max()) or 1.0
     return _matrix(view.rows, view.labels, view.special, layers, [False] * len(layers), 0.0, vmax, view.title,
                    view.notes, "layer", _bar_label(view.method.value, rows=True))

@@ -80,9 +80,14 @@ def profile_table(profile: "TokenProfile", k: int | None = None, n_heads: int | 
     for n in range(1, k + 1):
         table.add_column(ordinal(n))
     tops = profile.top(k)
-    for layer, row in enumerate(tops):
+    for layer, row in zip(profile.layer_numbers, tops):
         table.add_row(str(layer), *(_weight_cell(profile.labels[j], w) for j, w in row))
-    return titled(heading(profile), table, Text(profile_summary(profile)))
+    lines = [Text(profile_summary(profile))]
+    if profile.heads and profile.heads_to is not None:
+        heads = ", ".join(f"layer {layer} head {head} {w:.3f}" for layer, head, w in profile.heads)
+        lines.append(Text(f'Heads that send the most from "{profile.label}" to "{profile.labels[profile.heads_to]}": '
+                          f"{heads}."))
+    return titled(heading(profile), table, *lines)
 
 
 def profile_summary(profile: "TokenProfile") -> str:
@@ -97,7 +102,7 @@ def profile_summary(profile: "TokenProfile") -> str:
     wins = np.bincount(winners, minlength=len(others))
     # Most layer wins first; ties go to the larger mean weight.
     best = max(range(len(others)), key=lambda c: (wins[c], sub[:, c].mean()))
-    layers = ", ".join(str(n) for n in np.flatnonzero(winners == best))
+    layers = ", ".join(str(profile.layer_numbers[n]) for n in np.flatnonzero(winners == best))
     return (f'Besides itself and special tokens, "{profile.label}" attends most to "{profile.labels[others[best]]}" '
             f"(token {profile.indices[others[best]]}): the top such token in {wins[best]} of {sub.shape[0]} layers "
             f"({layers}), mean weight {sub[:, best].mean():.3f}.")

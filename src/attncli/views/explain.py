@@ -115,6 +115,14 @@ class TokenProfile:
     n_heads: int | None = None
     top_k: int = 3
     pieces: list[int] = field(default_factory=list)  # a word's tokens when it was split (their rows are averaged)
+    layer_ids: list[int] = field(default_factory=list)  # the model layer of each row of rows ([]: 0, 1, 2, …)
+    heads: list[tuple[int, int, float]] = field(default_factory=list)  # (layer, head, weight) to heads_to, most first
+    heads_to: int | None = None  # position (in indices) of the word the heads send the most to
+
+    @property
+    def layer_numbers(self) -> list[int]:
+        """The model layer of each row."""
+        return self.layer_ids or list(range(self.rows.shape[0]))
 
     @property
     def where(self) -> str:
@@ -128,7 +136,8 @@ class TokenProfile:
     @property
     def title(self) -> str:
         """'What "it" (token 8) attends to, layer by layer · mean of 12 heads · model'."""
-        return (f'What "{self.label}" ({self.where}) attends to, layer by layer · '
+        which = f"at layer {self.layer_numbers[0]}" if self.rows.shape[0] == 1 else "layer by layer"
+        return (f'What "{self.label}" ({self.where}) attends to, {which} · '
                 f"{self.method_note or heads_phrase(self.head, self.fuse, self.n_heads)} · {self.model_id}")
 
     @property
@@ -156,8 +165,11 @@ class TokenProfile:
             "layers": [
                 {"layer": layer, "weights": rounded(row),
                  "top": [{"index": self.indices[j], "token": self.labels[j], "weight": round(w, 6)} for j, w in top]}
-                for layer, (row, top) in enumerate(zip(self.rows, self.top(k)))
+                for layer, row, top in zip(self.layer_numbers, self.rows, self.top(k))
             ],
+            "heads": [{"layer": layer, "head": head, "weight": round(w, 6)} for layer, head, w in self.heads],
+            "heads_to": None if self.heads_to is None else {"index": self.indices[self.heads_to],
+                                                             "token": self.labels[self.heads_to]},
         }
 
 
@@ -236,10 +248,12 @@ def find_word(capture: "Capture", query: str) -> list[int]:
 def token_profile(capture: "Capture", token: int | list[int], head: int | None = None, fuse: Fuse | str = Fuse.mean,
                   skip_special: bool = False, method: Method | str = Method.attention, discard_ratio: float = 0.0,
                   gradients: "np.ndarray | None" = None, target_label: str | None = None,
-                  top: int = 3) -> TokenProfile:
-    """One token's attention at every layer (heads fused or one head), or --method's map up to each layer.
+                  top: int = 3, layer: int | None = None) -> TokenProfile:
+    """One token's attention at every layer (or at ``layer``), heads fused or one head, or --method's map.
 
     A word of several pieces (``token`` a list) attends as the mean of its pieces' rows, so rows still sum to 1.
+    With raw attention and every head kept, the view also names the heads that send the most weight from the
+    token to the word it attends to most (besides itself and special tokens), in ``layer`` when given.
     """
     import numpy as np
 
@@ -276,16 +290,43 @@ def token_profile(capture: "Capture", token: int | list[int], head: int | None =
     from attncli.capture import word_text
 
     label = word_text(capture.tokens, pieces) if len(pieces) > 1 else capture.tokens[token]
-    return TokenProfile(token, label, rows, shown, [capture.tokens[i] for i in shown],
-                        [capture.special[i] for i in shown], head_i, Fuse(fuse).value, skip_special,
-                        capture.model_id, method, note, capture.heads_total, top, pieces)
+    slots = list(range(capture.n_layers)) if layer is None else [capture.layer_index(layer)]
+    rows = rows[slots]  # (shown layers, keys)
+    profile = TokenProfile(token, label, rows, shown, [capture.tokens[i] for i in shown],
+                           [capture.special[i] for i in shown], head_i, Fuse(fuse).value, skip_special,
+                           capture.model_id, method, note, capture.heads_total, top, pieces,
+                           [capture.layer_number(s) for s in slots])
+    best = best_other(profile)
+    if best is not None and method is Method.attention and capture.fused_heads is None:
+        key = shown[best]
+        found = []
+        for slot in slots:
+            weights = capture.attentions[slot][:, rows_at, key].mean(axis=1)  # (heads,): mean over the pieces
+            for h, w in enumerate(weights):
+                found.append((capture.layer_number(slot), capture.head_ids[h] if capture.head_ids else h, float(w)))
+        profile.heads = sorted(found, key=lambda item: -item[2])[:3]
+        profile.heads_to = best
+    return profile
+
+
+def best_other(profile: TokenProfile) -> int | None:
+    """Position (in profile.indices) of the ordinary token, not the token itself, on top in the most layers."""
+    import numpy as np
+
+    others = [j for j, i in enumerate(profile.indices) if i != profile.token and not profile.special[j]]
+    if not others:
+        return None
+    sub = profile.rows[:, others]  # (layers, other tokens)
+    wins = np.bincount(sub.argmax(axis=1), minlength=len(others))
+    # Most layer wins first; ties go to the larger mean weight.
+    return others[max(range(len(others)), key=lambda c: (wins[c], sub[:, c].mean()))]
 
 
 def profile_of(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None" = None,
-               target_label: str | None = None) -> TokenProfile:
-    """The spec's --token (spec.query) at every layer."""
+               target_label: str | None = None, layer: int | None = None) -> TokenProfile:
+    """The spec's --token (spec.query) at every layer, or at ``layer`` (explain --layer)."""
     return token_profile(capture, find_word(capture, spec.query or ""), spec.head, spec.fuse, spec.skip_special,
-                         spec.method, spec.discard_ratio, gradients, target_label, spec.top_k)
+                         spec.method, spec.discard_ratio, gradients, target_label, spec.top_k, layer)
 
 
 def needs(spec: MapSpec, layers: str | None = None, heads: str | None = None, fuse: bool = False) -> "Selection":
