@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from attncli.corpus.engine import CorpusRun
 
 SCHEMA = "attncli.corpus-stats/1"
-TABLE_STATS = ("cls", "sep", "punct", "prev", "self", "distance", "entropy")  # the terminal's columns
+TABLE_STATS = ("cls", "sep", "punct", "prev", "self", "distance")  # the terminal's columns
 DEFINITIONS = {
     "entropy": "mean over queries of the row's entropy, nats",
     "entropy_norm": "entropy over log(visible keys): 0 one key, 1 uniform",

@@ -21,7 +21,7 @@ def _cell(mean: float, half: float) -> str:
     """'0.412±0.013', '–' when undefined."""
     if not math.isfinite(mean):
         return "–"
-    digits = 1 if abs(mean) >= 10 else 3
+    digits = 1 if abs(mean) >= 1 else 2
     return f"{mean:.{digits}f}" + (f"±{half:.{digits}f}" if math.isfinite(half) else "")
 
 
@@ -35,8 +35,8 @@ def corpus_table(view: "CorpusReport", width: int = 80) -> Any:
 
     image = view.run.modality == "image"
     stats = [s for s in TABLE_STATS if not (image and s in ("sep", "punct"))]
-    table = Table(title=view.title, title_justify="left", box=None, pad_edge=False)
-    for name in ("layer", "head", "role (inputs)", *stats):
+    table = Table(title=view.title, title_justify="left", box=None, pad_edge=False, padding=(0, 1, 0, 0))
+    for name in ("layer", "head", "role (inputs)", *stats):  # input-weighted means ±95%
         table.add_column(name, justify="left" if name.startswith("role") else "right", no_wrap=True)
     freq = view.sink_frequency()
     if freq is not None:
@@ -45,7 +45,7 @@ def corpus_table(view: "CorpusReport", width: int = 80) -> Any:
     for layer in range(layers):
         for head in range(heads):
             role, share = view.role(layer, head)
-            cells = [str(layer), str(head), f"{role} ({share:.0%})"]
+            cells = [str(layer), str(head), f"{role} {share:.0%}"]
             cells += [_cell(float(view.value(s)[layer, head]), float(view.interval(s)[layer, head])) for s in stats]
             if freq is not None:
                 cells.append(f"{freq[layer, head]:.0%}")
