@@ -59,8 +59,6 @@ def stats_corpus(args: CorpusArgs, *, model: Optional[str], device: str, as_json
 
     if args.batch_size < 1 or args.workers < 1:
         raise UsageError("--batch-size and --workers must be at least 1")
-    if args.engine is Engine.ray and args.workers != 1:
-        raise UsageError("--workers is for the local engine", "with --engine ray, Ray starts the actors: use --num-cpus/--num-gpus")
     if args.engine is Engine.local and (args.address is not None):
         raise UsageError("--address is the Ray cluster's", "add --engine ray")
     corpus = open_corpus(CorpusSpec(args.path, args.field, args.column, args.limit, args.sample, args.seed,

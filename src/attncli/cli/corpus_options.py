@@ -30,7 +30,7 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", metavar="N", rich_h
 MaxTokensOpt = Annotated[Optional[int], typer.Option("--max-tokens", metavar="N", rich_help_panel=P,
                                                      help="Leave out (and count) texts longer than N tokens.")]
 WorkersOpt = Annotated[int, typer.Option("--workers", metavar="N", rich_help_panel=P,
-                                         help="Local engine: N processes, each with the model (CPU-bound runs).")]
+                                         help="N processes (local engine) or model actors (Ray), each with the model.")]
 EngineOpt = Annotated[Engine, typer.Option("--engine", metavar="local|ray", rich_help_panel=P,
                                            help='Run here, or on Ray (pip install "attncli[ray]").')]
 AddressOpt = Annotated[Optional[str], typer.Option("--address", metavar="ADDR", rich_help_panel=P,

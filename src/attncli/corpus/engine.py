@@ -74,12 +74,18 @@ def run_key(corpus: Corpus, options: RunOptions) -> dict:
 
 
 def chunks(corpus: Corpus, size: int, skip: int = 0) -> Iterator[list[tuple[int, Any]]]:
-    """Consecutive lists of ``size`` (index, item) pairs, after the first ``skip`` inputs."""
+    """Consecutive lists of ``size`` (position, item) pairs, after the first ``skip`` inputs.
+
+    An input's number is its position in the run (0-based, after blank lines, --limit or --sample), the same
+    whichever engine reads it.
+    """
     items = itertools.islice(iter(corpus), skip, None)
+    position = skip
     while True:
-        chunk = list(itertools.islice(items, size))
+        chunk = [(position + i, item) for i, (_, item) in enumerate(itertools.islice(items, size))]
         if not chunk:
             return
+        position += len(chunk)
         yield chunk
 
 
