@@ -260,3 +260,35 @@ def test_workers_give_the_same_sums_as_one_process(tiny_bert, corpus_txt):
         assert np.array_equal(a[k], b[k]), k
     assert two.model_id == one.model_id and (two.layers, two.heads) == (2, 2)
     assert not math.isnan(CorpusReport(two).value("entropy")[0, 0])
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_gives_the_uninterrupted_result(tiny_bert, tmp_path, attn):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "many.txt"
+    path.write_text("\n".join(SENTENCES * 300) + "\n")
+    args = ["stats", "--corpus", str(path), "--model", str(tiny_bert), "--json", "-b", "4"]
+    whole = attn(*args, "--checkpoint", str(tmp_path / "a.npz"))
+    assert whole.returncode == 0, whole.stderr
+    ck = tmp_path / "b.npz"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "attncli", *args, "--checkpoint", str(ck)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not ck.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert proc.poll() is None, "the run ended before it could be killed: make the corpus longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ck.exists()
+    resumed = attn(*args, "--checkpoint", str(ck))
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = json.loads(whole.stdout), json.loads(resumed.stdout)
+    assert a["heads"] == b["heads"] and a["inputs"] == b["inputs"] == len(SENTENCES) * 300
+    assert any("resumed from a checkpoint" in n for n in b["notes"])

@@ -63,6 +63,8 @@ def stats_corpus(args: CorpusArgs, *, model: Optional[str], device: str, as_json
         raise UsageError("--address is the Ray cluster's", "add --engine ray")
     corpus = open_corpus(CorpusSpec(args.path, args.field, args.column, args.limit, args.sample, args.seed,
                                     args.split))
+    if corpus.remote and args.engine is Engine.local:
+        raise UsageError(f"--corpus {args.path}: a remote path is read by Ray Data", "add --engine ray")
     if save is not None and save.suffix.lower() != ".parquet":
         raise UsageError(f"--save {save}: with --corpus the rows are saved as .parquet",
                          "give a file name ending in .parquet")

@@ -13,7 +13,8 @@ P = "Corpus (--corpus)"
 CorpusOpt = Annotated[Optional[str], typer.Option(
     "--corpus", metavar="PATH", rich_help_panel=P,
     help="Statistics over many inputs: a .txt (one per line), .jsonl, .csv, .parquet, a folder of images, or a "
-         "Hugging Face dataset (load_from_disk folder or cached name).")]
+         "Hugging Face dataset (load_from_disk folder or cached name). With it, --save FILE.parquet writes a row "
+         "per input × layer × head and --plot/-o a layers × heads grid of each statistic (docs/corpus.md).")]
 FieldOpt = Annotated[Optional[str], typer.Option("--field", metavar="NAME", rich_help_panel=P,
                                                   help=".jsonl: the field holding the text (default text).")]
 ColumnOpt = Annotated[Optional[str], typer.Option("--column", metavar="NAME", rich_help_panel=P,

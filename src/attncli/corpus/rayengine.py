@@ -122,9 +122,9 @@ def run_ray(corpus: Corpus, options: RunOptions, ray_options: RayOptions,
     size = options.chunk_size
     out = _dataset(corpus).map_batches(ChunkActor, batch_size=size, batch_format="pandas",
                                        compute=ray.data.ActorPoolStrategy(size=max(1, options.workers)),
-                         num_cpus=ray_options.num_cpus, num_gpus=ray_options.num_gpus,
-                         fn_constructor_kwargs={"options": asdict(options), "modality": corpus.modality,
-                                                "threads": int(max(1, ray_options.num_cpus))})
+                                       num_cpus=ray_options.num_cpus, num_gpus=ray_options.num_gpus,
+                                       fn_constructor_kwargs={"options": asdict(options), "modality": corpus.modality,
+                                                              "threads": int(max(1, ray_options.num_cpus))})
     total = Running()
     expected = corpus.count()
     parts = _parts_dir(options.save)

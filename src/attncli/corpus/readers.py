@@ -63,6 +63,11 @@ class Corpus:
         return n
 
     @property
+    def remote(self) -> bool:
+        """A URI (s3://, gs://, …) that only Ray Data reads."""
+        return "://" in self.spec.path
+
+    @property
     def name(self) -> str:
         """How the corpus is named in titles: its file or folder name, or the dataset name."""
         return Path(self.spec.path).name or self.spec.path
@@ -75,6 +80,11 @@ def open_corpus(spec: CorpusSpec) -> Corpus:
     for name, value in (("--limit", spec.limit), ("--sample", spec.sample)):
         if value is not None and value < 1:
             raise UsageError(f"{name} {value}: must be at least 1")
+    if "://" in spec.path:  # s3://, gs://, hdfs://: read by Ray Data on the cluster
+        fmt = TEXT_SUFFIXES.get(Path(spec.path).suffix.lower())
+        if fmt is None:
+            raise UsageError(f"--corpus {spec.path}: a remote corpus is a .txt, .jsonl, .csv or .parquet file")
+        return _checked(Corpus(spec, fmt, "text"))
     path = Path(spec.path)
     if path.is_dir():
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
@@ -118,6 +128,8 @@ def _require(module: str, what: str) -> None:
 def _raw(corpus: Corpus) -> Iterator[tuple[int, Any]]:
     """Every input of the source, in order, lazily."""
     fmt, spec = corpus.fmt, corpus.spec
+    if corpus.remote:
+        raise UsageError(f"--corpus {spec.path}: a remote path is read by Ray Data", "add --engine ray")
     if fmt == "txt":
         return _txt(Path(spec.path))
     if fmt == "jsonl":
@@ -254,6 +266,8 @@ def _dataset_items(spec: CorpusSpec, modality: str) -> Iterator[tuple[int, Any]]
 def _count(corpus: Corpus) -> int | None:
     """Inputs in the source (before --limit/--sample), counted cheaply where the format allows."""
     spec = corpus.spec
+    if corpus.remote:
+        return None
     if corpus.fmt in ("txt", "jsonl"):
         with open(spec.path, "rb") as handle:
             return sum(1 for line in handle if line.strip())
