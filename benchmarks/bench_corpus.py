@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# one cache for every process of a run: DINOv2-small's weights are converted once, not per measurement
+CACHE = os.environ.get("ATTN_CACHE_DIR") or tempfile.mkdtemp(prefix="bench-corpus-")
 
 PLAIN = r'''
 import sys, time, numpy as np, torch, unicodedata
@@ -103,8 +105,7 @@ print(rates[-1])
 
 def _python(code: str, *args: str) -> float:
     """Run code in a fresh interpreter; its last stdout line is a rate."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1",
-           "ATTN_CACHE_DIR": tempfile.mkdtemp(prefix="bench-corpus-")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1", "ATTN_CACHE_DIR": CACHE}
     out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=7200)
     if out.returncode != 0:
         raise SystemExit(out.stderr[-2000:])

@@ -121,13 +121,13 @@ class _progress:
 
     def report(self, done: int, total: Optional[int], rate: float) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, completed=done, total=total, rate=f"{rate:,.1f}/s" if rate else "")
+            self.bar.update(self.task, completed=done, total=total, rate=f"{rate:,.3g}/s" if rate else "")
             return
         now = time.monotonic()
         if now - self.last >= 10 or (total is not None and done >= total) or done == 0:
             self.last = now
             eta = f", ETA {(total - done) / rate:,.0f} s" if rate and total else ""
-            print(f"inputs: {done:,}" + (f"/{total:,}" if total else "") + (f", {rate:,.1f}/s" if rate else "")
+            print(f"inputs: {done:,}" + (f"/{total:,}" if total else "") + (f", {rate:,.3g}/s" if rate else "")
                   + eta, file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:

@@ -103,7 +103,7 @@ def corpus_figure(view: "CorpusReport") -> Any:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(view.title + "\ninput-weighted means over the corpus", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))  # room for the two-line title
     return fig
 
 
