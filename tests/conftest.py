@@ -37,6 +37,13 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     return cache
 
 
+@pytest.fixture
+def over_budget(monkeypatch):
+    """Tiny captures are far under the capture budget and keep everything; a zero budget makes a capture keep
+    only what its view reads (as a long prompt does), for tests of that path."""
+    monkeypatch.setenv("ATTN_CAPTURE_BUDGET_MB", "0")
+
+
 def run_attn(*args: str, env: dict | None = None, stdin: str | None = None,
              cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `python -m attncli ARGS` in a fresh process (the way a user runs it)."""

@@ -98,7 +98,27 @@ def test_generate_cli_outputs(cli, tiny_gpt2, tmp_path):
     assert (tmp_path / "g.png").stat().st_size > 0
     from attncli.store import last_capture_path, load_capture
 
-    kept = load_capture(last_capture_path())  # the view's rows only: one per generated token, heads fused
+    n_prompt = len(doc["prompt"]["tokens"])
+    kept = load_capture(last_capture_path())  # a small capture keeps everything: any later view works on it
+    assert kept.complete and kept.attentions.shape == (2, 2, n_prompt + 3, n_prompt + 3)
+    code, again, err = cli("generate", "--last", "--json")
+    assert code == 0 and json.loads(again)["weights"] == doc["weights"], err
+    code, _, err = cli("generate", "--last", "--head", "1")
+    assert code == 0, err
+    code, _, err = cli("heatmap", "--terminal", "--layer", "0")
+    assert code == 0, err
+
+
+def test_generate_over_the_budget_keeps_the_views_rows(cli, tiny_gpt2, monkeypatch, tmp_path):
+    """Over the capture budget only the view's rows are kept (one per generated token, heads fused), and said."""
+    from attncli.store import last_capture_path, load_capture
+
+    monkeypatch.setenv("ATTN_CAPTURE_BUDGET_MB", "0")
+    code, out, err = cli("generate", PROMPT, "--model", str(tiny_gpt2), "--max-new-tokens", "3", "--json")
+    assert code == 0, err
+    assert "ATTN_CAPTURE_BUDGET_MB=" in err and "generate" in err
+    doc = json.loads(out)
+    kept = load_capture(last_capture_path())
     n_prompt = len(doc["prompt"]["tokens"])
     assert kept.query_ids == [n_prompt - 1 + t for t in range(3)] and kept.fused_heads == "mean"
     assert kept.attentions.shape == (1, 1, 3, n_prompt + 3)

@@ -23,6 +23,9 @@ TEXT = "the cat sat on the mat"
 KINDS = ("vit", "deit", "registers", "beit")
 
 
+pytestmark = pytest.mark.usefixtures("over_budget")  # tiny captures keep only what is read, as long ones do
+
+
 def _peaked(folder: Path, kind: str) -> Path:
     """A 3-layer, 4-head classifier with large random weights, so that attention is far from uniform."""
     import transformers as t

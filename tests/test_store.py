@@ -57,6 +57,7 @@ def test_not_a_capture(tmp_path):
         save_capture(_capture(), tmp_path / "c.txt")
 
 
+@pytest.mark.usefixtures("over_budget")
 def test_explain_stores_last_capture_and_save(cli, tiny_bert, tmp_path):
     target = tmp_path / "mine.npz"
     code, _, err = cli("explain", "the cat", "--model", str(tiny_bert), "--save", str(target))
@@ -77,6 +78,7 @@ def test_save_replaces_an_existing_capture_file(cli, tiny_bert, tmp_path):
     assert load_capture(target).text == "the dog ran"
 
 
+@pytest.mark.usefixtures("over_budget")
 def test_layers_all_keeps_every_layer_and_equals_the_one_layer_capture(cli, tiny_bert, tmp_path):
     code, _, err = cli("explain", "the cat", "--model", str(tiny_bert), "--save", str(tmp_path / "one.npz"))
     assert code == 0, err
@@ -88,6 +90,7 @@ def test_layers_all_keeps_every_layer_and_equals_the_one_layer_capture(cli, tiny
     np.testing.assert_allclose(one.attentions[0], every.attentions[1], atol=1e-6)
 
 
+@pytest.mark.usefixtures("over_budget")
 def test_token_view_keeps_one_query_row(cli, tiny_bert, tmp_path):
     code, out, err = cli("explain", "the cat", "--model", str(tiny_bert), "--token", "cat", "--json",
                          "--save", str(tmp_path / "row.npz"))
@@ -142,6 +145,7 @@ def test_last_capture_keeps_to_its_budget():
     assert fit_budget(cap, 600, StoreDtype.float32) == (cap, None)
 
 
+@pytest.mark.usefixtures("over_budget")
 def test_a_view_of_fused_heads_keeps_only_the_fused_map_and_shows_the_same(cli, tiny_bert, tmp_path):
     """`explain --layer 1` (no --save, no page) keeps one map, the heads' mean; what it shows is unchanged."""
     code, fused_out, err = cli("explain", "the cat sat", "--model", str(tiny_bert), "--layer", "1", "--json")
@@ -160,6 +164,7 @@ def test_a_view_of_fused_heads_keeps_only_the_fused_map_and_shows_the_same(cli, 
     assert "max of 2 heads" in max_out and load_capture(last_capture_path()).fused_heads == "max"
 
 
+@pytest.mark.usefixtures("over_budget")
 @pytest.mark.parametrize("args, says", [
     (["heatmap", "--terminal", "--layer", "1", "--head", "0"],
      "this capture kept only the mean of its 2 heads, not head 0 (capture it again with --head 0 (or --heads all))"),
@@ -179,6 +184,7 @@ def test_a_fused_capture_refuses_views_of_single_heads(cli, tiny_bert, tmp_path,
     assert code == 0, err
 
 
+@pytest.mark.usefixtures("over_budget")
 def test_saving_or_writing_a_page_keeps_every_head(cli, tiny_bert, tmp_path):
     code, _, err = cli("explain", "the cat sat", "--model", str(tiny_bert), "--layer", "1",
                        "-o", str(tmp_path / "page.html"))

@@ -242,6 +242,11 @@ class Selection:
     rows: tuple[int, ...] | None = None
     query: str | None = None
     fuse: Fuse | None = None
+    budget: int | None = None  # bytes: a whole capture this small keeps everything (None: capture_budget())
+
+    def whole_budget(self) -> int:
+        """Float32 bytes under which a capture keeps every layer, head and row whatever the view reads."""
+        return capture_budget() if self.budget is None else self.budget
 
     def layer_numbers(self, n_layers: int) -> list[int]:
         """The selected layers as sorted 0-based numbers of a model with n_layers."""
@@ -258,10 +263,24 @@ class Selection:
                 every: bool = False) -> "Selection":
         """This selection plus more layers and heads (``every``: also layers=None, i.e. all)."""
         merged_layers = None if every or self.layers is None else tuple(self.layers) + tuple(layers or ())
-        return Selection(merged_layers, self.heads if heads is None else heads, self.rows, self.query, self.fuse)
+        return Selection(merged_layers, self.heads if heads is None else heads, self.rows, self.query, self.fuse,
+                         self.budget)
 
 
 ALL = Selection()
+CAPTURE_BUDGET_MB = 64  # covers ViT-B/16 at 224 px (22 MB), DINOv2-S and sentence-length text
+
+
+def capture_budget() -> int:
+    """Bytes under which a capture keeps everything: $ATTN_CAPTURE_BUDGET_MB megabytes, else CAPTURE_BUDGET_MB."""
+    import os
+
+    env = os.environ.get("ATTN_CAPTURE_BUDGET_MB", "").strip()
+    try:
+        return int(float(env) * (1 << 20)) if env else CAPTURE_BUDGET_MB << 20
+    except ValueError:
+        raise UsageError(f"ATTN_CAPTURE_BUDGET_MB={env} is not a number of megabytes",
+                         "e.g. ATTN_CAPTURE_BUDGET_MB=256") from None
 
 
 def parse_numbers(text: str | None, what: str) -> tuple[int, ...] | None:
@@ -282,14 +301,6 @@ def parse_numbers(text: str | None, what: str) -> tuple[int, ...] | None:
         raise UsageError(f"--{what}s {text}: not a list of {what} numbers",
                          f"e.g. --{what}s 3, --{what}s 0-5, --{what}s 1,3,-1 or --{what}s all") from None
     return tuple(numbers)
-
-
-def find_token_index(tokens: list[str], query: str) -> int:
-    """Position of a token given as an index ("8", "-1") or a token's label ("it"); ambiguous labels are refused."""
-    pieces = find_word(tokens, [False] * len(tokens), [], query)
-    if len(pieces) > 1:
-        raise UsageError(f'"{query}" is one word split into {len(pieces)} tokens', f"pick one by its index")
-    return pieces[0]
 
 
 def word_groups(special: list[bool], words: list[int | None]) -> list[list[int]]:

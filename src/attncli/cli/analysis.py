@@ -96,7 +96,7 @@ def stats(
         output_format(plot, (Format.figure,), "--plot")
         extra.append(Target(Format.figure, plot))
     where = outputs(as_json=as_json, output=output, terminal=csv != "-", width=width, inputs=plan.inputs, extra=extra)
-    resolved = resolve(select(plan, where, needs(layer, layers, heads), layers, heads))
+    resolved = resolve(select(plan, where, needs(layer, layers, heads), layers, heads, save))
     full = capture_stats(resolved.capture)
     report = full.select(layer, sort, ascending)
     show(report, with_page(where, resolved.capture), resolved, save)

@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
     debug = debugging()
+    from attncli.cli import common
+
+    common.typed[:] = ["attn", *(sys.argv[1:] if argv is None else argv)]  # for warnings that give a command
     from attncli import dinov2  # light: its heavy imports are inside functions
 
     dinov2.progress_hook = lambda message: sys.stderr.write(f"attn: {message}\n")

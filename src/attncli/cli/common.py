@@ -154,7 +154,7 @@ def show(view: Any, where: Outputs, resolved: "Resolved | None" = None, save: Pa
             path.unlink(missing_ok=True)
         raise
     if capture is not None and (resolved is None or resolved.plan.fresh):
-        lines += _store_last(capture, dtype)
+        lines += kept_note(capture) + _store_last(capture, dtype)
     warn(resolved.warnings if resolved is not None else [])
     for result in data:
         if isinstance(result, str):
@@ -164,6 +164,31 @@ def show(view: Any, where: Outputs, resolved: "Resolved | None" = None, save: Pa
             out(where.width).print(result, crop=False)  # never-wrapped lines (see render.terminal.line) stay whole
     for line in lines:
         say(line)
+
+
+typed: list[str] = []  # the command line as typed (main() sets it): warnings give it back with the fix
+
+
+def kept_note(capture: "Capture") -> list[str]:
+    """One warning when a new capture kept only part of the model (it was over the capture budget), with the
+    whole command that keeps everything."""
+    if capture.complete:
+        return []
+    import math
+    import shlex
+
+    from attncli.capture import capture_budget
+
+    parts = [f"{len(capture.layer_ids)} of {capture.total_layers} layers" if capture.layer_ids is not None else "",
+             f"{len(capture.head_ids)} of {capture.total_heads} heads" if capture.head_ids is not None else "",
+             f"the {capture.fused_heads} of the heads" if capture.fused_heads else "",
+             f"{len(capture.query_ids)} of {capture.n_tokens} query rows" if capture.query_ids is not None else ""]
+    layers, heads = capture.total_layers or capture.n_layers, capture.total_heads or capture.n_heads
+    whole = layers * heads * capture.n_tokens * capture.n_tokens * 4 / 2**20  # float32 MB of everything
+    command = shlex.join(typed) if typed else "the same command"
+    return [f"warning: this capture kept only {', '.join(p for p in parts if p)} (all of it would take "
+            f"{whole:.0f} MB, over the {capture_budget() / 2**20:.0f} MB capture budget), so other views of it "
+            f"may be refused; to keep everything: ATTN_CAPTURE_BUDGET_MB={math.ceil(whole) + 1} {command}"]
 
 
 def _store_last(capture: "Capture", dtype: Any = None) -> list[str]:
@@ -195,23 +220,31 @@ def with_page(where: Outputs, capture: "Capture", spec: Any = None, grads: Any =
     return Outputs(tuple(replace(t, view=page) if t.fmt is Format.html else t for t in where.targets), where.width)
 
 
-def keeping(where: Outputs, selection: "Selection") -> "Selection":
+def keeping(where: Outputs, selection: "Selection", save: Path | None = None) -> "Selection":
     """What a capture keeps: the view's selection, or every weight when an interactive page is among the outputs.
 
-    The page shows every layer, head and query row, and rollout.
+    The page shows every layer, head and query row, and rollout. Any capture under the capture budget keeps
+    everything; with --save (and no ATTN_CAPTURE_BUDGET_MB set) the budget is what memory allows: a saved capture
+    should answer any later view.
     """
     if any(t.fmt is Format.html for t in where.targets):
         from attncli.capture import ALL
 
         return ALL
+    if save is not None and not os.environ.get("ATTN_CAPTURE_BUDGET_MB", "").strip():
+        import psutil
+
+        from attncli.capture import capture_budget
+
+        return replace(selection, budget=max(capture_budget(), psutil.virtual_memory().available // 3))
     return selection
 
 
 def select(plan: "Plan", where: Outputs, selection: "Selection", layers: str | None = None,
-           heads: str | None = None) -> "Plan":
+           heads: str | None = None, save: Path | None = None) -> "Plan":
     """The plan keeping what its views need (see keeping); --layers/--heads on a saved capture are refused."""
     if plan.fresh:
-        return plan.selecting(keeping(where, selection))
+        return plan.selecting(keeping(where, selection, save))
     if layers is not None or heads is not None:
         raise UsageError("--layers and --heads choose what a new capture keeps; this input is a saved capture",
                          "drop them, or give the image or text again to capture it anew")

@@ -65,7 +65,7 @@ def generate(
         generation=sources.Generation(None, max_new_tokens, num_beams)))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
-    resolved = resolve(plan.selecting(keeping(where, selection)) if plan.fresh else plan)  # a page shows every weight
+    resolved = resolve(plan.selecting(keeping(where, selection, save)) if plan.fresh else plan)  # a page shows every weight
     from attncli.views.generation import generation_view
 
     view = generation_view(resolved.capture, layer, head, fuse, top_k)

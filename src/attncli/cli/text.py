@@ -72,7 +72,7 @@ def explain(
                                         max_memory=max_memory, offload_folder=offload_folder))
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, width=width, inputs=plan.inputs)
-    resolved = resolve(plan.selecting(keeping(where, plan.request.selection)))  # a page shows every weight
+    resolved = resolve(plan.selecting(keeping(where, plan.request.selection, save)))  # a page shows every weight
     grads, label = gradients(resolved, spec)
     from attncli.views.explain import TokenMatrix, TokenTable, layer_matrix, profile_of
 

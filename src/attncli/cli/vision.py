@@ -61,7 +61,7 @@ def classify(
     rows, first = [], None
     with Progress(len(paths), "classifying") as advance:
         for capture in capture_images(paths, loaded, batch_size=batch_size, top_k=top_k,
-                                      on_batch=lambda n: advance(n, None), selection=keeping(where, selection)):
+                                      on_batch=lambda n: advance(n, None), selection=keeping(where, selection, save)):
             grads = None
             if method is Method.grad_rollout:  # explains the predicted class
                 from attncli.gradcapture import gradients_for
@@ -180,7 +180,8 @@ def heatmap(
     from attncli.views.maps import needs
 
     image = plan.kind is sources.InputKind.image
-    plan = select(plan, where, needs(spec, layers, heads, image=image, all_heads=all_heads), layers, heads)
+    plan = select(plan, where, needs(spec, layers, heads, image=image, all_heads=all_heads), layers, heads,
+                  save)
     resolved = resolve(plan)
     capture = resolved.capture
     grads, label = None, None

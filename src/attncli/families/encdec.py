@@ -188,10 +188,12 @@ def keep_encoder(encoder: "np.ndarray", selection: Selection = ALL) -> tuple["np
     """The encoder self-attention a selection keeps (its layers and heads, every row) and the Capture fields.
 
     The fields (``layer_ids``, ``head_ids``, ``total_layers``, ``total_heads``) say what was kept; cross- and
-    decoder attention are always kept whole.
+    decoder attention are always kept whole, and so is an encoder under the capture budget.
     """
     n_layers, n_heads = int(encoder.shape[0]), int(encoder.shape[1])
-    layers, heads = selection.layer_numbers(n_layers), selection.head_numbers(n_heads)
+    layers, heads = selection.layer_numbers(n_layers), selection.head_numbers(n_heads)  # checked either way
+    if encoder.nbytes <= selection.whole_budget():  # small enough: every layer and head, whatever the view reads
+        layers, heads = list(range(n_layers)), None
     every = len(layers) == n_layers
     kept = encoder if every else encoder[layers]  # (L', H, S, S)
     kept = kept if heads is None else kept[:, heads]  # (L', H', S, S)

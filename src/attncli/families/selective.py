@@ -27,6 +27,7 @@ CHUNK_BYTES = 64 << 20  # float32 scores of one chunk of query rows (all heads):
 _CROSS = re.compile(r"cross|encoder_attn|EncDecAttention", re.IGNORECASE)
 _ACTIVE: "Recorder | None" = None
 _REGISTERED = False
+_SDPA: dict[str, bool] = {}  # modeling module name → whether its models may run SDPA (set when one loads)
 
 
 def register() -> str:
@@ -43,8 +44,17 @@ def register() -> str:
 
 
 def implementation(model_class: Any) -> tuple[str, str | None]:
-    """(attn_implementation to load with, a warning or None): eager for classes that bypass the interface."""
-    if getattr(model_class, "_supports_attention_backend", False):
+    """(attn_implementation to load with, a warning or None): eager for classes that bypass the interface.
+
+    Selective capture calls the model's own eager function for the layers it keeps, so a class qualifies when it
+    routes attention through the interface and its modeling file has that function. Layers not kept run SDPA
+    only where the class supports it (never SDPA for soft-capping or sinks: Gemma-2, gpt-oss).
+    """
+    import sys
+
+    modeling = sys.modules.get(model_class.__module__)
+    if getattr(model_class, "_supports_attention_backend", False) and hasattr(modeling, "eager_attention_forward"):
+        _SDPA[model_class.__module__] = bool(getattr(model_class, "_supports_sdpa", False))
         return register(), None
     return "eager", (f"{model_class.__name__} does not route attention through transformers' AttentionInterface: "
                      "every layer computes its full attention matrix (eager), which costs more on long inputs")
@@ -90,10 +100,20 @@ class Recorder:
         self.heads = selection.head_numbers(n_heads)
         self.rows = None if selection.rows is None else list(selection.rows)
         self.fuse = None if selection.fuse is None or self.heads is not None else Fuse(selection.fuse)
+        self.budget = selection.whole_budget()
+        self.whole_bytes: int | None = None  # float32 bytes of every layer, head and row: known at the first layer
         self.modules = self_attention_layers(model)
+        # One module applied at every layer (ALBERT's shared layer): its calls are the layers, in order.
+        self.calls: int | None = 0 if len(set(self.modules.values())) < n_layers else None
         self.weights: dict[int, "torch.Tensor"] = {}  # views into out
         self.out: "torch.Tensor | None" = None  # (batch, layers kept, heads kept, rows kept, key) float32 on the CPU
         self.n_layers, self.progress, self.stage = n_layers, progress, stage
+
+    def kept(self) -> dict[str, Any]:
+        """What was kept, as Capture fields."""
+        return {"layer_ids": None if len(self.layers) == self.n_layers else list(self.layers),
+                "head_ids": self.heads, "query_ids": self.rows,
+                "fused_heads": None if self.fuse is None else self.fuse.value}
 
     def __enter__(self) -> "Recorder":
         global _ACTIVE
@@ -106,12 +126,24 @@ class Recorder:
         global _ACTIVE
         _ACTIVE = None
 
-    def wants(self, module: Any) -> int | None:
-        """The layer number of a module whose weights are wanted (None: run SDPA only); reports the layer reached."""
+    def wants(self, module: Any, query: "torch.Tensor", key: "torch.Tensor") -> int | None:
+        """The layer number of a module whose weights are wanted (None: its ordinary attention only).
+
+        At the first layer the whole capture's size is known: under the budget, every layer, head and row is kept.
+        """
         layer = self.modules.get(id(module))
-        if layer is not None and self.progress is not None:
+        if layer is None:
+            return None
+        if self.calls is not None:
+            layer, self.calls = self.calls, self.calls + 1
+        if self.whole_bytes is None:
+            batch, heads, n_q = query.shape[:3]
+            self.whole_bytes = 4 * batch * self.n_layers * heads * n_q * int(key.shape[2])
+            if self.whole_bytes <= self.budget:
+                self.layers, self.heads, self.rows, self.fuse = list(range(self.n_layers)), None, None, None
+        if self.progress is not None:
             self.progress(self.stage, layer + 1, self.n_layers)
-        return layer if layer is not None and layer in self.layers and layer not in self.weights else None
+        return layer if layer in self.layers and layer not in self.weights else None
 
     def stacked(self) -> "Any":
         """(batch, layers kept, heads kept, rows kept, key) float32 numpy array, layers in selection order."""
@@ -135,63 +167,133 @@ class Recorder:
         return self.weights[layer]
 
 
-def selective_attention(module: Any, query: "torch.Tensor", key: "torch.Tensor", value: "torch.Tensor",
-                        attention_mask: "torch.Tensor | None", dropout: float = 0.0, scaling: float | None = None,
-                        is_causal: bool | None = None, position_bias: "torch.Tensor | None" = None,
-                        **kwargs: Any) -> tuple["torch.Tensor", None]:
-    """SDPA, and for a wanted layer its eager weights on the asked rows (query/key/value: (B, heads, N, d))."""
-    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+def model_eager(module: Any) -> Any:
+    """The eager attention function of the model a module belongs to (its modeling file's), or None."""
+    import sys
 
-    rec = _ACTIVE
-    layer = None if rec is None else rec.wants(module)
-    if layer is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      is_causal=is_causal, position_bias=position_bias, **kwargs)
+    return getattr(sys.modules.get(type(module).__module__), "eager_attention_forward", None)
+
+
+def _additive(mask: "torch.Tensor | None", query: "torch.Tensor", n_k: int, causal: bool,
+              offset: "torch.Tensor | None" = None) -> "torch.Tensor | None":
+    """The mask as eager attention takes it: added to the scores (0 where allowed, the dtype's min elsewhere).
+
+    The masks built for this implementation are SDPA's (boolean, or None for a plain causal or full pattern);
+    a causal pattern left implicit is made explicit for the rows ``offset`` (their query positions).
+    """
     import torch
 
-    groups = getattr(module, "num_key_value_groups", 1)
-    keys, values = repeat_kv(key, groups), repeat_kv(value, groups)  # (B, H, K, d)
+    low = torch.finfo(query.dtype).min
+    if mask is None:
+        if not causal:
+            return None
+        rows = offset if offset is not None else torch.arange(query.shape[2], device=query.device)
+        allowed = torch.arange(n_k, device=query.device)[None, :] <= rows[:, None]  # (r, K)
+        return torch.zeros(allowed.shape, dtype=query.dtype, device=query.device).masked_fill(~allowed, low)[None, None]
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=query.dtype, device=mask.device).masked_fill(~mask, low)
+    return mask
+
+
+def _rows_of(value: Any, part: "torch.Tensor", n_q: int, seen: int) -> Any:
+    """A (…, query, key) tensor argument cut to the chunk's rows and its first ``seen`` keys; others as they are."""
+    import torch
+
+    if not isinstance(value, torch.Tensor) or value.dim() < 2:
+        return value
+    if value.shape[-2] == n_q and n_q > 1:
+        value = value.index_select(-2, part.to(value.device))
+    return value[..., :seen] if value.shape[-1] >= seen else value
+
+
+def selective_attention(module: Any, query: "torch.Tensor", key: "torch.Tensor", value: "torch.Tensor",
+                        attention_mask: "torch.Tensor | None", **kwargs: Any) -> tuple["torch.Tensor", Any]:
+    """The model's own attention; for a wanted layer its eager weights on the asked rows (query: (B, heads, N, d)).
+
+    Wanted layers run the model's eager function (its modeling file's ``eager_attention_forward``: soft-capping,
+    sinks, scaling variants, position biases and grouped KV heads as the model computes them), in chunks of
+    query rows. Other layers run SDPA where the model supports it, else that same eager function.
+    """
+    rec = _ACTIVE
+    layer = None if rec is None else rec.wants(module, query, key)
+    if layer is None:
+        return _ordinary(module, query, key, value, attention_mask, kwargs)
+    import torch
+
+    eager = model_eager(module)
+
     batch, heads, n_q = query.shape[:3]
-    n_k = keys.shape[2]
+    n_k = key.shape[2]
     every_row = rec.rows is None
     rows = torch.arange(n_q, device=query.device) if every_row else torch.tensor(rec.rows, device=query.device)
-    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    causal = _causal(module, attention_mask, n_q, kwargs)
     mask = attention_mask
-    if mask is not None and mask.shape[-2] >= n_q:
+    if mask is not None and mask.shape[-2] > n_q:
         mask = mask[..., -n_q:, :]
     kept_heads = 1 if rec.fuse is not None else heads if rec.heads is None else len(rec.heads)
     kept = rec.slot(layer, batch, kept_heads, len(rows), n_k)  # on the CPU, filled chunk by chunk
     outputs = []
     step = max(1, CHUNK_BYTES // (4 * batch * heads * n_k))  # query rows per chunk: no (H, N, N) matrix at once
-    skip_future = mask is None and causal and n_q > 1  # keys after a chunk's last row are masked: never computed
+    skip_future = mask is None and causal  # keys after a chunk's last row are masked: never computed
+    call = {k: v for k, v in kwargs.items() if k != "is_causal"}
     for start in range(0, len(rows), step):
         part = rows[start:start + step]
         seen = int(part.max()) + 1 + (n_k - n_q) if skip_future else n_k  # keys any row of the chunk can see
-        scores = torch.matmul(query.index_select(2, part), keys[:, :, :seen].transpose(2, 3)) * scale  # (B, H, r, s)
-        if position_bias is not None:
-            bias = position_bias.index_select(2, part) if position_bias.shape[-2] == n_q else position_bias
-            scores = scores + bias[..., :seen]
-        if mask is not None:
-            part_mask = mask.index_select(2, part) if mask.shape[-2] == n_q else mask
-            if part_mask.dtype == torch.bool:
-                scores = scores.masked_fill(~part_mask, torch.finfo(scores.dtype).min)
-            else:
-                scores = scores + part_mask
-        elif skip_future:
-            allowed = torch.arange(seen, device=query.device)[None, :] <= (part[:, None] + (n_k - n_q))  # (r, s)
-            scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
-        weights = torch.nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)  # (B, H, r, s)
-        if every_row:  # the weights are all there: finish as eager attention does
-            outputs.append(torch.matmul(weights, values[:, :, :seen]))  # (B, H, r, d)
+        positions = part + (n_k - n_q)
+        part_mask = _additive(_rows_of(mask, part, n_q, seen), query, seen, causal, positions)
+        extra = {k: _rows_of(v, part, n_q, seen) for k, v in call.items()}
+        out, weights = eager(module, query.index_select(2, part), key[:, :, :seen], value[:, :, :seen], part_mask,
+                             **extra)  # (B, r, H, d), (B, H, r, seen)
+        if every_row:
+            outputs.append(out)
         chosen = (weights if rec.heads is None else weights[:, rec.heads]).to(torch.float32)
         rows_out = kept[:, :, start:start + len(part)]
         rows_out[..., :seen] = _fused(chosen, rec.fuse).cpu() if rec.fuse is not None else chosen.cpu()
         rows_out[..., seen:] = 0.0
     if every_row:
-        return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None  # (B, N, H, d)
-    return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                  is_causal=is_causal, position_bias=position_bias, **kwargs)
+        return torch.cat(outputs, dim=1), None  # (B, N, H, d), as eager returns it
+    return _ordinary(module, query, key, value, attention_mask, kwargs)  # every row's output, as usual
+
+
+def _ordinary(module: Any, query: "torch.Tensor", key: "torch.Tensor", value: "torch.Tensor",
+              mask: "torch.Tensor | None", kwargs: dict[str, Any]) -> tuple["torch.Tensor", Any]:
+    """A layer whose weights are not kept: SDPA where the model supports it, else the model's eager function."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    eager = model_eager(module)
+    if _sdpa_ok(type(module).__module__) or eager is None:
+        return sdpa_attention_forward(module, query, key, value, mask, **kwargs)
+    return eager(module, query, key, value, _eager_mask(module, mask, query, key, kwargs), **kwargs)
+
+
+def _sdpa_ok(name: str) -> bool:
+    """Whether the models of a modeling module may run SDPA: what its classes declare (any refusal counts)."""
+    if name not in _SDPA:
+        import sys
+
+        classes = [c for c in vars(sys.modules.get(name, sys)).values()
+                   if isinstance(c, type) and c.__module__ == name and "_supports_sdpa" in vars(c)]
+        _SDPA[name] = all(c._supports_sdpa for c in classes)
+    return _SDPA[name]
+
+
+def _causal(module: Any, mask: "torch.Tensor | None", n_q: int, kwargs: dict[str, Any]) -> bool:
+    """Whether a call with no mask is causal, decided as transformers' SDPA function decides it."""
+    flag = kwargs.get("is_causal")
+    flag = flag if flag is not None else getattr(module, "is_causal", True)
+    return bool(mask is None and flag and n_q > 1)
+
+
+def _eager_mask(module: Any, mask: "torch.Tensor | None", query: "torch.Tensor", key: "torch.Tensor",
+                kwargs: dict[str, Any]) -> "torch.Tensor | None":
+    """The SDPA-style mask of this implementation as the model's eager function takes it (every row)."""
+    import torch
+
+    n_q, n_k = query.shape[2], key.shape[2]
+    if mask is not None and mask.shape[-2] > n_q:
+        mask = mask[..., -n_q:, :]
+    positions = torch.arange(n_q, device=query.device) + (n_k - n_q)
+    return _additive(mask, query, n_k, _causal(module, mask, n_q, kwargs), positions)
 
 
 def _fused(weights: "torch.Tensor", fuse: Fuse) -> "torch.Tensor":
@@ -230,19 +332,23 @@ def capture_selected(model: Any, inputs: dict[str, Any], selection: Selection, t
             with Recorder(model, selection, n_layers, n_heads, progress, stage) as rec:
                 output = model(**inputs, **call)
             weights = rec.stacked()  # (B, L', H', R', K)
+            fields = rec.kept()
         else:
             if progress is not None:
                 progress("forward (eager attention)", None, None)
             output = model(**inputs, output_attentions=True, **call)
-            weights = stack_attentions(getattr(output, "attentions", None), item=None)[:, layers]
-            weights = weights if heads is None else weights[:, :, heads]
-            weights = weights if rows is None else weights[:, :, :, rows]
-            if fuse is not None:
-                weights = _fused(torch.from_numpy(weights).transpose(1, 2), fuse).transpose(1, 2).numpy()
-    every_layer = len(layers) == n_layers
-    fields = {"layer_ids": None if every_layer else layers, "head_ids": heads, "query_ids": rows,
-              "total_layers": n_layers, "total_heads": n_heads, "fused_heads": None if fuse is None else fuse.value}
-    return weights, fields, output
+            weights = stack_attentions(getattr(output, "attentions", None), item=None)  # (B, L, H, N, K)
+            if weights.nbytes > selection.whole_budget():  # over the budget: only what the view reads
+                weights = weights[:, layers]
+                weights = weights if heads is None else weights[:, :, heads]
+                weights = weights if rows is None else weights[:, :, :, rows]
+                if fuse is not None:
+                    weights = _fused(torch.from_numpy(weights).transpose(1, 2), fuse).transpose(1, 2).numpy()
+                fields = {"layer_ids": None if len(layers) == n_layers else layers, "head_ids": heads,
+                          "query_ids": rows, "fused_heads": None if fuse is None else fuse.value}
+            else:
+                fields = {"layer_ids": None, "head_ids": None, "query_ids": None, "fused_heads": None}
+    return weights, {**fields, "total_layers": n_layers, "total_heads": n_heads}, output
 
 
 def check_memory(inputs: dict[str, Any], layers: int, heads: int, rows: list[int] | None,

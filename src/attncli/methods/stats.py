@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Sequence
 
+from attncli.errors import UsageError
+
 if TYPE_CHECKING:
     import numpy as np
 
