@@ -8,7 +8,8 @@ the ratios are side by side on the same machine state:
   [CLS]/[SEP]/punctuation), adding them to running sums — the floor a user would write by hand;
 - ``local``: the local engine, one process (batched by length);
 - ``workers N``: the local engine with N processes (threads split between them);
-- ``ray N``: the Ray engine on a local Ray with N one-CPU actors (only with --ray; needs attncli[ray]).
+- ``ray N``: the Ray engine on a local Ray with N one-CPU actors and one more CPU for Ray Data's reading (only
+  with --ray; needs attncli[ray]).
 
 Text: N sentences made from samples/sentences.txt and the corpus given with --text-corpus (cycled to N);
 images: the photos in samples/ cycled to N files (symlinks) for DINOv2-small.
@@ -93,7 +94,7 @@ rates = []
 progress = lambda done, total, rate: rates.append(rate)
 if engine == "ray":
     import ray
-    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(num_cpus=workers + 1, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     from attncli.corpus.rayengine import RayOptions, run_ray
     result = run_ray(corpus, opts, RayOptions(num_cpus=1), progress)
     ray.shutdown()
@@ -134,6 +135,19 @@ def image_corpus(n: int, folder: Path) -> tuple[Path, Path]:
     return images, listing
 
 
+class _Rows(dict):
+    """Rates by engine, each printed as soon as it is measured (a long run shows what it has)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def __setitem__(self, name: str, rate: float) -> None:
+        super().__setitem__(name, rate)
+        plain = self.get("plain", rate)
+        print(f"{self.kind:5} {name:36} {rate:9.2f} inputs/s  {rate / plain:5.2f}× plain", flush=True)
+
+
 def measure(kind: str, n: int, model: str, args: argparse.Namespace, folder: Path) -> dict:
     """Every engine on one corpus, in fresh processes, one after the other."""
     cores = os.cpu_count() or 1
@@ -143,7 +157,8 @@ def measure(kind: str, n: int, model: str, args: argparse.Namespace, folder: Pat
     else:
         path, listing = image_corpus(n, folder)
     ck = str(folder / f"{kind}.ckpt.npz")
-    rows = {"plain": _python(PLAIN, kind, str(listing), model, str(cores))}
+    rows = _Rows(kind)
+    rows["plain"] = _python(PLAIN, kind, str(listing), model, str(cores))
     rows["local"] = _python(ENGINE, str(path), model, "1", str(cores), str(args.batch), "local", ck)
     if args.workers > 1:
         rows[f"workers {args.workers}"] = _python(ENGINE, str(path), model, str(args.workers),
@@ -175,9 +190,6 @@ def main() -> None:
             folder.mkdir()
             rows = measure(kind, n, model, args, folder)
             summary[kind] = {"n": n, "inputs_per_s": rows}
-            plain = rows["plain"]
-            for name, rate in rows.items():
-                print(f"{kind:5} {name:36} {rate:9.1f} inputs/s  {rate / plain:5.2f}× plain", flush=True)
             if f"workers {args.workers}" in rows:
                 eff = rows[f"workers {args.workers}"] / (args.workers * rows["local, same threads as one worker"])
                 summary[kind]["worker_efficiency"] = eff

@@ -114,8 +114,14 @@ def run_ray(corpus: Corpus, options: RunOptions, ray_options: RayOptions,
             progress: Progress | None = None) -> CorpusRun:
     """Stream the corpus through model actors on Ray; the same sums (to float rounding) as the local engine."""
     connect(ray_options)
+    import ray
     import ray.data
 
+    cpus = float(ray.cluster_resources().get("CPU", 0))
+    if max(1, options.workers) * ray_options.num_cpus >= cpus:  # Ray Data's read tasks would wait forever
+        raise UsageError(f"{options.workers} actors × {ray_options.num_cpus:g} CPU take all {cpus:g} CPUs of the "
+                         "Ray cluster, and Ray Data needs one more to read the inputs",
+                         "use fewer --workers or a smaller --num-cpus")
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # sums are added in input order, as the local engine adds them
     ctx.enable_progress_bars = False
