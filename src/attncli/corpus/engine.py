@@ -140,6 +140,9 @@ def run(corpus: Corpus, options: RunOptions, progress: Progress | None = None,
     started, before = time.monotonic(), resumed  # the rate counts inputs, not the model's loading
     results = _results(corpus, options, resumed, loaded)
     for items, (part, table) in results:
+        if items is None:  # the workers have loaded the model: the rate counts inputs from here
+            started = time.monotonic()
+            continue
         if table is not None:
             _write_part(parts / f"part-{meta['chunks']:06d}.parquet", table)
         total.merge(part)
@@ -184,6 +187,8 @@ def _results(corpus: Corpus, options: RunOptions, skip: int, loaded: "LoadedMode
     threads = options.threads or max(1, (os.cpu_count() or 1) // options.workers)
     ctx = multiprocessing.get_context("spawn")  # not fork: OpenMP and loaded torch state are not fork-safe
     with ctx.Pool(options.workers, initializer=_worker_init, initargs=(asdict(options), corpus.modality, threads)) as pool:
+        pool.map(_ready, range(options.workers), chunksize=1)  # every worker started, its model loaded
+        yield None, (None, None)
         window: "collections.deque" = collections.deque()  # chunks under way, oldest first: results in chunk order
         for items in chunks(corpus, options.chunk_size, skip):
             window.append((items, pool.apply_async(_worker_chunk, (items,))))
@@ -193,6 +198,10 @@ def _results(corpus: Corpus, options: RunOptions, skip: int, loaded: "LoadedMode
         while window:
             done, result = window.popleft()
             yield done, _unpack(result.get())
+
+
+def _ready(_: int) -> bool:
+    return "loaded" in _WORKER
 
 
 def _unpack(result: tuple[dict, "dict | None"]) -> tuple[Running, "dict | None"]:
