@@ -2,9 +2,9 @@
 
     python scripts/html_screenshots.py [OUT_DIR]        # default docs/
 
-Writes html-text.png (MiniLM on the quickstart sentence, token "it" selected) and html-image.png (the shapes
-ViT on samples/shapes/000_star.png, a patch selected), plus the two pages they show, and prints the page sizes
-of the issue's two budget captures (random softmaxed attention of a ViT-B/16 and a 512-token BERT-base).
+Writes html-text.png (MiniLM on the quickstart sentence, token "it" at layer 2, the lines of heads 3 and 9)
+and html-image.png (DINOv2-S on samples/chelsea.png, [CLS] at layer 9, sinks marked), plus the two pages they
+show, and prints the page sizes of the issue's two budget shapes (real attention statistics, and random noise).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from attncli.capture import Capture, capture_text
+from attncli.capture import Capture
+from attncli.sources import capture_text
 from attncli.grid import PatchGrid
-from attncli.views.interactive import interactive_view
+from attncli.views.interactive import Initial, interactive_view
 from attncli.render.html import html_document, write_html
 from attncli.sources import capture_image
 
@@ -37,18 +38,40 @@ def softmaxed(shape: tuple[int, ...], seed: int) -> np.ndarray:
     return x / x.sum(axis=-1, keepdims=True)
 
 
-def budget_sizes() -> dict[str, float]:
-    """Page sizes in MB of the two captures the issue names (a noise image for the ViT: the worst PNG)."""
+def real_like() -> dict[str, Capture]:
+    """The issue's two budget shapes filled with real attention (no ViT-B/16 or BERT-base weights offline):
+    DINOv2-S heads of two photos cropped to 197 tokens, and MiniLM heads over two 512-token texts."""
+    heads = [capture_image(f"samples/{name}.png", "dinov2-small").attentions for name in ("chelsea", "coffee")]
+    att = np.concatenate(heads, axis=1)[..., :197, :197].astype(np.float64)
+    vit = _vit(att / att.sum(-1, keepdims=True))
+    words = " ".join(open("samples/sentences.txt", encoding="utf-8").read().split())
+    texts = [capture_text((words + " ") * 20, "minilm"), capture_text((CAT + " ") * 60, "minilm")]
+    bert = np.concatenate([c.attentions[..., :512, :512] for c in texts], axis=0)
+    return {"ViT-B/16 shape, real DINOv2-S attention": vit,
+            "BERT-base 512 shape, real MiniLM attention": _bert(bert)}
+
+
+def _vit(att: np.ndarray) -> Capture:
     grid = PatchGrid(14, 14, 16, 16, 224, 224)
     labels = ["[CLS]"] + [f"({r},{c})" for r in range(14) for c in range(14)]
-    noise = np.random.default_rng(1).integers(0, 256, (224, 224, 3), dtype=np.uint8)
-    vit = Capture(softmaxed((12, 12, 197, 197), 7), labels, [True] + [False] * 196, "vit-base-patch16-224",
-                  kind="image", grid=grid, image=noise, source="noise.png")
+    noise = np.random.default_rng(1).integers(0, 256, (224, 224, 3), dtype=np.uint8)  # the worst PNG
+    return Capture(att.astype(np.float32), labels, [True] + [False] * 196, "vit-base-patch16-224", kind="image",
+                   grid=grid, image=noise, source="noise.png")
+
+
+def _bert(att: np.ndarray) -> Capture:
     words = ["[CLS]"] + [f"w{i}" for i in range(510)] + ["[SEP]"]
-    bert = Capture(softmaxed((12, 12, 512, 512), 8), words, [True] + [False] * 510 + [True], "bert-base-uncased",
+    return Capture(att.astype(np.float32), words, [True] + [False] * 510 + [True], "bert-base-uncased",
                    text=" ".join(words[1:-1]))
+
+
+def budget_sizes() -> dict[str, float]:
+    """Page sizes in MB of the issue's two budget shapes: real attention statistics, then random noise."""
+    captures = real_like()
+    captures["ViT-B/16, random softmaxed noise (worst case)"] = _vit(softmaxed((12, 12, 197, 197), 7))
+    captures["BERT-base 512, random softmaxed noise (worst case)"] = _bert(softmaxed((12, 12, 512, 512), 8))
     out = {}
-    for name, cap in (("ViT-B/16, 12×12×197×197", vit), ("BERT-base, 512 tokens, 12×12×512×512", bert)):
+    for name, cap in captures.items():
         start = time.perf_counter()
         view = interactive_view(cap)
         size = len(html_document(view).encode())
@@ -88,14 +111,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="attn-html-"))
     text = capture_text(CAT, "minilm")
     it = text.tokens.index("it")
-    text_page = write_html(interactive_view(text, methods=("attention", "rollout")), work / "text.html")
+    text_page = write_html(interactive_view(text, methods=("attention", "rollout"), initial=Initial(layer=2, query="it")),
+                           work / "text.html")
     os.chdir(ROOT)  # the page names the image as given: samples/shapes/000_star.png
-    image = capture_image("samples/shapes/000_star.png", "shapes")
-    image_page = write_html(interactive_view(image, methods=("attention", "rollout")), work / "image.html")
+    image = capture_image("samples/chelsea.png", "dinov2-small")
+    image_page = write_html(interactive_view(image, methods=("attention", "rollout"), initial=Initial(layer=9)),
+                            work / "image.html")
     shoot({
-        "html-text": (text_page, [lambda p: p.click(f"#qcol li[data-index='{it}']"),
-                                  lambda p: p.select_option("#layer", "2")]),
-        "html-image": (image_page, [lambda p: p.select_option("#layer", "5")]),
+        "html-text": (text_page, [lambda p: p.check("#heads-pick input[data-head='3']"),
+                                  lambda p: p.check("#heads-pick input[data-head='9']")]),
+        "html-image": (image_page, []),
     }, out)
     print(f"screenshots in {out}: html-text.png, html-image.png (pages in {work})")
     budget_sizes()

@@ -154,9 +154,22 @@ def build(root: Path, cli) -> dict[str, str]:
         del os.environ["ATTN_CAPTURE_BUDGET_MB"]
     assert code == 0, err
     (root / "img-map.png").unlink()
+    _one_row(caps / "image.npz")
     _broken_captures(caps, caps / "good.npz")
     _image_captures(caps, caps / "image.npz")
     for name in ("cut-weights", "junk-weights", "pickle", "zero-tokens", "missing-weights"):
         paths[name.replace("-", "_")] = models / name
     paths.update(files=files, caps=caps, img=files / "img.png", ro=root / "ro", full=root / "full")
     return {k: str(v) for k, v in paths.items()}
+
+
+def _one_row(path: Path) -> None:
+    """Cut an image capture down to [CLS]'s row (a heatmap keeps every row of its layer for the sink check; older
+    captures kept only that row, and views that need more must still refuse them)."""
+    from attncli.store import load_capture, save_capture
+
+    cap = load_capture(path)
+    cap.attentions, cap.query_ids = cap.attentions[:, :, :1].copy(), [0]
+    cut = path.with_name("one-row.npz")
+    save_capture(cap, cut)
+    cut.replace(path)

@@ -69,7 +69,7 @@ def test_real_dinov2_everywhere_a_head_free_model_makes_sense(cli, real_dinov2, 
     assert [(s["layer"], s["row"], s["col"]) for s in stats["patch_sinks"]] == [(0, 2, 8)]
     assert 0.15 < stats["patch_sinks"][0]["share"] < 0.2
     code, out, err = cli("heatmap", "--layer", "0", "--terminal")
-    assert code == 0 and "patch sink, share of all queries' attention: layer 0: (2,8) 16.7%" in out, err
+    assert code == 0 and "layer 0: (2,8) 16.7% [head 5: 99.5%]" in out, err
     code, _, err = cli("heatmap", "-o", str(tmp_path / "chelsea.html"))
     assert code == 0 and (tmp_path / "chelsea.html").stat().st_size > 10_000, err
     for command in ("classify", "evaluate"):

@@ -284,3 +284,50 @@ def test_position_embeddings_found_per_family(vit, registers, beit):
     table, _ = position_embeddings(load_image_model(str(registers), Purpose.image))
     assert table.shape == (16, 16)  # registers carry no position embedding; CLS's row is dropped
     assert position_embeddings(load_image_model(str(beit), Purpose.image)) is None
+
+
+# How the processor framed the file: resize, centre crop, what was cut -----------------------------------------
+
+def _column_ruler(width: int, height: int):
+    """An RGB image whose red channel is x // 4 and green channel x % 4 · 60: each column's x can be read back."""
+    from PIL import Image
+
+    x = np.tile(np.arange(width)[None, :], (height, 1))
+    return Image.fromarray(np.stack([x // 4, (x % 4) * 60, np.zeros_like(x)], axis=-1).astype(np.uint8))
+
+
+def test_framing_of_dinov2_preprocessing_matches_the_processor_on_a_non_square_image():
+    from transformers.models.bit.image_processing_pil_bit import BitImageProcessorPil
+
+    from attncli.dinov2 import PREPROCESSOR
+    from attncli.images import framing, framing_phrase, processed_pixels
+
+    config = {k: v for k, v in PREPROCESSOR.items() if k != "image_processor_type"}
+    processor = BitImageProcessorPil(**config)
+    frame = framing((741, 500), processor, (224, 224))
+    # Shortest edge 500 → 224: the long side 741·224/500 = 331.97, truncated to 331; the centre 224 of 331 is kept,
+    # that is 224·741/331 = 501.45 file pixels from x = 53.5·741/331 = 119.77 to 621.23.
+    assert frame == {"input": [741, 500], "resized": [331, 224], "crop": [119.77, 0.0, 621.23, 500.0],
+                     "output": [224, 224]}
+    assert framing_phrase(frame) == "741×500 → crop 501×500 → 224×224, 32% of the width cut"
+    _, [seen] = processed_pixels([_column_ruler(741, 500)], processor)  # (224, 224, 3) as the model saw it
+    x = seen[112, :, 0].astype(int) * 4  # each column's file x, to within the 4-pixel step of the red channel
+    assert abs(x[0] - 119.77) <= 6 and abs(x[-1] - 621.23) <= 6  # first and last columns: the crop's edges
+
+
+def test_framing_phrases():
+    from types import SimpleNamespace
+
+    from attncli.images import framing, framing_phrase
+
+    squash = SimpleNamespace(do_resize=True, size={"height": 64, "width": 64}, do_center_crop=False)
+    assert framing_phrase(framing((451, 300), squash, (64, 64))) == "451×300 → 64×64, aspect not kept"
+    assert framing_phrase(framing((128, 128), squash, (64, 64))) == "128×128 → 64×64"
+    assert framing_phrase(framing((64, 64), squash, (64, 64))) is None
+    tall = SimpleNamespace(do_resize=True, size={"shortest_edge": 224}, do_center_crop=True,
+                           crop_size={"height": 224, "width": 224})
+    tall_phrase = framing_phrase(framing((300, 451), tall, (224, 224)))
+    assert tall_phrase == "300×451 → crop 300×301 → 224×224, 33% of the height cut"
+    assert framing((300, 451), tall, (200, 200)) is None  # the pixels say otherwise: nothing is claimed
+    assert framing((300, 451), SimpleNamespace(crop_pct=0.875, do_resize=True, size={"shortest_edge": 224}),
+                   (224, 224)) is None

@@ -71,7 +71,8 @@ def test_at_most_k_sinks_and_they_must_add_up():
     att[0, 0] = 0.0
     att[0, 0, :, PREFIX:] = 1.0 / (keys - PREFIX)  # every patch gets 1/36 (about 1.03x uniform)
     assert patch_sinks(att, PREFIX, ROWS, COLS, ratio=1.0) == [[{"row": r, "col": c, "token": PREFIX + r * COLS + c,
-                                                                  "share": pytest.approx(1 / 36)}
+                                                                  "share": pytest.approx(1 / 36), "head": 0,
+                                                                  "head_share": pytest.approx(1 / 36)}
                                                                  for r, c in [(0, 0), (0, 1), (0, 2), (0, 3), (0, 4)]]]
     assert patch_sinks(att, PREFIX, ROWS, COLS, ratio=1.0, max_sinks=1) == [[]]  # 1/36 < 10% in total
 

@@ -80,3 +80,10 @@ def test_a_bad_budget_is_one_line(cli, monkeypatch, tiny_bert):
     code, _, err = cli("explain", CAT, "--model", str(tiny_bert))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "ATTN_CAPTURE_BUDGET_MB" in err
     assert last_capture_path().exists() == before
+
+
+@pytest.mark.parametrize("value", ["inf", "-5", "nan", "1e999", "64MB"])
+def test_a_budget_that_is_no_size_is_refused_before_the_model_loads(cli, monkeypatch, value):
+    monkeypatch.setenv("ATTN_CAPTURE_BUDGET_MB", value)
+    code, _, err = cli("explain", CAT, "--model", "no/such-model-anywhere")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "ATTN_CAPTURE_BUDGET_MB" in err, err

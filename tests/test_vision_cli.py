@@ -136,8 +136,9 @@ def test_heatmap_terminal_draws_the_grid(cli, vit, pics):
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("Layer 0 · mean of 2 heads · [CLS] → patches · ")
-    assert lines[1] == "    0  1  2  3"
-    assert [line[:2] for line in lines[2:6]] == ["0 ", "1 ", "2 ", "3 "]
+    assert lines[1] == "a.png: 56×40 → 32×32, aspect not kept"  # the processor squeezed it: said under the title
+    assert lines[2] == "    0  1  2  3"
+    assert [line[:2] for line in lines[3:7]] == ["0 ", "1 ", "2 ", "3 "]
     assert "top patches (row,col):" in out
 
 

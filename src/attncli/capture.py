@@ -85,6 +85,7 @@ class Capture:
     decoding: dict[str, Any] = field(default_factory=dict)
     model_path: str | None = None  # absolute folder (or hub id) the model was loaded from: grad-rollout reloads it
     input_size: tuple[int, int] | None = None  # (width, height) of the image file before preprocessing
+    framing: dict | None = None  # image: how the processor resized and cropped the file (attncli.images.framing)
     layer_ids: list[int] | None = None  # model layer of each stored layer (None: every layer, in order)
     head_ids: list[int] | None = None  # model head of each stored head (None: every head)
     query_ids: list[int] | None = None  # token position of each stored query row (None: every token)
@@ -276,11 +277,16 @@ def capture_budget() -> int:
     import os
 
     env = os.environ.get("ATTN_CAPTURE_BUDGET_MB", "").strip()
+    if not env:
+        return CAPTURE_BUDGET_MB << 20
     try:
-        return int(float(env) * (1 << 20)) if env else CAPTURE_BUDGET_MB << 20
+        megabytes = float(env)
+        if not 0 <= megabytes < 2**40:  # negative, NaN or infinite
+            raise ValueError(env)
     except ValueError:
-        raise UsageError(f"ATTN_CAPTURE_BUDGET_MB={env} is not a number of megabytes",
-                         "e.g. ATTN_CAPTURE_BUDGET_MB=256") from None
+        raise UsageError(f"ATTN_CAPTURE_BUDGET_MB={env} is not a number of megabytes (0 or more)",
+                         "e.g. ATTN_CAPTURE_BUDGET_MB=256, or unset it for the default 64") from None
+    return int(megabytes * (1 << 20))
 
 
 def parse_numbers(text: str | None, what: str) -> tuple[int, ...] | None:

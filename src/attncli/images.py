@@ -169,6 +169,83 @@ def processed_pixels(images: Sequence["Image.Image"], processor: Any) -> tuple[A
     return pixel_values, [seen_image(a, processor) for a in arr]
 
 
+def framing(input_size: tuple[int, int], processor: Any, output_size: tuple[int, int]) -> dict | None:
+    """How the processor framed a (width, height) file into the (width, height) it output; None when not known.
+
+    Follows the processors that resize (to a shortest edge, or to a fixed height × width) and then maybe crop the
+    centre (ViT, DeiT, BEiT, DINOv2, CLIP). Returns ``{"input": [w, h], "resized": [w, h], "crop": [left, top,
+    right, bottom], "output": [w, h]}``: ``crop`` is the part of the file that was kept, in the file's pixels
+    (fractions where the resize was not whole); ``resized`` is the size before the crop. Processors with other
+    steps (crop_pct, longest_edge, padding) give None: nothing is claimed about them.
+    """
+    w, h = (int(v) for v in input_size)
+    out_w, out_h = (int(v) for v in output_size)
+    if w <= 0 or h <= 0:
+        return None
+    if getattr(processor, "crop_pct", None) is not None or getattr(processor, "do_pad", False):
+        return None
+    size = _size_dict(getattr(processor, "size", None)) if getattr(processor, "do_resize", False) else {}
+    if size is None:
+        return None
+    if size.get("shortest_edge") and not size.get("height"):
+        short = int(size["shortest_edge"])
+        # transformers' get_resize_output_image_size(default_to_square=False): the long side is truncated.
+        rw, rh = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+    elif size.get("height") and size.get("width") and not size.get("shortest_edge"):
+        rw, rh = int(size["width"]), int(size["height"])
+    elif not size:
+        rw, rh = w, h
+    else:
+        return None
+    cw, ch = rw, rh
+    if getattr(processor, "do_center_crop", False):
+        crop = _size_dict(getattr(processor, "crop_size", None))
+        if not crop or not crop.get("height") or not crop.get("width"):
+            return None
+        cw, ch = min(int(crop["width"]), rw), min(int(crop["height"]), rh)
+    if (cw, ch) != (out_w, out_h):
+        return None  # the pixels say otherwise: claim nothing
+    sx, sy = w / rw, h / rh  # file pixels per resized pixel
+    left, top = (rw - cw) / 2, (rh - ch) / 2  # centred; off by at most half a resized pixel from the processor's
+    return {"input": [w, h], "resized": [rw, rh],
+            "crop": [round(left * sx, 2), round(top * sy, 2), round((left + cw) * sx, 2), round((top + ch) * sy, 2)],
+            "output": [out_w, out_h]}
+
+
+def framing_phrase(frame: dict | None) -> str | None:
+    """In words: '741×500 → crop 501×500 → 224×224, 32% of the width cut', '451×300 → 224×224, aspect not kept'.
+
+    None when the file went in at its own size, or when the framing is not known.
+    """
+    if not frame:
+        return None
+    (w, h), (rw, rh), (left, top, right, bottom), (ow, oh) = (frame["input"], frame["resized"], frame["crop"],
+                                                             frame["output"])
+    if (w, h) == (ow, oh):
+        return None
+    cut_w, cut_h = 1 - (right - left) / w, 1 - (bottom - top) / h
+    if cut_w <= 0 and cut_h <= 0:
+        aspect = "" if abs(w / h - ow / oh) < 0.01 else ", aspect not kept"
+        return f"{w}×{h} → {ow}×{oh}{aspect}"
+    cuts = [f"{cut:.0%} of the {side} cut" for cut, side in ((cut_w, "width"), (cut_h, "height")) if cut > 0]
+    return f"{w}×{h} → crop {round(right - left)}×{round(bottom - top)} → {ow}×{oh}, " + " and ".join(cuts)
+
+
+def _size_dict(value: Any) -> dict | None:
+    """A processor's size/crop_size (dict, SizeDict or int) as a plain dict of the keys that are set."""
+    if value is None:
+        return {}
+    if isinstance(value, int):
+        return {"height": value, "width": value}
+    items = value.items() if isinstance(value, dict) else vars(value).items() if hasattr(value, "__dict__") else None
+    if items is None:
+        keys = ("height", "width", "shortest_edge", "longest_edge", "max_height", "max_width")
+        items = ((k, getattr(value, k, None)) for k in keys)
+    known = {"height", "width", "shortest_edge"}
+    out = {k: v for k, v in items if v is not None}
+    return out if set(out) <= known else None
+
+
 def seen_image(pixels: "np.ndarray", processor: Any) -> "np.ndarray":
     """(C, H, W) processed pixels → (H, W, 3) uint8 by undoing the processor's normalise and rescale steps."""
     import numpy as np

@@ -73,6 +73,7 @@ def stats(
                             model=model, device=device.value, as_json=as_json, plot=plot, output=output, save=save,
                             width=width)
     from attncli import sources
+    from attncli.views.common import MapSpec
     from attncli.views.stats import COLUMNS, capture_stats, needs
 
     if sort is not None and sort not in COLUMNS:
@@ -99,7 +100,8 @@ def stats(
     resolved = resolve(select(plan, where, needs(layer, layers, heads), layers, heads, save))
     full = capture_stats(resolved.capture)
     report = full.select(layer, sort, ascending)
-    show(report, with_page(where, resolved.capture), resolved, save)
+    show(report, with_page(where, resolved.capture, MapSpec(layer=-1 if layer is None else layer), stats=full),
+         resolved, save)
 
 
 def parse_methods(value: str) -> "list":

@@ -186,9 +186,16 @@ def kept_note(capture: "Capture") -> list[str]:
     layers, heads = capture.total_layers or capture.n_layers, capture.total_heads or capture.n_heads
     whole = layers * heads * capture.n_tokens * capture.n_tokens * 4 / 2**20  # float32 MB of everything
     command = shlex.join(typed) if typed else "the same command"
+    if "-" in typed[1:] or not typed:
+        command += " (with the same input)"
     return [f"warning: this capture kept only {', '.join(p for p in parts if p)} (all of it would take "
-            f"{whole:.0f} MB, over the {capture_budget() / 2**20:.0f} MB capture budget), so other views of it "
+            f"{_mb(whole)}, over the {_mb(capture_budget() / 2**20)} capture budget), so other views of it "
             f"may be refused; to keep everything: ATTN_CAPTURE_BUDGET_MB={math.ceil(whole) + 1} {command}"]
+
+
+def _mb(megabytes: float) -> str:
+    """'66 MB', '0.3 MB', '0 MB'."""
+    return f"{megabytes:.0f} MB" if megabytes >= 10 or megabytes == 0 else f"{megabytes:.1g} MB"
 
 
 def _store_last(capture: "Capture", dtype: Any = None) -> list[str]:
@@ -205,17 +212,30 @@ def _store_last(capture: "Capture", dtype: Any = None) -> list[str]:
 
 
 def with_page(where: Outputs, capture: "Capture", spec: Any = None, grads: Any = None,
-              label: str | None = None) -> Outputs:
-    """Give an HTML target its interactive view of the capture (built only when a page is asked for)."""
+              label: str | None = None, stats: Any = None) -> Outputs:
+    """Give an HTML target its interactive view of the capture (built only when a page is asked for).
+
+    The page opens on what the command asked for (spec: layer, head or fusion, method, query, skip-special,
+    scale); rollout comes along when the capture allows it, without a word; ``stats`` (a StatsReport) adds
+    the statistics table.
+    """
     if not any(t.fmt is Format.html for t in where.targets):
         return where
     from attncli.choices import Method
-    from attncli.views.interactive import interactive_view
+    from attncli.views.interactive import Initial, interactive_view
 
-    method = getattr(spec, "method", Method.attention)
-    methods = [Method.attention, Method.rollout] + ([method] if method in (Method.flow, Method.grad_rollout) else [])
+    method = Method(getattr(spec, "method", Method.attention))
+    methods = [method, Method.attention]
+    whole = capture.cross_attentions is None and capture.layer_ids is None and capture.fused_heads is None
+    if whole and method is not Method.rollout:
+        methods.append(Method.rollout)  # free to add: the page can switch to it
+    table = None
+    if stats is not None:  # the whole table (every head), whatever --layer/--sort chose for the terminal
+        from attncli.views.stats import COLUMNS
+
+        table = dict(stats.to_dict(), columns=list(COLUMNS), notes=list(stats.notes))
     page = interactive_view(capture, methods=methods, gradients=grads, target_label=label,
-                            discard_ratio=getattr(spec, "discard_ratio", 0.0))
+                            discard_ratio=getattr(spec, "discard_ratio", 0.0), initial=Initial.of(spec), stats=table)
     warn([w for w in page.warnings if w not in capture.warnings])
     return Outputs(tuple(replace(t, view=page) if t.fmt is Format.html else t for t in where.targets), where.width)
 
@@ -227,14 +247,13 @@ def keeping(where: Outputs, selection: "Selection", save: Path | None = None) ->
     everything; with --save (and no ATTN_CAPTURE_BUDGET_MB set) the budget is what memory allows: a saved capture
     should answer any later view.
     """
-    if any(t.fmt is Format.html for t in where.targets):
-        from attncli.capture import ALL
+    from attncli.capture import ALL, capture_budget
 
+    capture_budget()  # a bad ATTN_CAPTURE_BUDGET_MB is refused before any model loads
+    if any(t.fmt is Format.html for t in where.targets):
         return ALL
     if save is not None and not os.environ.get("ATTN_CAPTURE_BUDGET_MB", "").strip():
         import psutil
-
-        from attncli.capture import capture_budget
 
         return replace(selection, budget=max(capture_budget(), psutil.virtual_memory().available // 3))
     return selection

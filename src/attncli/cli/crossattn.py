@@ -9,6 +9,7 @@ import typer
 
 from attncli.choices import Device, Fuse, Purpose
 from attncli.cli.common import check_save_path, outputs, show, with_page
+from attncli.views.common import MapSpec
 from attncli.cli.options import (DeviceOpt, FuseOpt, HeadOpt, JsonOpt, OutOpt, PickleOpt, SaveOpt, TrustOpt,
                                  WidthOpt)
 from attncli.errors import UsageError
@@ -100,7 +101,8 @@ def align(
     from attncli.views.cross import align_view
 
     view = align_view(resolved.capture, layer, head, fuse, skip_special)
-    show(view, with_page(where, resolved.capture), resolved, save)
+    spec = MapSpec(layer=layer, head=head, fuse=fuse, skip_special=skip_special)
+    show(view, with_page(where, resolved.capture, spec), resolved, save)
 
 
 def caption(
@@ -145,4 +147,5 @@ def caption(
     from attncli.views.cross import caption_view
 
     view = caption_view(resolved.capture, layer, head, fuse, skip_special, top_k)
-    show(view, with_page(where, resolved.capture), resolved, save)
+    spec = MapSpec(layer=layer, head=head, fuse=fuse, skip_special=skip_special)
+    show(view, with_page(where, resolved.capture, spec), resolved, save)

@@ -65,6 +65,10 @@ DiscardOpt = Annotated[
     float, typer.Option("--discard-ratio", metavar="R", callback=finite, help="rollout: zero this fraction of the lowest weights per "
                                                              "layer (never the CLS column), as vit-explain does.")
 ]
+DropSinksOpt = Annotated[
+    bool, typer.Option("--drop-sinks", help="rollout/flow on an image: remove each layer's patch sinks (see attn "
+                                            "stats) and renormalise its rows before the product of layers.")
+]
 TargetOpt = Annotated[
     Optional[str], typer.Option("--target", metavar="CLASS", help="grad-rollout: the class to explain, a label or "
                                                                    "index (default: the prediction).")
@@ -91,7 +95,8 @@ LayersOpt = Annotated[
     Optional[str], typer.Option("--layers", metavar="N|A-B|all",
                                 help="Also keep these layers' weights in the capture (e.g. 3, 0-5, 1,3,-1); all "
                                      "keeps every layer and query row (explain --token: that token's rows). "
-                                     "Default: only what the view needs; other layers run fused SDPA.")
+                                     "Default: everything when the whole capture is under ATTN_CAPTURE_BUDGET_MB "
+                                     "(64 MB), else only what the view needs (other layers run fused SDPA).")
 ]
 HeadsOpt = Annotated[
     Optional[str], typer.Option("--heads", metavar="N|A-B|all",

@@ -10,9 +10,9 @@ import typer
 from attncli.choices import Device, Format, Fuse, Kind, Method, Purpose
 from attncli.cli.common import (Progress, check_save_path, gradients, keeping, outputs, resolve, say, select, show,
                                 warn, with_page)
-from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, HeadsOpt, JsonOpt, LayerOpt, LayersOpt,
-                                 MethodOpt, ModelOpt, OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt,
-                                 TrustOpt, WidthOpt)
+from attncli.cli.options import (DeviceOpt, DiscardOpt, DropSinksOpt, FuseOpt, HeadOpt, HeadsOpt, JsonOpt, LayerOpt,
+                                 LayersOpt, MethodOpt, ModelOpt, OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt,
+                                 TargetOpt, TrustOpt, WidthOpt)
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ def classify(
                                             help="Images per forward pass.")] = 8,
     method: MethodOpt = Method.attention,
     discard_ratio: DiscardOpt = 0.0,
+    drop_sinks: DropSinksOpt = False,
     output: OutOpt = None,
     as_json: JsonOpt = False,
     width: WidthOpt = None,
@@ -45,8 +46,8 @@ def classify(
     from attncli.views.classify import needs
     from attncli.views.common import MapSpec
 
-    check_method_options(method, None, discard_ratio)
-    spec = MapSpec(method=method, discard_ratio=discard_ratio)
+    check_method_options(method, None, discard_ratio, drop_sinks=drop_sinks)
+    spec = MapSpec(method=method, discard_ratio=discard_ratio, drop_sinks=drop_sinks)
     selection = needs(spec, layers, heads)
     paths = sources.image_files(images)
     check_save_path(save, paths)
@@ -136,6 +137,7 @@ def heatmap(
     ] = None,
     method: MethodOpt = Method.attention,
     discard_ratio: DiscardOpt = 0.0,
+    drop_sinks: DropSinksOpt = False,
     target_class: TargetOpt = None,
     scale: ScaleOpt = None,
     skip_special: SkipSpecialOpt = False,
@@ -154,7 +156,11 @@ def heatmap(
     from attncli.methods.dispatch import check_method_options
     from attncli.views.common import MapSpec
 
-    check_method_options(method, head, discard_ratio, target_class)
+    check_method_options(method, head, discard_ratio, target_class, drop_sinks)
+    if drop_sinks and text is not None:
+        from attncli.views.maps import NO_TEXT_SINKS
+
+        raise UsageError(NO_TEXT_SINKS, "drop --drop-sinks")
     if all_heads and method is not Method.attention:
         raise UsageError(f"--all-heads shows each head of one layer; {method.value} combines the heads",
                          "drop --all-heads, or use --method attention")
@@ -176,7 +182,7 @@ def heatmap(
     check_save_path(save, plan.inputs)
     where = outputs(as_json=as_json, output=output, terminal=terminal, width=width, inputs=plan.inputs)
     spec = MapSpec(method=method, layer=layer, head=head, fuse=fuse, query=query, skip_special=skip_special,
-                   discard_ratio=discard_ratio, scale=scale, target=target_class)
+                   discard_ratio=discard_ratio, scale=scale, target=target_class, drop_sinks=drop_sinks)
     from attncli.views.maps import needs
 
     image = plan.kind is sources.InputKind.image
@@ -255,7 +261,7 @@ def _default_name(capture: "Capture", view: Any) -> Path:
     if isinstance(view, HeadPanels):
         how = "heads"
     elif view.method is not Method.attention:
-        how = f"{view.method.value}-{view.fuse}"
+        how = f"{view.method.value}-{view.fuse}" + ("-dropsinks" if getattr(view, "drop_sinks", False) else "")
     else:
         how = f"h{view.head}" if view.head is not None else view.fuse
     query = ""

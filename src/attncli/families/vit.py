@@ -98,15 +98,18 @@ class Preprocessed:
     pixel_values: Any  # torch.Tensor (batch, channels, height, width)
     images: list["np.ndarray"]  # per image (height, width, 3) uint8, normalisation undone
     grid: PatchGrid
+    framings: list[dict | None] | None = None  # per image: resize and centre crop (attncli.images.framing)
 
 
 def preprocess(images: Sequence["Image.Image"], processor: Any, config: Any) -> Preprocessed:
     """Run the model's own image processor; the grid follows from the pixels it produces."""
-    from attncli.images import processed_pixels
+    from attncli.images import framing, processed_pixels
 
     pixel_values, seen = processed_pixels(images, processor)
-    grid = grid_from_config(config, (int(pixel_values.shape[-2]), int(pixel_values.shape[-1])))
-    return Preprocessed(pixel_values=pixel_values, images=seen, grid=grid)
+    height, width = int(pixel_values.shape[-2]), int(pixel_values.shape[-1])
+    grid = grid_from_config(config, (height, width))
+    framings = [framing(im.size, processor, (width, height)) for im in images]
+    return Preprocessed(pixel_values=pixel_values, images=seen, grid=grid, framings=framings)
 
 
 def predictions_from_logits(logits: "np.ndarray", config: Any, k: int) -> list[list[Prediction]]:
@@ -203,6 +206,7 @@ def _run_batch(loaded: "LoadedModel", chunk: list, prepared: "Preprocessed", siz
             source=str(Path(path).resolve()),
             predictions=preds[i],
             input_size=sizes[i],
+            framing=prepared.framings[i] if prepared.framings else None,
             warnings=list(loaded.warnings),
             **kept,
         )

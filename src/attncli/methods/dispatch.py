@@ -26,9 +26,13 @@ STOCHASTIC = {Method.attention, Method.rollout, Method.flow}
 
 
 def check_method_options(method: Method | str, head: int | None = None, discard_ratio: float = 0.0,
-                         target: str | None = None) -> Method:
+                         target: str | None = None, drop_sinks: bool = False) -> Method:
     """Refuse option combinations that mean nothing for the method, before any work."""
     method = Method(method)
+    if drop_sinks and method not in (Method.rollout, Method.flow):
+        raise UsageError(f"--drop-sinks removes patch sinks before rollout or flow combines the layers; "
+                         f"--method {method.value} does not combine them (its map marks the sinks either way)",
+                         "use --method rollout or flow, or drop --drop-sinks")
     if head is not None and method is not Method.attention:
         raise UsageError(f"--head picks one head of one layer; {method.value} combines the heads of every layer "
                          "up to --layer", "drop --head (use --fuse to choose how heads combine)")
@@ -53,24 +57,26 @@ def method_rows(
     gradients: "np.ndarray | None" = None,
     protect: Sequence[int] = (0,),
     progress: Callable[[int, int], None] | None = None,
+    drop: Sequence[Sequence[int]] | None = None,
 ) -> "np.ndarray":
     """(len(queries), key) rows of the method's matrix at ``layer`` (all rows when queries is None).
 
-    ``protect`` names the columns rollout's discarding never touches (the prefix tokens: CLS and the like).
+    ``protect`` names the columns rollout's discarding never touches (the prefix tokens: CLS and the like);
+    ``drop[l]`` the token columns rollout and flow remove from layer ``l`` (--drop-sinks).
     """
-    method = check_method_options(method, head, discard_ratio)
+    method = check_method_options(method, head, discard_ratio, drop_sinks=drop is not None)
     n = attentions.shape[-1]
     rows = None if queries is None else [resolve_index(q, n, "token", "the input") for q in queries]
     if method is Method.flow:
         from attncli.methods.flow import attention_flow
 
-        return attention_flow(attentions, layer, fuse, rows, progress=progress)
+        return attention_flow(attentions, layer, fuse, rows, progress=progress, drop=drop)
     if method is Method.attention:
         matrix = layer_map(attentions, layer, head, fuse)  # (Q, K)
     elif method is Method.rollout:
         from attncli.methods.rollout import rollout
 
-        matrix = rollout(attentions, layer, fuse, discard_ratio, protect)
+        matrix = rollout(attentions, layer, fuse, discard_ratio, protect, drop)
     else:
         if gradients is None:
             raise UsageError("grad-rollout needs the attention gradients of a classifier",
@@ -82,7 +88,7 @@ def method_rows(
 
 
 def describe(method: Method | str, layer: int | None, head: int | None, fuse: str, n_heads: int,
-             discard_ratio: float = 0.0, target: str | None = None) -> str:
+             discard_ratio: float = 0.0, target: str | None = None, drop_sinks: bool = False) -> str:
     """How a map was made, for titles: 'rollout of layers 0–5 (mean)', … (layer None: up to each layer)."""
     method = Method(method)
     if method is Method.attention:
@@ -90,8 +96,8 @@ def describe(method: Method | str, layer: int | None, head: int | None, fuse: st
         return how if layer is None else f"layer {layer} · {how}"
     span = "layers 0 to each layer" if layer is None else ("layer 0" if layer == 0 else f"layers 0–{layer}")
     if method is Method.rollout:
-        extra = f", discard {discard_ratio:g}" if discard_ratio else ""
+        extra = (f", discard {discard_ratio:g}" if discard_ratio else "") + (", sinks dropped" if drop_sinks else "")
         return f"rollout of {span} ({fuse}{extra})"
     if method is Method.flow:
-        return f"attention flow through {span} ({fuse})"
+        return f"attention flow through {span} ({fuse}{', sinks dropped' if drop_sinks else ''})"
     return f"gradient rollout of {span}" + (f" for {target}" if target else "")

@@ -16,6 +16,9 @@ most SCALE + n/2, far below the int32 limit the solver uses.
 Cost: one max-flow per (query, key) pair on a graph of ``layers · n²`` edges, solved with scipy's Dinic
 implementation. Work is estimated as ``queries · n · layers · n²``; above ``MAX_WORK`` the computation is
 refused with a hint (ask for fewer queries — the heatmap needs one row — or use rollout).
+
+``drop`` (``--drop-sinks``) removes token columns per layer before the graph is built, exactly as in rollout
+(``methods.rollout.dropped``): those edges get no capacity, and each row's other edges are renormalised.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from attncli.choices import Fuse
 from attncli.errors import NotSupportedError, UsageError
 from attncli.methods.heads import resolve_index
-from attncli.methods.rollout import fused_layers, residual_step
+from attncli.methods.rollout import dropped, fused_layers, residual_step
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,10 +72,12 @@ def attention_flow(
     queries: Sequence[int] | None = None,
     max_work: float = MAX_WORK,
     progress: Callable[[int, int], None] | None = None,
+    drop: "Sequence[Sequence[int]] | None" = None,
 ) -> "np.ndarray":
     """(len(queries), key) flow from the input to each query token at ``layer``; rows sum to 1.
 
-    ``queries`` default to every token. ``progress(done, total)`` is called after each query row.
+    ``queries`` default to every token. ``progress(done, total)`` is called after each query row. ``drop[l]``:
+    token columns removed from layer ``l`` (see the module docstring).
     """
     import numpy as np
     from scipy.sparse.csgraph import maximum_flow
@@ -89,7 +94,8 @@ def attention_flow(
             f"{layer_i + 1} layers is too large to solve exactly here (work {work:.2g} > limit {max_work:.2g})",
             "use --method rollout, an earlier --layer, or a shorter input",
         )
-    fused = fused_layers(attentions[: layer_i + 1], fuse)  # (L, Q, K)
+    kept = None if drop is None else drop[: layer_i + 1]
+    fused = dropped(fused_layers(attentions[: layer_i + 1], fuse), kept)  # (L, Q, K)
     steps = np.stack([residual_step(m) for m in fused])  # (L, Q, K), rows sum to 1
     graph = layer_graph(steps)
     top = (layer_i + 1) * n

@@ -9,6 +9,12 @@ result says how much of output token ``i`` at layer ``l`` comes from each input 
 ``discard_ratio`` follows vit-explain: before adding the identity, the lowest-weighted entries of the fused
 matrix are set to zero. Unlike vit-explain (which only spares the single entry [CLS, CLS]), the whole
 columns listed in ``protect`` (by default the first token, CLS) are never discarded.
+
+``drop`` (``--drop-sinks``) names, per layer, token columns to remove before the product: in that layer's fused
+matrix those columns are set to 0 and every row is renormalised to sum to 1 again (``methods.sinks.drop_columns``),
+then discarding and the residual step follow as usual. With the columns of each layer's patch sinks
+(``methods.sinks.sink_columns``) the rollout no longer routes attention through them; their own tokens still pass
+their value up through the residual identity, so a sink patch keeps a small weight.
 """
 
 from __future__ import annotations
@@ -59,16 +65,33 @@ def fused_layers(attentions: "np.ndarray", fuse: Fuse | str = Fuse.mean) -> "np.
     return np.stack([fuse_heads(layer, fuse) for layer in attentions]).astype(np.float64)
 
 
+def dropped(fused: "np.ndarray", drop: "Sequence[Sequence[int]] | None") -> "np.ndarray":
+    """(layers, Q, K) fused matrices with each layer's ``drop`` columns removed and rows renormalised."""
+    import numpy as np
+
+    if drop is None:
+        return fused
+    if len(drop) < fused.shape[0]:
+        raise UsageError(f"drop names columns for {len(drop)} layers, the attention has {fused.shape[0]}")
+    from attncli.methods.sinks import drop_columns
+
+    return np.stack([drop_columns(m, cols) for m, cols in zip(fused, drop)])
+
+
 def rollout_layers(
     attentions: "np.ndarray",
     fuse: Fuse | str = Fuse.mean,
     discard_ratio: float = 0.0,
     protect: Sequence[int] = (0,),
+    drop: "Sequence[Sequence[int]] | None" = None,
 ) -> "np.ndarray":
-    """Rollout after every layer: ``out[l]`` is the rollout from the input up to layer ``l``, (layers, Q, K)."""
+    """Rollout after every layer: ``out[l]`` is the rollout from the input up to layer ``l``, (layers, Q, K).
+
+    ``drop[l]``: token columns removed from layer ``l`` before the product (the module docstring says how).
+    """
     import numpy as np
 
-    fused = fused_layers(attentions, fuse)  # (L, Q, K), float64 so long products do not drift
+    fused = dropped(fused_layers(attentions, fuse), drop)  # (L, Q, K), float64 so long products do not drift
     n = fused.shape[-1]
     result = np.eye(n)
     steps = []
@@ -85,7 +108,9 @@ def rollout(
     fuse: Fuse | str = Fuse.mean,
     discard_ratio: float = 0.0,
     protect: Sequence[int] = (0,),
+    drop: "Sequence[Sequence[int]] | None" = None,
 ) -> "np.ndarray":
     """(query, key) rollout from the input up to ``layer`` (0-based, -1 the last); rows sum to 1."""
     layer_i = resolve_index(layer, attentions.shape[0], "layer")
-    return rollout_layers(attentions[: layer_i + 1], fuse, discard_ratio, protect)[-1]
+    kept = None if drop is None else drop[: layer_i + 1]
+    return rollout_layers(attentions[: layer_i + 1], fuse, discard_ratio, protect, kept)[-1]

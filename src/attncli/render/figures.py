@@ -181,17 +181,31 @@ def map_caption(amap: "PatchMap | HeadPanels") -> str:
     return line
 
 
-def map_heading(amap: "PatchMap | HeadPanels") -> str:
-    """The title, the caption and the view's notes (patch sinks), one per line, each printable."""
-    return "\n".join(printable(line) for line in [amap.title, map_caption(amap), *amap.notes])
+HEADING_CHARS = 130  # characters per heading line of a map figure (10 pt on a 9.6 in figure)
+
+
+def map_heading(amap: "PatchMap | HeadPanels", wrap: bool = True) -> str:
+    """The title, the caption, how the file was resized or cropped, the view's notes (patch sinks), one per line.
+
+    ``wrap``: lines longer than HEADING_CHARS are broken at spaces (the Pillow PNG wraps by pixels instead).
+    """
+    import textwrap
+
+    framing = [f"{amap.facts.name}: {amap.facts.cropped}"] if amap.facts.cropped else []
+    lines = [amap.title, map_caption(amap), *framing, *amap.notes]
+    pieces = [piece for line in lines for piece in (textwrap.wrap(line, HEADING_CHARS) or [""])] if wrap else lines
+    return "\n".join(printable(piece) for piece in pieces)
 
 
 def overlay_captions(facts: "ImageFacts") -> tuple[str, str]:
-    """Captions of the two overlay panels: the input (and how it was resized), the grid with the top prediction."""
+    """Captions of the two overlay panels: the input as the model saw it (sizes), the grid with the top prediction.
+
+    A crop or a changed aspect ratio is a line of the heading (map_heading): it can be long.
+    """
     height, width = facts.image.shape[:2]
-    size = f"{facts.resized}" if facts.resized else f"{width}×{height}"
     pred = f" · predicted: {facts.prediction.label} ({facts.prediction.score:.1%})" if facts.prediction else ""
-    return f"{facts.name} as the model sees it ({size})", f"{facts.grid.rows}×{facts.grid.cols} patch grid{pred}"
+    return (f"{facts.name} as the model sees it ({facts.sizes or f'{width}×{height}'})",
+            f"{facts.grid.rows}×{facts.grid.cols} patch grid{pred}")
 
 
 def overlay_figure(amap: "PatchMap") -> "Figure":
@@ -200,26 +214,31 @@ def overlay_figure(amap: "PatchMap") -> "Figure":
 
     image = amap.facts.image
     height, width = image.shape[:2]
-    # Fixed axes instead of a layout engine: constrained layout doubles the render time.
-    fig = new_figure(9.6, 4.9, layout=None)
-    left = fig.add_axes((0.01, 0.03, 0.43, 0.76))
-    right = fig.add_axes((0.46, 0.03, 0.43, 0.76))
+    heading = map_heading(amap)
+    # Fixed axes instead of a layout engine (constrained layout doubles the render time); the figure grows by
+    # one text line (0.17 in) per heading line, so notes never run into the panels.
+    panels, below, above = 3.72, 0.15, 0.45 + 0.17 * (heading.count("\n") + 1)
+    total = panels + below + above
+    fig = new_figure(9.6, total, layout=None)
+    left = fig.add_axes((0.01, below / total, 0.43, panels / total))
+    right = fig.add_axes((0.46, below / total, 0.43, panels / total))
     left_title, right_title = overlay_captions(amap.facts)
     left.imshow(image)
     left.set_title(left_title, fontsize=9)
     right.imshow(image)
     shown = right.imshow(upsample(amap.values, height, width), cmap=OVERLAY_CMAP, alpha=0.6, vmin=amap.vmin,
                          vmax=amap.vmax, interpolation="nearest")
+    _mark_grid(right, amap, width, height)
     if amap.cell is not None:
         _mark_patch(right, *amap.cell, amap.grid, width, height)
     right.set_title(right_title, fontsize=9)
     for ax in (left, right):
         ax.set_xticks([])
         ax.set_yticks([])
-    bar = fig.colorbar(shown, cax=fig.add_axes((0.905, 0.08, 0.015, 0.66)))
+    bar = fig.colorbar(shown, cax=fig.add_axes((0.905, (below + 0.25) / total, 0.015, (panels - 0.5) / total)))
     bar.set_label(_bar_label(amap.method.value, rows=False), fontsize=8)
     bar.ax.tick_params(labelsize=8)
-    fig.suptitle(map_heading(amap), fontsize=10, y=0.975)
+    fig.suptitle(heading, fontsize=10, y=1 - 0.1 / total, va="top")
     return fig
 
 
@@ -228,8 +247,25 @@ def write_overlay(amap: "PatchMap", path: Path) -> Path:
     if figure_format(path) == "png":
         from attncli.render.raster import overlay_png
 
-        return write_bytes(path, overlay_png(amap, map_heading(amap), *overlay_captions(amap.facts)))
+        return write_bytes(path, overlay_png(amap, map_heading(amap, wrap=False), *overlay_captions(amap.facts)))
     return save_figure(overlay_figure(amap), path)
+
+
+def _mark_grid(ax, amap: "PatchMap | HeadPanels", width: int, height: int) -> None:
+    """Thin white patch borders over the smoothed map, and a green diamond on each patch sink."""
+    from matplotlib.patches import Polygon
+
+    from attncli.render.raster import GRID_ALPHA, SINK_COLOUR, diamond
+
+    grid = amap.grid
+    pw, ph = width / grid.cols, height / grid.rows
+    for c in range(1, grid.cols):
+        ax.axvline(c * pw - 0.5, color="white", alpha=GRID_ALPHA, linewidth=0.5)
+    for r in range(1, grid.rows):
+        ax.axhline(r * ph - 0.5, color="white", alpha=GRID_ALPHA, linewidth=0.5)
+    for row, col in sorted(amap.sink_cells):
+        corners = diamond(col * pw - 0.5, row * ph - 0.5, pw, ph)
+        ax.add_patch(Polygon(corners, closed=True, fill=False, edgecolor=SINK_COLOUR, linewidth=1.5))
 
 
 def _mark_patch(ax, row: int, col: int, grid, width: int, height: int) -> None:
@@ -256,6 +292,7 @@ def heads_figure(amap: "HeadPanels") -> "Figure":
         ax.imshow(image)
         shown = ax.imshow(upsample(amap.values[h], height, width), cmap=OVERLAY_CMAP, alpha=0.6, vmin=amap.vmin,
                           vmax=amap.vmax, interpolation="nearest")
+        _mark_grid(ax, amap, width, height)
         ax.set_title(f"head {h} · max {amap.values[h].max():.2f}", fontsize=8)
     bar = fig.colorbar(shown, ax=axes, fraction=0.03, pad=0.01)
     bar.set_label("attention weight (shared scale)", fontsize=8)

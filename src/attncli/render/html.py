@@ -19,7 +19,7 @@ from attncli.corpus.report import CorpusReport
 from attncli.store import write_atomic
 from attncli.views.interactive import InteractiveView
 
-ASSETS = ("core.js", "text.js", "image.js")
+ASSETS = ("core.js", "picture.js", "text.js", "image.js", "stats.js")
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 

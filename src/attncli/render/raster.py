@@ -25,6 +25,28 @@ _INFERNO = "AAAEAQAFAQEGAQEIAgEKAgIMAgIOAwIQBAMSBAMUBQQXBgQZBwUbCAUdCQYfCgciCwck
 
 PANEL = 600  # longest side of each image panel, pixels
 ALPHA = 0.6  # weight of the colour map over the image, as in the matplotlib overlay
+GRID_ALPHA = 0.25  # weight of the white patch-grid lines over a smoothed map
+SINK_COLOUR = "#00ff00"  # patch sinks: a diamond in this colour (the query patch is outlined in cyan)
+
+
+def grid_lines(pixels: "np.ndarray", rows: int, cols: int, alpha: float = GRID_ALPHA) -> "np.ndarray":
+    """(H, W, 3) float pixels with one-pixel white lines at the patch borders (the map is smoothed between them)."""
+    import numpy as np
+
+    out = np.array(pixels, dtype=np.float32, copy=True)
+    height, width = out.shape[:2]
+    for c in range(1, cols):
+        x = min(width - 1, round(c * width / cols))
+        out[:, x] = out[:, x] * (1 - alpha) + 255.0 * alpha
+    for r in range(1, rows):
+        y = min(height - 1, round(r * height / rows))
+        out[y, :] = out[y, :] * (1 - alpha) + 255.0 * alpha
+    return out
+
+
+def diamond(x: float, y: float, cw: float, ch: float) -> list[tuple[float, float]]:
+    """The corners of a diamond inside the cell whose top-left corner is (x, y): the patch-sink mark."""
+    return [(x + cw / 2, y + 1), (x + cw - 1, y + ch / 2), (x + cw / 2, y + ch - 1), (x + 1, y + ch / 2)]
 
 
 def inferno(values: "np.ndarray", vmax: float) -> "np.ndarray":
@@ -92,13 +114,14 @@ def overlay_png(amap: "PatchMap", title: str, left_title: str, right_title: str)
     vmin, vmax = amap.vmin, amap.vmax
     heat = inferno(upsample(amap.values, ph, pw) - vmin, vmax - vmin)  # (ph, pw, 3)
     blended = np.asarray(base, dtype=np.float32) * (1 - ALPHA) + heat.astype(np.float32) * ALPHA
+    blended = grid_lines(blended, amap.grid.rows, amap.grid.cols)  # the map is smoothed: show where patches are
     over = Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
 
     big, mid, small = font(22), font(17), font(15)
-    lines = title.split("\n")
     margin, gap, bar_w = 30, 40, 22
-    top = margin + len(lines) * 30 + 16 + 26  # title block, then a panel title line
     canvas_w = margin + pw + gap + pw + 30 + bar_w + 110
+    lines = [piece for text in title.split("\n") for piece in wrap(text, big, canvas_w - 2 * margin)]
+    top = margin + len(lines) * 30 + 16 + 26  # title block, then a panel title line
     canvas = Image.new("RGB", (canvas_w, top + ph + margin), "white")
     draw = ImageDraw.Draw(canvas)
     for i, line in enumerate(lines):
@@ -109,9 +132,11 @@ def overlay_png(amap: "PatchMap", title: str, left_title: str, right_title: str)
         draw.rectangle((x - 1, top - 1, x + pw, top + ph), outline="#333333")
         draw.text((x + pw / 2, top - 10), caption, font=mid, fill="black", anchor="mb")
     grid = amap.grid
+    cw, ch = pw / grid.cols, ph / grid.rows
+    for row, col in sorted(amap.sink_cells):
+        draw.polygon(diamond(x_right + col * cw, top + row * ch, cw, ch), outline=SINK_COLOUR, width=3)
     if amap.cell is not None:
         row, col = amap.cell
-        cw, ch = pw / grid.cols, ph / grid.rows
         draw.rectangle((x_right + col * cw, top + row * ch, x_right + (col + 1) * cw, top + (row + 1) * ch),
                        outline="cyan", width=3)
     bar_label = "relevance" if amap.method.value == "grad-rollout" else "attention weight"  # not weights
@@ -119,6 +144,20 @@ def overlay_png(amap: "PatchMap", title: str, left_title: str, right_title: str)
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", compress_level=1, dpi=(150, 150), pnginfo=_info())
     return buf.getvalue()
+
+
+def wrap(text: str, face: "ImageFont.FreeTypeFont", width: float) -> list[str]:
+    """A line broken at spaces into pieces no wider than ``width`` pixels (a longer word stays whole)."""
+    pieces: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        trial = f"{current} {word}" if current else word
+        if current and face.getlength(trial) > width:
+            pieces.append(current)
+            current = word
+        else:
+            current = trial
+    return pieces + [current]
 
 
 def _colour_bar(canvas: "Image.Image", draw, x: int, y: int, w: int, h: int, vmax: float, small,

@@ -25,11 +25,16 @@ def _unit(vmax: float) -> tuple[float, str]:
     return (100.0, "%") if vmax >= 0.1 else (1000.0, "‰")
 
 
-def grid_text(values: "np.ndarray", vmax: float | None = None, width: int = 80, vmin: float = 0.0) -> Text:
+SINK_MARK = "◇"  # the patch-sink marker, the same in figures (views.sinks.sinks_note names it)
+
+
+def grid_text(values: "np.ndarray", vmax: float | None = None, width: int = 80, vmin: float = 0.0,
+              marks: "set[tuple[int, int]] | frozenset" = frozenset()) -> Text:
     """(rows, cols) weights as lines of shaded cells, row and column numbers at the edges.
 
     Cells show the weight in % (or ‰ when all weights are small) when the grid fits ``width``
-    at three characters a cell, else plain two-character blocks.
+    at three characters a cell, else plain two-character blocks. Cells in ``marks`` (patch sinks) start with ◇,
+    the number kept whole (a three-digit number is underlined instead).
     """
     rows, cols = values.shape
     vmax = float(values.max()) if vmax is None else vmax
@@ -47,7 +52,13 @@ def grid_text(values: "np.ndarray", vmax: float | None = None, width: int = 80, 
         for c in range(cols):
             w = float(values[r, c])
             label = f"{round(w * scale):>{cell}}" if numbers else " " * cell
-            text.append(label, style=shade(w, vmax, vmin))
+            style = shade(w, vmax, vmin)
+            if (r, c) in marks:
+                if label[0] == " ":
+                    label = SINK_MARK + label[1:]
+                else:
+                    style = f"{style} underline"
+            text.append(label, style=style)
         if r < rows - 1:
             text.append("\n")
     return text
@@ -62,11 +73,14 @@ def grid_view(amap: "PatchMap | HeadPanels", width: int = 80) -> Group:
     scale, unit = _unit(float(values.max()) if values.size else 1.0)
     numbers = "weights in " + ("percent" if unit == "%" else "per mille (‰)")
     parts: list = [Text(amap.title, style="bold")]
+    if amap.facts.cropped:
+        parts.append(line(f"{amap.facts.name}: {amap.facts.cropped}", "dim"))
+    marks = amap.sink_cells
     if isinstance(amap, HeadPanels):
         for h in range(values.shape[0]):
-            parts += [Text(f"head {h}", style="bold"), grid_text(values[h], vmax, width, vmin)]
+            parts += [Text(f"head {h}", style="bold"), grid_text(values[h], vmax, width, vmin, marks)]
     else:
-        parts.append(grid_text(values, vmax, width, vmin))
+        parts.append(grid_text(values, vmax, width, vmin, marks))
     quantity = "relevance" if amap.method.value == "grad-rollout" else "attention"
     span = f"colours {vmin:.3f}–{vmax:.3f} ({amap.scale.value})"
     note = f"{numbers}; darker = more {quantity}; {span}"
@@ -138,7 +152,11 @@ def classify_output(view: "ClassifyResult", width: int = 80) -> Group:
     if row.predictions:
         best = row.predictions[0]
         parts.append(line(f"Prediction: {best.label} (Confidence: {best.score:.1%})"))
+    marks = view.first.sink_cells if view.first is not None else set()
     parts.append(line(f"[CLS] ({view.method_note}) looks most at patches (row,col): "
-                      + ", ".join(f"({r},{c}) {w:.3f}" for r, c, w in row.cls_top)))
+                      + ", ".join(f"({r},{c}){SINK_MARK if (r, c) in marks else ''} {w:.3f}"
+                                  for r, c, w in row.cls_top)))
     parts += [line(note, "yellow") for note in view.notes]
+    if view.first is not None:  # the map's patch sinks and what --drop-sinks did (its domain note is above)
+        parts += [line(note, "yellow") for note in view.first.notes if note not in view.notes]
     return Group(*parts)

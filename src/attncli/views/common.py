@@ -31,6 +31,7 @@ class MapSpec:
     scale: Scale | None = None  # None: the method's default (see default_scale)
     top_k: int = 3
     target: str | None = None  # grad-rollout: the class to explain
+    drop_sinks: bool = False  # rollout/flow on an image: remove each layer's patch sinks before the product
 
 
 def default_scale(method: Method) -> Scale:

@@ -1,15 +1,12 @@
 """The interactive view: everything the standalone HTML page needs, built once from a Capture (numpy only).
 
-Weights travel compactly. Every stored ``(query, key)`` matrix ``m`` is quantised to 8 bits with its own
-affine scale: ``q = round((m - low) / scale)`` with ``low = min(0, m.min())`` and
-``scale = (m.max() - low) / 255``; the page reads ``low + q * scale``, so every number it shows is within
-``scale / 2`` of the capture (at most 1/510 ≈ 0.00196 for attention weights, whose largest value is at most 1).
-One stored layer (all its heads) is one zlib stream, base64 in the page, inflated there by the browser's own
-``DecompressionStream`` (no library, works from ``file://`` with the network off).
+Weights travel compactly (see attncli.views.packing: 8-bit codes per row, each row's top weights exact).
+The view also carries what the command asked to see first (``initial``: layer, head or fusion, method, query,
+hidden special tokens, colour scale), the patch sinks of an image capture, and the statistics of `attn stats`.
 
 Size: the page's data is bounded by ``max_bytes`` (default :data:`DEFAULT_MAX_BYTES`, 25 MB). When the
 layers would not fit, the earliest layers are dropped (the last ones asked for are kept) and the view says so
-in ``dropped`` and ``warnings``. A ViT-B/16 capture (12 × 12 × 197 × 197) stays under 5 MB without dropping.
+in ``dropped`` and ``warnings``.
 """
 
 from __future__ import annotations
@@ -18,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from attncli.choices import Fuse, Kind, Method
-from attncli.errors import NotSupportedError, UsageError
+from attncli.errors import AttnError, NotSupportedError, UsageError
 from attncli.methods.heads import resolve_index
+from attncli.views.packing import PRECISION, PackedArray, pack
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,105 +26,8 @@ if TYPE_CHECKING:
 
 # The default size limit of the page, in bytes (decimal MB): a 512-token BERT-base capture's attention.
 DEFAULT_MAX_BYTES = 25_000_000
-# What the page costs besides the weights: its JS and CSS (~40 kB) with room to spare.
-PAGE_ALLOWANCE = 80_000
-LEVELS = 255  # 8 bits per weight
-
-PRECISION = ("weights stored as 8 bits per (query, key) matrix with a per-matrix scale: "
-             "shown value = low + q × scale, max abs error ≤ scale/2")
-
-
-@dataclass(frozen=True)
-class PackedArray:
-    """A ``(layers, heads, query, key)`` array as 8-bit matrices, one zlib+base64 chunk per stored layer.
-
-    ``value[l, h] = lows[l][h] + q[l, h] * scales[l][h]``; ``layers`` are the model's layer numbers of the
-    stored layers; ``queries`` the token index of each stored query row (None: every token, in order).
-    """
-
-    shape: tuple[int, int, int, int]
-    layers: tuple[int, ...]
-    scales: list[list[float]]
-    lows: list[list[float]]
-    chunks: list[str]
-    queries: tuple[int, ...] | None = None
-
-    @property
-    def nbytes(self) -> int:
-        """Characters of base64 this array adds to the page."""
-        return sum(len(c) for c in self.chunks)
-
-    def layer_bytes(self, layer: int) -> int:
-        """Base64 characters of one stored model layer."""
-        return len(self.chunks[self.layers.index(layer)])
-
-    def max_error(self) -> float:
-        """The largest error bound (scale/2) over the stored matrices."""
-        return max((s / 2 for row in self.scales for s in row), default=0.0)
-
-    def keep(self, layers: Sequence[int]) -> "PackedArray":
-        """The same array restricted to some of its stored layers."""
-        idx = [self.layers.index(l) for l in layers]
-        return PackedArray((len(idx), *self.shape[1:]), tuple(layers), [self.scales[i] for i in idx],
-                           [self.lows[i] for i in idx], [self.chunks[i] for i in idx], self.queries)
-
-    def unpack(self) -> "np.ndarray":
-        """Decode back to float64 ``(layers, heads, query, key)``: exactly what the page computes."""
-        import base64
-        import zlib
-
-        import numpy as np
-
-        _, heads, q, k = self.shape
-        out = []
-        for chunk, scales, lows in zip(self.chunks, self.scales, self.lows):
-            codes = np.frombuffer(zlib.decompress(base64.b64decode(chunk)), dtype=np.uint8).reshape(heads, q, k)
-            out.append(np.asarray(lows)[:, None, None] + codes * np.asarray(scales)[:, None, None])
-        return np.stack(out)
-
-    def to_dict(self) -> dict:
-        """Plain dict for the page's JSON."""
-        d = asdict(self)
-        d["shape"], d["layers"] = list(self.shape), list(self.layers)
-        d["queries"] = None if self.queries is None else list(self.queries)
-        return d
-
-
-def pack(array: "np.ndarray", layers: Sequence[int], queries: Sequence[int] | None = None,
-         level: int = 6) -> PackedArray:
-    """Quantise ``(layers, heads, query, key)`` weights to 8 bits per matrix and compress each layer."""
-    import base64
-
-    import numpy as np
-
-    if array.ndim != 4 or array.shape[0] != len(layers):
-        raise ValueError(f"expected (layers={len(layers)}, heads, query, key), got {array.shape}")
-    scales, lows, chunks = [], [], []
-    for layer in array:  # one layer at a time: float64 copies of a 512-token layer are 25 MB, not 300
-        m = layer.astype(np.float64)  # (H, Q, K)
-        low = np.minimum(m.min(axis=(1, 2)), 0.0)  # (H,)
-        scale = (m.max(axis=(1, 2)) - low) / LEVELS  # (H,)
-        safe = np.where(scale > 0, scale, 1.0)
-        codes = np.rint((m - low[:, None, None]) / safe[:, None, None]).clip(0, LEVELS).astype(np.uint8)
-        scales.append([float(s) for s in scale])
-        lows.append([float(v) for v in low])
-        chunks.append(base64.b64encode(_deflate(codes.tobytes(), level)).decode("ascii"))
-    return PackedArray(tuple(int(n) for n in array.shape), tuple(int(l) for l in layers), scales, lows, chunks,
-                       None if queries is None else tuple(int(q) for q in queries))
-
-
-def _deflate(data: bytes, level: int) -> bytes:
-    """The smaller of two zlib streams: ordinary deflate, or Huffman coding alone.
-
-    Diffuse attention (near-uniform rows) has few repeats for LZ77 to find, and Huffman-only coding beats it
-    (46% vs 53% of the 8-bit codes for softmaxed noise over 512 keys) at a tenth of the time; peaked
-    attention, full of zero runs, is where ordinary deflate wins.
-    """
-    import zlib
-
-    huffman = zlib.compressobj(level, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
-    candidates = [huffman.compress(data) + huffman.flush(), zlib.compress(data, level)]
-    return min(candidates, key=len)
+# What the page costs besides the weights: its JS and CSS (~60 kB) with room to spare.
+PAGE_ALLOWANCE = 100_000
 
 
 @dataclass
@@ -137,7 +38,10 @@ class InteractiveView:
     queries are ``target_tokens``, keys the source ``tokens``) or "caption" (queries are the caption's words,
     keys the image tokens). ``arrays`` maps a name to packed ``(stored layers, heads, query, key)`` weights:
     "attention" (all heads), "rollout-mean"/"rollout-max"/"rollout-min", "flow" and "grad-rollout" (one
-    "head": the method's map after each stored layer). Layers and heads are 0-based model numbers.
+    "head": the method's map after each stored layer); for align and caption also "encoder" and "decoder"
+    (their self-attention). Layers and heads are 0-based model numbers. ``initial`` is the state the page opens
+    on (keys layer, head (-1: fused), fuse, method, query, hide, scale); the URL fragment overrides it.
+    ``sinks`` maps a model layer number to its patch-sink tokens; ``stats`` holds `attn stats`' rows.
     """
 
     kind: str
@@ -164,6 +68,10 @@ class InteractiveView:
     max_bytes: int = DEFAULT_MAX_BYTES
     dropped: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    initial: dict = field(default_factory=dict)
+    sinks: dict[str, list[int]] = field(default_factory=dict)
+    stats: dict | None = None
+    queries: list[str] = field(default_factory=list)
 
     @property
     def nbytes(self) -> int:
@@ -188,6 +96,8 @@ def interactive_view(
     target_label: str | None = None,
     discard_ratio: float = 0.0,
     max_bytes: int | None = None,
+    initial: "Initial | None" = None,
+    stats: dict | None = None,
 ) -> InteractiveView:
     """Build the interactive page's view of a capture: packed weights of the chosen layers and methods."""
     import numpy as np
@@ -218,29 +128,103 @@ def interactive_view(
                         f"{_spans(numbers)} of {capture.total_layers}: the page shows attention only (capture "
                         "again with --layers all for the rest)")
         asked, discard_ratio = [Method.attention], 0.0
-    if cross:
-        if any(m is not Method.attention for m in asked):
-            warnings.append("rollout, flow and grad-rollout apply to self-attention; the page shows the "
-                            "cross-attention itself")
+    if cross:  # cross-attention, plus the encoder's and decoder's self-attention when kept
         asked = [Method.attention]
+        for name, extra in (("encoder", capture.attentions), ("decoder", capture.decoder_attentions)):
+            if capture.kind is not Kind.image and extra is not None and np.ndim(extra) == 4 and partial is False \
+                    and capture.layer_ids is None:
+                extra = np.asarray(extra, dtype=np.float32)
+                arrays[name] = pack(extra, list(range(extra.shape[0])))
     else:
         arrays.update(_method_arrays(capture, weights, asked, kept, gradients, discard_ratio))
     view = InteractiveView(
         kind=_kind(capture), model_id=capture.model_id, input=_input_words(capture),
         tokens=list(capture.tokens), special=[bool(s) for s in capture.special],
         n_layers=capture.total_layers if partial else n_layers, n_heads=n_heads, layers=[numbers[i] for i in kept],
-        methods=[m.value for m in dict.fromkeys([*asked, Method.attention])], arrays=arrays,
+        methods=[m.value for m in dict.fromkeys([*asked, Method.attention])] + [n for n in ("encoder", "decoder")
+                                                                                 if n in arrays], arrays=arrays,
         grid=capture.grid.to_dict() if capture.grid is not None else None,
         image_uri=png_data_uri(capture.image) if capture.image is not None else None,
         target_tokens=list(capture.target_tokens), target_special=[bool(s) for s in capture.target_special],
         target_scores=[float(s) for s in capture.target_scores],
         predictions=[{"label": p.label, "score": float(p.score)} for p in capture.predictions],
         target_label=target_label, discard_ratio=float(discard_ratio), max_bytes=budget, warnings=warnings,
+        stats=stats,
     )
     view.focus = _focus(view)
     _fit(view, explicit=layers is not None)
     view.max_error = max(a.max_error() for a in view.arrays.values())
+    view.sinks = _sinks(capture, view.layers) if view.kind == "image" else {}
+    view.initial = (initial or Initial()).resolve(capture, view)
     return view
+
+
+@dataclass(frozen=True)
+class Initial:
+    """What the command asked to see first: layer (model number, -1 last), head (None: fused), fusion, method,
+    query (a word, index or patch as the command took it), hidden special tokens and colour scale."""
+
+    layer: int | None = None
+    head: int | None = None
+    fuse: Fuse | str = Fuse.mean
+    method: Method | str | None = None  # None: the view's first method
+    query: str | None = None
+    skip_special: bool = False
+    scale: str | None = None
+
+    @classmethod
+    def of(cls, spec: Any) -> "Initial":
+        """From a views.common.MapSpec (or anything with some of its fields)."""
+        scale = getattr(spec, "scale", None)
+        return cls(getattr(spec, "layer", None), getattr(spec, "head", None), getattr(spec, "fuse", Fuse.mean),
+                   getattr(spec, "method", None), getattr(spec, "query", None),
+                   bool(getattr(spec, "skip_special", False)), None if scale is None else str(getattr(scale, "value", scale)))
+
+    def resolve(self, capture: "Capture", view: InteractiveView) -> dict:
+        """The page's opening state, checked against what the view holds (indices into the view's lists)."""
+        from attncli.views.common import default_scale
+
+        method = view.methods[0] if self.method is None else Method(self.method).value
+        if method not in view.methods:
+            method = view.methods[0]
+        layer = view.layers[-1] if self.layer is None or self.layer == -1 else int(self.layer)
+        if self.layer is not None and self.layer < -1:
+            layer = resolve_index(int(self.layer), view.n_layers, "layer")
+        layer_slot = view.layers.index(layer) if layer in view.layers else len(view.layers) - 1
+        head = -1 if self.head is None else int(self.head)
+        if head < -1:
+            head = resolve_index(head, view.n_heads, "head")
+        if method != "attention":
+            head = -1
+        query = view.focus
+        if self.query is not None and view.kind in ("text", "image"):
+            query = _query_token(capture, self.query)
+        scale = self.scale or (default_scale(Method(method)).value if method in {m.value for m in Method} else "zero")
+        return {"layer": layer_slot, "head": head, "fuse": Fuse(self.fuse).value, "method": method,
+                "query": int(query), "hide": bool(self.skip_special), "scale": scale}
+
+
+def _query_token(capture: "Capture", query: str) -> int:
+    """The token index of a --token/--query, looked up as the command did."""
+    if capture.kind is Kind.image and capture.grid is not None:
+        return capture.grid.query_token(query)
+    from attncli.views.explain import find_word
+
+    return find_word(capture, query)[0]
+
+
+def _sinks(capture: "Capture", layers: Sequence[int]) -> dict[str, list[int]]:
+    """Patch-sink tokens of each shown layer (views.sinks' rule); {} when unknown."""
+    from attncli.views.sinks import capture_sinks
+
+    try:
+        found = capture_sinks(capture, layers) or []
+    except AttnError:  # a capture the rule cannot read (e.g. some query rows only): no marks, no page lost
+        return {}
+    out: dict[str, list[int]] = {}
+    for sink in found:
+        out.setdefault(str(sink.layer), []).append(sink.token)
+    return out
 
 
 def _resolve_layers(layers: Sequence[int] | None, n_layers: int) -> list[int]:
@@ -318,13 +302,14 @@ def _fit(view: InteractiveView, explicit: bool) -> None:
     if view.nbytes <= view.max_bytes:
         return
     before = view.nbytes
-    per_layer = {l: sum(a.layer_bytes(l) for a in view.arrays.values()) for l in view.layers}
+    main = [n for n, a in view.arrays.items() if list(a.layers) == list(view.layers)]  # encoder/decoder stay whole
+    per_layer = {l: sum(view.arrays[n].layer_bytes(l) for n in main) for l in view.layers}
     keep = list(view.layers)
     total = before
     while len(keep) > 1 and total > view.max_bytes:
         total -= per_layer[keep.pop(0)]
     dropped = [l for l in view.layers if l not in keep]
-    view.arrays = {name: a.keep(keep) for name, a in view.arrays.items()}
+    view.arrays = {name: a.keep(keep) if name in main else a for name, a in view.arrays.items()}
     view.layers, view.dropped = keep, dropped
     mb = 1e6
     what = "the layers asked for" if explicit else "all layers"

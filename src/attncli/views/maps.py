@@ -15,7 +15,8 @@ from attncli.errors import UsageError
 from attncli.methods.heads import top_k
 from attncli.views.common import (MapSpec, colour_range, default_scale, heads_phrase, quantity, query_row,
                                   require_whole, rounded, stored_head)
-from attncli.views.sinks import PatchSink, capture_sinks, sinks_note
+from attncli.views.picture import ImageFacts, domain_note, image_facts  # noqa: F401 (domain_note: public here too)
+from attncli.views.sinks import UNKNOWN, PatchSink, capture_sinks, sink_cells, sink_drops, sinks_note
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,31 +25,7 @@ if TYPE_CHECKING:
     from attncli.grid import PatchGrid
 
 
-@dataclass
-class ImageFacts:
-    """The picture behind a patch map: as the model saw it, its file and original size, the top prediction."""
-
-    image: "np.ndarray"  # (height, width, 3) uint8 after preprocessing
-    grid: "PatchGrid"
-    source: str | None = None
-    input_size: tuple[int, int] | None = None  # (width, height) of the file, before preprocessing
-    prediction: "Prediction | None" = None
-    unlike_training: str | None = None  # the shapes model on an image unlike its training set: why (see domain_note)
-
-    @property
-    def name(self) -> str:
-        """The file name, or 'input'."""
-        from pathlib import Path
-
-        return Path(self.source).name if self.source else "input"
-
-    @property
-    def resized(self) -> str | None:
-        """'451×300 → 64×64' when the model saw the image at another size, else None."""
-        height, width = self.image.shape[:2]
-        if self.input_size is None or tuple(self.input_size) == (width, height):
-            return None
-        return f"{self.input_size[0]}×{self.input_size[1]} → {width}×{height}"
+NO_TEXT_SINKS = "--drop-sinks removes image patch sinks (attncli.methods.sinks); a text capture has none"
 
 
 def query_name(grid: "PatchGrid", query: int, label: str) -> str:
@@ -97,11 +74,32 @@ class PatchMap(OnGrid):
     vmin: float = 0.0
     vmax: float = 1.0
     patch_sinks: list[PatchSink] | None = field(default_factory=list)  # in the layers behind it (None: not known)
+    drop_sinks: bool = False  # rollout/flow: the sinks' columns were removed before the product
 
     @property
     def notes(self) -> list[str]:
         """Lines a renderer shows under the title: an out-of-distribution image, the patch sinks behind the map."""
-        return [n for n in (self.facts.unlike_training, sinks_note(self.patch_sinks)) if n]
+        sinks = UNKNOWN if self.patch_sinks is None else sinks_note(self.patch_sinks, marked=True)
+        return [n for n in (self.facts.unlike_training, sinks, self._drop_note) if n]
+
+    @property
+    def _drop_note(self) -> str | None:
+        """What --drop-sinks did, or that it exists, for a rollout or flow map with sinks behind it."""
+        if self.method not in (Method.rollout, Method.flow):
+            return None
+        if self.drop_sinks:
+            return ("--drop-sinks: each layer's sink columns were removed and its rows renormalised before the layers "
+                    "were combined" if self.patch_sinks else "--drop-sinks: no layer behind this map has a patch sink")
+        if self.patch_sinks:
+            which, them = ("this sink", "it") if len(self.patch_sinks) == 1 else ("these sinks", "them")
+            return (f"the {self.method.value} combines the layers with {which} in them; "
+                    f"--drop-sinks removes {them} first")
+        return None
+
+    @property
+    def sink_cells(self) -> set[tuple[int, int]]:
+        """(row, col) of the patch sinks behind the map: figures and the terminal mark them."""
+        return sink_cells(self.patch_sinks)
 
     @property
     def cell(self) -> tuple[int, int] | None:
@@ -133,10 +131,17 @@ class PatchMap(OnGrid):
                 "grid": self.grid.to_dict(), "quantity": self.quantity,
                 "prefix_share": None if self.outside is None else round(self.outside, 6),
                 "scale": {"kind": self.scale.value, "vmin": round(self.vmin, 6), "vmax": round(self.vmax, 6)},
-                "top": [{"row": r, "col": c, "weight": round(w, 6)} for r, c, w in self.top(5)],
+                "top": [{"row": r, "col": c, "weight": round(w, 6), "sink": self._is_sink(r, c)}
+                        for r, c, w in self.top(5)],
                 "patch_sinks": None if self.patch_sinks is None else [s.to_dict() for s in self.patch_sinks],
+                "drop_sinks": self.drop_sinks,
+                **self.facts.to_dict(),
                 "out_of_distribution": self.facts.unlike_training,
                 "weights": rounded(self.values)}
+
+    def _is_sink(self, row: int, col: int) -> bool | None:
+        """Whether the patch is a sink in a layer behind the map; None when that cannot be known."""
+        return None if self.patch_sinks is None else (row, col) in self.sink_cells
 
 
 @dataclass
@@ -159,7 +164,13 @@ class HeadPanels(OnGrid):
     @property
     def notes(self) -> list[str]:
         """Lines a renderer shows under the title: an out-of-distribution image, the layer's patch sinks."""
-        return [n for n in (self.facts.unlike_training, sinks_note(self.patch_sinks)) if n]
+        sinks = UNKNOWN if self.patch_sinks is None else sinks_note(self.patch_sinks, marked=True)
+        return [n for n in (self.facts.unlike_training, sinks) if n]
+
+    @property
+    def sink_cells(self) -> set[tuple[int, int]]:
+        """(row, col) of the layer's patch sinks: figures and the terminal mark them."""
+        return sink_cells(self.patch_sinks)
 
     @property
     def title(self) -> str:
@@ -174,6 +185,7 @@ class HeadPanels(OnGrid):
                 "prefix_share": None if self.outside is None else round(self.outside, 6),
                 "scale": {"kind": self.scale.value, "vmin": round(self.vmin, 6), "vmax": round(self.vmax, 6)},
                 "patch_sinks": None if self.patch_sinks is None else [s.to_dict() for s in self.patch_sinks],
+                **self.facts.to_dict(),
                 "out_of_distribution": self.facts.unlike_training,
                 "heads": [rounded(v) for v in self.values]}
 
@@ -233,42 +245,13 @@ def parse_query(capture: "Capture", query: str | None) -> int | None:
         raise UsageError(exc.message.replace("--token", "--query"), hint) from None
 
 
-def image_facts(capture: "Capture") -> ImageFacts:
-    """The picture facts of an image capture."""
-    if capture.kind is not Kind.image or capture.grid is None or capture.image is None:
-        raise UsageError("this view draws over an image: it needs an image capture",
-                         "capture an image first, e.g. attn heatmap IMAGE")
-    size = tuple(capture.input_size) if capture.input_size is not None else None
-    return ImageFacts(capture.image, capture.grid, capture.source, size,  # type: ignore[arg-type]
-                      capture.predictions[0] if capture.predictions else None, domain_note(capture))
-
-
-def domain_note(capture: "Capture") -> str | None:
-    """For the embedded shapes model only: a line saying the image is unlike its synthetic training set, else None.
-
-    The rule is attncli.synthetic.unlike_training: the file is not 64×64 px, or its fine detail agrees across colour
-    channels the way a photograph's does. The prediction is still shown; this says how little it means.
-    """
-    from attncli.models import EMBEDDED
-
-    if capture.model_id != EMBEDDED["shapes"].model_id or capture.image is None:
-        return None
-    from attncli.synthetic import unlike_training
-
-    reason = unlike_training(capture.image, capture.input_size)
-    if reason is None:
-        return None
-    return f"{capture.model_id} only knows synthetic shapes on clutter (64×64 px): {reason}, so its prediction " \
-           "says little about it"
-
-
 def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndarray | None" = None,
               target_label: str | None = None) -> PatchMap:
     """The query's (default [CLS]) map over the patch grid for the spec's method, layer and heads."""
     from attncli.methods.dispatch import check_method_options, describe, method_rows
 
     facts = image_facts(capture)
-    method = check_method_options(spec.method, spec.head, spec.discard_ratio)
+    method = check_method_options(spec.method, spec.head, spec.discard_ratio, drop_sinks=spec.drop_sinks)
     if method is not Method.attention:
         require_whole(capture, f"--method {method.value}")
     slot, layer = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
@@ -276,21 +259,22 @@ def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndar
     q = parse_query(capture, spec.query)
     q = 0 if q is None else q
     grid = facts.grid
+    drop = sink_drops(capture, slot) if spec.drop_sinks else None
     row = method_rows(capture.attentions, method, slot, head=head_slot, fuse=spec.fuse,
                       discard_ratio=spec.discard_ratio, gradients=gradients, protect=range(grid.prefix),
-                      queries=[query_row(capture, q, spec.query)])[0]  # (K,)
+                      queries=[query_row(capture, q, spec.query)], drop=drop)[0]  # (K,)
     values, outside = _on_grid(row, grid)
     if method is Method.grad_rollout:
         outside = None  # relevance rows do not sum to 1: there is no "share" left on the prefix
     fuse = Fuse(spec.fuse).value
     note = None if method is Method.attention else describe(method, layer, head, fuse, capture.heads_total,
-                                                            spec.discard_ratio, target_label)
+                                                            spec.discard_ratio, target_label, spec.drop_sinks)
     scale = spec.scale or default_scale(method)
     vmin, vmax = colour_range(values, scale)
     # Raw attention comes from one layer; rollout, flow and grad-rollout combine every layer up to it.
     behind = [layer] if method is Method.attention else range(layer + 1)
     return PatchMap(values, facts, q, capture.tokens[q], layer, head, fuse, capture.heads_total, capture.model_id,
-                    method, note, outside, scale, vmin, vmax, capture_sinks(capture, behind))
+                    method, note, outside, scale, vmin, vmax, capture_sinks(capture, behind), spec.drop_sinks)
 
 
 def head_panels(capture: "Capture", spec: MapSpec = MapSpec()) -> HeadPanels:
@@ -323,7 +307,9 @@ def token_row(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None" 
     """One text token's (spec.query) map over every token."""
     from attncli.methods.dispatch import check_method_options, describe, method_rows
 
-    method = check_method_options(spec.method, spec.head, spec.discard_ratio)
+    method = check_method_options(spec.method, spec.head, spec.discard_ratio, drop_sinks=spec.drop_sinks)
+    if spec.drop_sinks:
+        raise UsageError(NO_TEXT_SINKS, "drop --drop-sinks")
     if method is not Method.attention:
         require_whole(capture, f"--method {method.value}")
     slot, layer = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
@@ -346,8 +332,9 @@ def needs(spec: MapSpec, layers: str | None = None, heads: str | None = None, *,
           all_heads: bool = False) -> "Selection":
     """The weights a map reads, plus --layers (more layers; "all": every layer and row) and --heads (only these).
 
-    Raw attention reads one layer and one query row (--query; an image's [CLS] by default), except a text's
-    token matrix, which reads every row of the layer; rollout, flow and grad-rollout read everything.
+    Raw attention reads one layer: a text's one query row (--query) or its whole token matrix; an image's every
+    query row, since the map checks the layer for patch sinks, which are a share of every query's attention (a
+    layer of DINOv2-S/14 is 1.6 MB). Rollout, flow and grad-rollout read everything.
     """
     from attncli.capture import ALL, Selection, parse_numbers
 
@@ -361,9 +348,9 @@ def needs(spec: MapSpec, layers: str | None = None, heads: str | None = None, *,
     if layers is not None and extra is None:  # --layers all: the whole capture, to re-render anything later
         return Selection(heads=kept)
     wanted = (spec.layer,) + (extra or ())
-    if spec.query is not None:
+    if spec.query is not None and not image:
         return Selection(layers=wanted, heads=kept, query=spec.query)
-    return Selection(layers=wanted, heads=kept, rows=(0,) if image else None)
+    return Selection(layers=wanted, heads=kept)
 
 
 def _on_grid(row: "np.ndarray", grid: "PatchGrid") -> "tuple[np.ndarray, float]":

@@ -1,6 +1,6 @@
 // Images and captions: the picture as the model saw it, its patch grid, and one query's attention over it.
 function IMAGE_VIEW() {
-  const G = D.grid, SIDE = 448;
+  const G = D.grid, SIDE = 448, QUERIES = () => queriesOf();
   const zoom = SIDE / Math.max(G.image_width, G.image_height);
   const W = Math.round(G.image_width * zoom), H = Math.round(G.image_height * zoom);
   const cw = G.patch_width * zoom, ch = G.patch_height * zoom;
@@ -19,36 +19,44 @@ function IMAGE_VIEW() {
   function draw() {
     const q = focus(), r = shownRow(q), ctx = over.getContext("2d");
     ctx.clearRect(0, 0, W, H);
-    const who = QUERIES[q] + (D.kind === "image" && q >= PREFIX ? ` (${Math.floor((q - PREFIX) / G.cols)}, ${(q - PREFIX) % G.cols})` : "");
+    const who = QUERIES()[q] + (D.kind === "image" && q >= PREFIX && !QUERIES()[q].startsWith("(") ? ` (${Math.floor((q - PREFIX) / G.cols)}, ${(q - PREFIX) % G.cols})` : "");
     for (const b of document.querySelectorAll("#prefixes button, #words .tok"))
       b.classList.toggle("selected", +b.dataset.index === q);
     if (!r) {  // flow is stored for the prefix rows only
-      readout(`From ${who}`, [], ["patch (row, col)", "weight", ""]);
+      readout(`From ${who}`, [], ["#", "patch (row, col)", "weight", "bound", ""], 0, 0);
       $("note").textContent = `${S.method} was computed for the prefix tokens only: pick ${G.prefix_labels.join(" or ")} (key c)`;
       $("prefix-share").textContent = "";
       drawGrid(ctx, q);
       return;
     }
-    let top = 1e-12;
-    for (let p = 0; p < G.rows * G.cols; p++) top = Math.max(top, r[PREFIX + p]);
+    const patches = Array.from({ length: G.rows * G.cols }, (_, p) => PREFIX + p);
+    const [lo, hi] = range(patches.map((t) => r.v[t]));
     for (let row = 0; row < G.rows; row++) for (let col = 0; col < G.cols; col++) {
-      const w = r[tokenOf(row, col)] / top;  // dark where the query does not look, clear where it does
+      const w = Math.min(1, Math.max(0, (r.v[tokenOf(row, col)] - lo) / (hi - lo)));  // dark where the query does not look
       ctx.fillStyle = `rgba(0, 0, 0, ${(0.8 * (1 - w)).toFixed(3)})`;
       ctx.fillRect(col * cw, row * ch, cw, ch);
     }
     drawGrid(ctx, q);
-    const patches = Array.from({ length: G.rows * G.cols }, (_, p) => p)
-      .sort((a, b) => r[PREFIX + b] - r[PREFIX + a] || a - b).slice(0, 10);
-    readout(`From ${who}: top patches`, patches.map((p) => {
-      const row = Math.floor(p / G.cols), col = p % G.cols;
-      return { index: PREFIX + p, label: `(${row}, ${col})`, weight: r[PREFIX + p], data: { "data-row": row, "data-col": col } };
-    }), ["patch (row, col)", "weight", ""]);
-    let share = 0;
-    const parts = G.prefix_labels.map((label, i) => { share += r[i]; return `${label} ${fmt(r[i])}`; });
+    colourBar($("stage-bar"), [lo, hi], `patch shading: dark at ${S.scale === "zero" ? "0" : S.scale === "minmax" ? "the row's smallest patch" : "its 1st percentile"}, ` +
+      `clear at ${S.scale === "percentile" ? "its 99th percentile" : "the largest patch weight"} of this query`,
+      "linear-gradient(to right, #333, #fff)");
+    rowReadout(`From ${who}: top patches`, r, patches, (t) => { const p = t - PREFIX; return `(${Math.floor(p / G.cols)}, ${p % G.cols})`; },
+      ["#", "patch (row, col)", "weight", "bound", ""]);
+    for (const tr of $("readout").tBodies[0].rows) {
+      const p = +tr.dataset.index - PREFIX;
+      Object.assign(tr.dataset, { row: Math.floor(p / G.cols), col: p % G.cols });
+    }
+    let share = 0, err = 0;
+    const parts = G.prefix_labels.map((label, i) => { share += r.v[i]; err += r.e[i]; return `${label} ${fmt(r.v[i], r.e[i])}`; });
     const ps = $("prefix-share");
-    ps.textContent = `to prefix tokens: ${fmt(share)} (${parts.join(", ")})` + (S.hide ? " — hidden" : "");
+    ps.textContent = `to prefix tokens: ${fmt(share, err)} ${fmtErr(err)} (${parts.join(", ")})` + (S.hide ? " — hidden" : "");
     ps.dataset.weight = String(share);
     $("note").textContent = preview !== null && D.kind === "image" ? "hovering: click to keep this patch" : "";
+    const sinks = (D.sinks || {})[String(layersOf()[S.layer])] || [];
+    $("sink-note").textContent = sinks.length ? `Dashed orange: patch sinks of layer ${layersOf()[S.layer]} ` +
+      `(patches that soak up ≥ 10× the uniform share of all queries' attention, heads averaged): ` +
+      sinks.map((t) => `(${Math.floor((t - PREFIX) / G.cols)}, ${(t - PREFIX) % G.cols})`).join(", ") : "";
+    $("sink-note").dataset.sinks = sinks.join(",");
   }
 
   function drawGrid(ctx, q) {
@@ -58,6 +66,11 @@ function IMAGE_VIEW() {
     for (let c = 1; c < G.cols; c++) { ctx.moveTo(c * cw + 0.5, 0); ctx.lineTo(c * cw + 0.5, H); }
     for (let r = 1; r < G.rows; r++) { ctx.moveTo(0, r * ch + 0.5); ctx.lineTo(W, r * ch + 0.5); }
     ctx.stroke();
+    const sinks = D.kind === "image" ? (D.sinks || {})[String(layersOf()[S.layer])] || [] : [];
+    ctx.save();
+    ctx.strokeStyle = "rgb(255, 160, 0)"; ctx.lineWidth = 2; ctx.setLineDash([4, 3]);
+    for (const t of sinks) { const p = t - PREFIX; ctx.strokeRect((p % G.cols) * cw + 2, Math.floor(p / G.cols) * ch + 2, cw - 4, ch - 4); }
+    ctx.restore();
     if (D.kind === "image" && q >= PREFIX) {
       const p = q - PREFIX;
       ctx.strokeStyle = "rgb(255, 64, 64)";
@@ -69,7 +82,7 @@ function IMAGE_VIEW() {
   function move(dx, dy) {
     if (D.kind === "caption") {
       let q = S.query;
-      for (let j = q + (dx || dy); j >= 0 && j < QUERIES.length; j += dx || dy) if (queryVisible(j)) { q = j; break; }
+      for (let j = q + (dx || dy); j >= 0 && j < QUERIES().length; j += dx || dy) if (queryVisible(j)) { q = j; break; }
       return set({ query: q });
     }
     if (S.query < PREFIX) return set({ query: tokenOf(0, 0) });
@@ -81,22 +94,21 @@ function IMAGE_VIEW() {
 
   // Thumbnail of one head: the selected query's weights over the patch grid.
   function thumb(li, h) {
-    const r = matRow(ARR.attention, li, h, S.query) || new Float64Array(KEYS.length);
-    return { w: G.cols, h: G.rows, v: r.slice(PREFIX) };
+    const r = matRow(ARR.attention, li, h, S.query);
+    return { w: G.cols, h: G.rows, v: r ? r.v.slice(PREFIX) : new Float64Array(G.rows * G.cols) };
   }
 
   Object.assign(VIEW, {
     build() {
       const pic = el("div", { class: "picture" });
-      img.style.width = W + "px"; img.style.height = H + "px";
-      over.style.width = W + "px"; over.style.height = H + "px";
+      img.style.width = W + "px";
       pic.append(img, over);
       $("stage").append(pic);
       over.addEventListener("mousemove", (e) => {
         const cell = cellAt(e);
         if (!cell) return;
         const t = tokenOf(...cell), r = shownRow(S.query);
-        over.title = `patch (${cell[0]}, ${cell[1]})` + (r ? `: ${fmt(r[t])} from ${QUERIES[S.query]}` : "");
+        over.title = `patch (${cell[0]}, ${cell[1]})` + (r ? `: ${fmt(r.v[t], r.e[t])} from ${QUERIES()[S.query]}` : "");
         if (D.kind === "image" && preview !== t) { preview = t; draw(); }
       });
       over.addEventListener("mouseleave", () => { preview = null; draw(); });
@@ -114,8 +126,8 @@ function IMAGE_VIEW() {
         if (D.predictions.length) $("stage").append(el("p", {}, "Prediction: " +
           D.predictions.slice(0, 3).map((p) => `${p.label} ${(100 * p.score).toFixed(1)}%`).join(", ")));
       } else {
-        QUERIES.forEach((t, i) => {
-          const w = el("span", { class: "tok" + (QSPECIAL[i] ? " special" : ""), "data-index": i }, t);
+        QUERIES().forEach((t, i) => {
+          const w = el("span", { class: "tok" + (qspecialOf()[i] ? " special" : ""), "data-index": i }, t);
           w.append(el("span", { class: "p", title: "model probability of this word" }, D.target_scores[i].toFixed(2)));
           w.addEventListener("mouseenter", () => set({ query: i }));
           w.addEventListener("click", () => set({ query: i }));
@@ -127,7 +139,7 @@ function IMAGE_VIEW() {
     draw, move, unpreview() { preview = null; }, thumb,
     rehide() {
       for (const w of document.querySelectorAll("#words .tok")) w.classList.toggle("hidden", !queryVisible(+w.dataset.index));
-      if (!queryVisible(S.query)) S.query = Math.max(0, QUERIES.findIndex((_, q) => queryVisible(q)));
+      if (!queryVisible(S.query)) S.query = Math.max(0, QUERIES().findIndex((_, q) => queryVisible(q)));
     },
     home() { set({ query: D.kind === "image" ? 0 : D.focus }); },
     thumbKey() { return `${S.query}`; },
