@@ -12,6 +12,10 @@ from attncli.cli.common import (Progress, Target, check_save_path, outputs, reso
                                 with_page)
 from attncli.cli.options import (DeviceOpt, FuseOpt, HeadsOpt, JsonOpt, LayersOpt, ModelOpt, OutOpt, PickleOpt,
                                  SaveOpt, TrustOpt, WidthOpt, finite)
+from attncli.cli.corpus import CorpusArgs, Engine, refuse_single, stats_corpus
+from attncli.cli.corpus_options import (AddressOpt, BatchOpt, CheckpointOpt, ColumnOpt, CorpusOpt, CpusOpt,
+                                        FieldOpt, GpusOpt, LimitOpt, MaxTokensOpt, RestartOpt, SampleOpt, SeedOpt,
+                                        SplitOpt, WorkersOpt, EngineOpt)
 from attncli.errors import UsageError
 
 
@@ -43,17 +47,41 @@ def stats(
     device: DeviceOpt = Device.cpu,
     trust_remote_code: TrustOpt = False,
     allow_pickle: PickleOpt = False,
+    corpus: CorpusOpt = None,
+    field: FieldOpt = None,
+    column: ColumnOpt = None,
+    split: SplitOpt = None,
+    limit: LimitOpt = None,
+    sample: SampleOpt = None,
+    seed: SeedOpt = 0,
+    batch_size: BatchOpt = 16,
+    max_tokens: MaxTokensOpt = None,
+    workers: WorkersOpt = 1,
+    engine: EngineOpt = Engine.local,
+    address: AddressOpt = None,
+    num_cpus: CpusOpt = 1.0,
+    num_gpus: GpusOpt = 0.0,
+    checkpoint: CheckpointOpt = None,
+    restart: RestartOpt = False,
 ) -> None:
     """Per-head statistics: entropy, mean attention distance, sink/self/previous/next scores and a role.
 
     Default model: minilm for text, google/vit-base-patch16-224 for images (offline: --model dinov2-small or shapes).
+    --corpus PATH aggregates them over a whole dataset (streamed, resumable; see docs/corpus.md).
 
     \b
     Examples:
       attn stats "The cat sat on the mat because it was tired." --sort prev
       attn stats samples/chelsea.png --model dinov2-small --layer 3
-      attn stats --last --json
+      attn stats --corpus samples/sentences.txt --json
     """
+    if corpus is not None:  # a whole corpus: attncli.cli.corpus
+        refuse_single(INPUT=source, **{"--text": text, "--last": last, "--layer": layer, "--sort": sort,
+                                       "--ascending": ascending, "--csv": csv, "--layers": layers, "--heads": heads})
+        return stats_corpus(CorpusArgs(corpus, field, column, split, limit, sample, seed, batch_size, max_tokens,
+                                       workers, engine, address, num_cpus, num_gpus, checkpoint, restart),
+                            model=model, device=device.value, as_json=as_json, plot=plot, output=output, save=save,
+                            width=width)
     from attncli import sources
     from attncli.views.common import MapSpec
     from attncli.views.stats import COLUMNS, capture_stats, needs

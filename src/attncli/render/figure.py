@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from attncli.choices import Format
+from attncli.corpus.report import CorpusReport
 from attncli.views.classify import ClassifyResult
 from attncli.views.cross import AlignView, CaptionView
 from attncli.views.speech import SpeechView
@@ -118,3 +119,11 @@ def _(view: StatsReport, path: Path | None = None, **options: Any) -> Path:
     from attncli.render.analysis import distance_figure
 
     return _save(distance_figure(view), path)
+
+
+@render.register
+def _(view: CorpusReport, path: Path | None = None, **options: Any) -> Path:
+    from attncli.render.corpus import write_figure
+
+    assert path is not None, "a figure needs a path"
+    return write_figure(view, path)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from attncli.choices import Format
+from attncli.corpus.report import CorpusReport
 from attncli.store import write_atomic
 from attncli.views.interactive import InteractiveView
 
@@ -69,3 +70,11 @@ def _(view: InteractiveView, path: Path | None = None, **options: Any) -> Path:
 
     assert path is not None, "a page needs a path"
     return write_bytes(Path(path), html_document(view).encode("utf-8"))
+
+
+@render.register
+def _(view: CorpusReport, path: Path | None = None, **options: Any) -> Path:
+    from attncli.render.corpus import write_page
+
+    assert path is not None, "a page needs a path"
+    return write_page(view, path)

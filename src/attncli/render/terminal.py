@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Group
 
 from attncli.choices import Format
+from attncli.corpus.report import CorpusReport
 from attncli.methods.softmax import SoftmaxResult
 from attncli.render.tables import line, matrix_table, profile_table, softmax_table, top_table
 from attncli.views.classify import ClassifyResult
@@ -125,3 +126,10 @@ def _register_evaluate() -> None:
 
 
 _register_evaluate()
+
+
+@render.register
+def _(view: CorpusReport, width: int = 80, **options: Any) -> Any:
+    from attncli.render.corpus import corpus_table
+
+    return corpus_table(view, width)
