@@ -126,9 +126,9 @@ def interactive_view(
     numbers = capture.layer_ids if partial else list(range(n_layers))
     warnings = list(capture.warnings)
     arrays = {"attention": pack(weights[kept], [numbers[i] for i in kept])}
-    if partial and any(m is not Method.attention for m in asked):
-        warnings.append(f"rollout, flow and grad-rollout combine every layer, but this capture kept layers "
-                        f"{_spans(numbers)} of {capture.total_layers}: the page shows attention only (capture "
+    if partial:  # said on the page and on stderr whether or not another method was asked: layers are missing
+        warnings.append(f"this capture kept layers {_spans(numbers)} of {capture.total_layers}, and rollout, flow "
+                        "and grad-rollout combine every layer: the page shows attention only (capture "
                         "again with --layers all for the rest)")
         asked, discard_ratio = [Method.attention], 0.0
     if cross:  # cross-attention, plus the encoder's and decoder's self-attention when kept
