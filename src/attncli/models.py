@@ -1,9 +1,8 @@
 """Resolve "alias | hub id | local path" and load a model that returns attention weights.
 
-Text models, causal LMs and ViT-like image models are loaded with attncli's selective attention (SDPA, plus eager
-weights only for the layers, heads and query rows a view asks for; see families.selective); the encoder-decoders
-(align, caption), text classifiers (grad-rollout) and architectures that bypass transformers' AttentionInterface
-load with eager attention, since fused kernels never materialise the weights.
+Text models, causal LMs and ViT-like image models load with attncli's selective attention (families.selective:
+the model's own eager function for the layers kept, SDPA elsewhere where the model allows it); encoder-decoders,
+text classifiers (grad-rollout) and classes that bypass transformers' AttentionInterface load eager.
 """
 
 from __future__ import annotations
@@ -17,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from attncli.choices import Device, Purpose
+from attncli.errors import DeviceError, ModelLoadError, ModelNotFoundError, NotSupportedError, UsageError
 
 if TYPE_CHECKING:
     from attncli.choices import DeviceMap, TorchDtype
-from attncli.errors import DeviceError, ModelLoadError, ModelNotFoundError, NotSupportedError, UsageError
 
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
@@ -303,14 +302,12 @@ def load_model(
     require_head(model.config, purpose, mref.model_id, type(model).__name__)
     refuse_missing(info, mref.model_id, purpose)
     model.eval()
-    if any(name.endswith(".sinks") for name, _ in model.named_parameters()):  # gpt-oss: learned sink logits
-        model.config._attncli_sinks = True  # its rows of weights sum to less than 1: architecture() says so
+    model.config._attncli_sinks = any(n.endswith(".sinks") for n, _ in model.named_parameters())  # gpt-oss: rows < 1
     if "device_map" in placing:
         torch_device = input_device(model)
     else:
         model.to(torch_device)
-    return LoadedModel(model=model, processor=processor, ref=mref, device=torch_device, family=family,
-                       warnings=notes)
+    return LoadedModel(model=model, processor=processor, ref=mref, device=torch_device, family=family, warnings=notes)
 
 
 # Purposes whose captures go through families.selective (the others read output_attentions, so stay eager;

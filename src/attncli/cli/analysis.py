@@ -10,7 +10,7 @@ import typer
 from attncli.choices import Device, Format, Fuse, Purpose
 from attncli.cli.common import (Progress, Target, check_save_path, outputs, resolve, select, show,
                                 with_page)
-from attncli.cli.options import (DeviceOpt, FuseOpt, HeadsOpt, JsonOpt, LayersOpt, ModelOpt, OutOpt, PickleOpt,
+from attncli.cli.options import (DeviceOpt, FuseOpt, HeadsOpt, JsonOpt, LayersOpt, ModelOpt, PickleOpt,
                                  SaveOpt, TrustOpt, WidthOpt, finite)
 from attncli.cli.corpus import CorpusArgs, Engine, refuse_single, stats_corpus
 from attncli.cli.corpus_options import (AddressOpt, BatchOpt, CheckpointOpt, ColumnOpt, CorpusOpt, CpusOpt,

@@ -9,7 +9,7 @@ import typer
 
 from attncli.choices import Device, Fuse, Method, Purpose
 from attncli.cli.common import check_save_path, gradients, keeping, outputs, resolve, show, with_page
-from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, LayerOpt, MethodOpt, ModelOpt,
+from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, MethodOpt, ModelOpt,
                                  OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt,
                                  WidthOpt, LayersOpt, HeadsOpt, StoreDtypeOpt, TorchDtypeOpt, DeviceMapOpt,
                                  MaxMemoryOpt, OffloadFolderOpt, QkOpt)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -36,7 +35,6 @@ def stats_table(report: "StatsReport") -> "RenderableType":
         table.add_row(str(h.layer), str(h.head), _num(h.entropy, 2), _num(h.entropy_norm, 2),
                       _num(h.distance, digits), _num(h.distance_rel, 2), _num(h.sink, 2), _num(h.self_, 2),
                       _num(h.prev, 2), _num(h.next, 2), f"[{_ROLE_STYLE.get(h.role, '')}]{h.role}[/]")
-    sinks = ", ".join(report.sink_labels) or "none"
     unit = "pixels" if report.unit == "px" else "tokens"
     title = report.title
     note = (f"H: entropy (nats); H/max: H / log(visible keys); dist: mean attention distance ({unit}); "

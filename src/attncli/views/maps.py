@@ -21,7 +21,7 @@ from attncli.views.sinks import UNKNOWN, PatchSink, capture_sinks, sink_cells, s
 if TYPE_CHECKING:
     import numpy as np
 
-    from attncli.capture import Capture, Prediction, Selection
+    from attncli.capture import Capture, Selection
     from attncli.grid import PatchGrid
 
 
