@@ -618,3 +618,26 @@ def test_stats_page_shows_the_table_and_a_click_shows_the_head(browser, cli, tin
     assert st["layer"] == "0" and st["head"] == "1"
     assert p.locator("#stats tbody tr.current").count() == 1
     page.close()
+
+
+PRINTED_JS = """() => {
+  // every printed weight and its printed bound cover the stored value's interval [w - e, w + e]
+  const bad = [];
+  for (let i = 0; i < 20000; i++) {
+    const w = Math.random() ** 3, e = 10 ** (-2 - 4 * Math.random());
+    const text = fmt(w, e), bound = parseFloat(fmtErr(e).slice(1));
+    if (text.startsWith("<")) { if (w + e > parseFloat(text.slice(1)) + 1e-12) bad.push([w, e, text]); }
+    else if (Math.abs(parseFloat(text) - w) + e > bound + 1e-12) bad.push([w, e, text, fmtErr(e)]);
+  }
+  return bad.slice(0, 5);
+}"""
+
+
+def test_every_printed_number_and_its_printed_bound_cover_the_stored_interval(browser, tiny_bert, tmp_path):
+    """The readout's digits are rounded: the bound it prints adds that rounding, and '<x' is the most it can be."""
+    from attncli.sources import capture_text
+
+    cap = capture_text(CAT, str(tiny_bert))
+    page = Page(browser, write_html(interactive_view(cap), tmp_path / "printed.html"))
+    assert page.page.evaluate(PRINTED_JS) == []
+    page.close()

@@ -184,15 +184,22 @@ function maxOf(values, floor = 1e-12) {
 
 // A number with only the digits its bound supports: exact values to 4 decimals (or 3 significant digits when
 // tiny), coded ones to the decimal place of their bound; a coded value below its bound as "<bound".
-function decimals(e) { return Math.min(6, Math.max(1, Math.floor(-Math.log10(e)))); }
+// Digits a coded weight is printed with: one more than its bound's first, so the printing adds at most a twentieth.
+function decimals(e) { return Math.min(7, Math.max(1, Math.ceil(-Math.log10(e)) + 1)); }
+function roundUp(x, d) { const p = Math.pow(10, d); return (Math.ceil(x * p - 1e-9) / p).toFixed(d); }
+// The bound as printed: the stored value's error plus the printed digits' rounding, rounded up to 2 figures.
+function shownBound(e) {
+  const total = e + 0.5 * Math.pow(10, -decimals(e));
+  return roundUp(total, Math.max(0, 1 - Math.floor(Math.log10(total))));
+}
 function fmt(w, e = 0) {
   if (!isFinite(e)) return "?";
   if (e === 0) return w !== 0 && Math.abs(w) < 1e-4 ? w.toExponential(2) : w.toFixed(4);
   const d = decimals(e);
-  if (Math.abs(w) < e) return "<" + e.toFixed(d + 1).replace(/0+$/, "");
+  if (Math.abs(w) < e) return "<" + roundUp(Math.abs(w) + e, d);  // the most the weight can be
   return w.toFixed(d);
 }
-function fmtErr(e) { return !isFinite(e) ? "?" : e === 0 ? "exact" : "±" + e.toPrecision(2); }
+function fmtErr(e) { return !isFinite(e) ? "?" : e === 0 ? "exact" : "±" + shownBound(e); }
 
 function headWords() {
   const arr = arrayFor(), H = arr.shape[1], L = layersOf()[S.layer];
@@ -211,10 +218,13 @@ function what() {
   return S.method === "attention" ? " · attention" : "";
 }
 
+// A long input in the heading: its start and end, so the view stays on the first screen.
+function short(text) { return text.length <= 160 ? text : `${text.slice(0, 100)} … ${text.slice(-40)} (${text.length} characters)`; }
+
 function updateStatus() {
   const st = $("status"), L = layersOf()[S.layer];
   const side = S.method === "encoder" ? " (encoder)" : CROSS ? " (decoder)" : "";
-  st.textContent = `${D.model_id} · ${D.input || D.kind} · layer ${L}${side} · ${headWords()}${what()}`;
+  st.textContent = `${D.model_id} · ${short(D.input || D.kind)} · layer ${L}${side} · ${headWords()}${what()}`;
   const fused = S.head < 0 && arrayFor().shape[1] > 1;
   Object.assign(st.dataset, { layer: L, head: fused ? "fused" : Math.max(S.head, 0), fuse: S.fuse, method: S.method,
                               query: S.query, side: S.side, key: S.key, scale: S.scale, hide: S.hide ? 1 : 0 });
