@@ -54,7 +54,13 @@ def _configs():
     }
 
 
-@pytest.fixture(scope="module", params=list(_configs()))
+# Soft-capping, sinks, sliding windows and a shared layer: also in the default run through tests/test_matrix.py's
+# sample (whole and partial captures through the commands); here every selection and chunking with -m slow.
+SLOW = {"gemma2-softcap", "gpt-oss-sinks", "mistral-window", "albert-shared"}
+
+
+@pytest.fixture(scope="module", params=[pytest.param(k, marks=pytest.mark.slow) if k in SLOW else k
+                                        for k in _configs()])
 def pair(request):
     """(eager model, the same weights with selective attention, input kind)."""
     cls, config, kind = _configs()[request.param]
