@@ -87,3 +87,17 @@ def test_a_budget_that_is_no_size_is_refused_before_the_model_loads(cli, monkeyp
     monkeypatch.setenv("ATTN_CAPTURE_BUDGET_MB", value)
     code, _, err = cli("explain", CAT, "--model", "no/such-model-anywhere")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "ATTN_CAPTURE_BUDGET_MB" in err, err
+
+
+def test_a_model_with_learned_sinks_says_its_rows_sum_to_at_most_1(cli, tmp_path):
+    """gpt-oss: its softmax gives part of each row to a learned sink; the notes say so instead of 'sums to 1'."""
+    from tiny_matrix import BY_KEY
+
+    folder = BY_KEY["gpt-oss"].build(tmp_path / "gpt-oss")
+    code, out, err = cli("explain", CAT, "--model", str(folder), "--matrix")
+    assert code == 0, err
+    assert "each row sums to at most 1" in out and "each row sums to 1" not in out
+    cap = load_capture(last_capture_path())
+    assert cap.arch["sinks"] is True and cap.attentions.sum(-1).min() < 0.99
+    code, out, err = cli("heatmap", "--terminal")
+    assert code == 0 and "at most 1" in out, err

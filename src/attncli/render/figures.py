@@ -130,14 +130,14 @@ def matrix_figure(view: "LayerMatrix") -> "Figure":
     """Token × token map with token labels on both axes (rows: query, columns: key)."""
     values = view.matrix  # (Q, K)
     return _matrix(values, view.labels, view.special, view.labels, view.special, view.vmin, view.vmax, view.title,
-                   view.notes, "query (attending)", _bar_label(view.method.value, rows=True))
+                   view.notes, "query (attending)", _bar_label(view.method.value, rows=True, sinks=getattr(view, "sinks", False)))
 
 
 def row_figure(view: "TokenRow") -> "Figure":
     """One query token's row over every token."""
     return _matrix(view.values[None, :], view.labels, view.special, [view.query_label],
                    [view.special[view.query]], view.vmin, view.vmax, view.title, [], "query",
-                   _bar_label(view.method.value, rows=True))
+                   _bar_label(view.method.value, rows=True, sinks=getattr(view, "sinks", False)))
 
 
 def profile_figure(view: "TokenProfile") -> "Figure":
@@ -145,13 +145,15 @@ def profile_figure(view: "TokenProfile") -> "Figure":
     layers = [str(i) for i in view.layer_numbers]
     vmax = float(view.rows.max()) or 1.0
     return _matrix(view.rows, view.labels, view.special, layers, [False] * len(layers), 0.0, vmax, view.title,
-                   view.notes, "layer", _bar_label(view.method.value, rows=True))
+                   view.notes, "layer", _bar_label(view.method.value, rows=True, sinks=getattr(view, "sinks", False)))
 
 
-def _bar_label(method: str, rows: bool) -> str:
+def _bar_label(method: str, rows: bool, sinks: bool = False) -> str:
     """Colour bar label: relevance for grad-rollout (rows do not sum to 1), else attention weight."""
     if method == "grad-rollout":
         return "relevance (rows do not sum to 1)" if rows else "relevance"
+    if sinks and method == "attention":
+        return "attention weight (rows sum to at most 1: learned sinks)" if rows else "attention weight"
     return "attention weight (rows sum to 1)" if rows else "attention weight"
 
 

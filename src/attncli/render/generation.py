@@ -71,6 +71,7 @@ def generation_figure(view: "GenerationView") -> "Figure":
     ax.set_xlabel("prompt | generated before it (attended to)" + (f" · {x_note}" if x_note else ""), fontsize=8)
     ax.set_ylabel("generated token" + (f" · {y_note}" if y_note else ""), fontsize=8)
     bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
-    bar.set_label("attention weight (rows sum to 1)", fontsize=8)
+    bar.set_label("attention weight (rows sum to at most 1: learned sinks)" if view.sinks
+                  else "attention weight (rows sum to 1)", fontsize=8)
     suptitle(fig, view.title, [view.notes[1], "orange line: end of the prompt; grey: not generated yet"])
     return fig

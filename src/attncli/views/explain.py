@@ -42,6 +42,7 @@ class LayerMatrix:
     scale: Scale = Scale.zero
     vmin: float = 0.0
     vmax: float = 1.0
+    sinks: bool = False  # the model's softmax includes learned sink logits (gpt-oss): rows sum to less than 1
 
     @property
     def title(self) -> str:
@@ -55,6 +56,8 @@ class LayerMatrix:
         notes = [SKIP_NOTE] if self.skip_special else []
         if self.method is Method.grad_rollout and not self.skip_special:
             notes.append("rows: each column token's relevance to the row token (rows do not sum to 1)")
+        elif self.sinks and self.method is Method.attention:
+            notes.append("rows attend to columns; each row sums to at most 1: this model's softmax gives the rest to its learned sinks")
         else:
             notes.append("rows attend to columns; each row sums to 1")
         return notes
@@ -118,6 +121,7 @@ class TokenProfile:
     layer_ids: list[int] = field(default_factory=list)  # the model layer of each row of rows ([]: 0, 1, 2, …)
     heads: list[tuple[int, int, float]] = field(default_factory=list)  # (layer, head, weight) to heads_to, most first
     heads_to: int | None = None  # position (in indices) of the word the heads send the most to
+    sinks: bool = False  # the model's softmax includes learned sink logits (gpt-oss): rows sum to less than 1
 
     @property
     def layer_numbers(self) -> list[int]:
@@ -216,7 +220,7 @@ def layer_matrix(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.n
     vmin, vmax = colour_range(matrix, scale)
     return view(matrix, shown, [capture.tokens[i] for i in shown], [capture.special[i] for i in shown],
                 layer_i, head_i, fuse.value, spec.skip_special, capture.model_id, method, note, capture.heads_total,
-                spec.top_k, scale, vmin, vmax)
+                spec.top_k, scale, vmin, vmax, bool(capture.arch.get("sinks")))
 
 
 def layer_view(capture: "Capture", layer: int = -1, head: int | None = None, fuse: Fuse | str = Fuse.mean,
@@ -295,7 +299,7 @@ def token_profile(capture: "Capture", token: int | list[int], head: int | None =
     profile = TokenProfile(token, label, rows, shown, [capture.tokens[i] for i in shown],
                            [capture.special[i] for i in shown], head_i, Fuse(fuse).value, skip_special,
                            capture.model_id, method, note, capture.heads_total, top, pieces,
-                           [capture.layer_number(s) for s in slots])
+                           [capture.layer_number(s) for s in slots], sinks=bool(capture.arch.get("sinks")))
     best = best_other(profile)
     if best is not None and method is Method.attention and capture.fused_heads is None:
         key = shown[best]

@@ -46,6 +46,7 @@ class GenerationView:
     decoding: dict[str, Any] = field(default_factory=dict)
     top_k: int = 3
     vmax: float = 1.0
+    sinks: bool = False  # the model's softmax includes learned sink logits (gpt-oss): rows sum to less than 1
 
     @property
     def title(self) -> str:
@@ -61,7 +62,8 @@ class GenerationView:
                 f"generated: {self.text or '(nothing printable)'}  "
                 f"[{decoding_note(self.decoding, len(self.generated))}]",
                 "rows: generated tokens, each at the step that produced it; columns: the prompt, then the tokens "
-                "generated before it (rows sum to 1)"]
+                "generated before it " + ("(rows sum to at most 1: the rest went to the model's learned sinks)"
+                                          if self.sinks else "(rows sum to 1)")]
 
     def prompt_share(self) -> list[float]:
         """Per generated token, the part of its attention that went to the prompt."""
@@ -135,5 +137,5 @@ def generation_view(capture: "Capture", layer: int = -1, head: int | None = None
         layer=layer_i, head=head_i,
         fuse=Fuse(fuse).value, n_heads=capture.heads_total, model_id=capture.model_id, prompt=capture.text,
         text=capture.target_text, decoding=dict(capture.decoding), top_k=top,
-        vmax=colour_range(matrix, Scale.zero)[1],
+        vmax=colour_range(matrix, Scale.zero)[1], sinks=bool(capture.arch.get("sinks")),
     )

@@ -125,6 +125,9 @@ def interactive_view(
         kept = _resolve_layers(layers, n_layers)
     numbers = capture.layer_ids if partial else list(range(n_layers))
     warnings = list(capture.warnings)
+    if capture.grid is not None and capture.grid.prefix == 0 and not cross:
+        warnings.append("this model has no [CLS] token: the page shows one query patch's row at a time (click a "
+                        "patch), where attn heatmap's map is the mean of all query rows")
     arrays = {"attention": pack(weights[kept], [numbers[i] for i in kept])}
     if partial:  # said on the page and on stderr whether or not another method was asked: layers are missing
         warnings.append(f"this capture kept layers {_spans(numbers)} of {capture.total_layers}, and rollout, flow "
