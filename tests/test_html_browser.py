@@ -410,8 +410,10 @@ def test_dinov2_page_marks_sinks_and_answers_clicks_fast(browser, real_dinov2, t
     from attncli.views.sinks import capture_sinks
 
     root = Path(__file__).resolve().parents[1]
+    from attncli.choices import Method
+
     cap = capture_image(root / "samples" / "chelsea.png", "dinov2-small")
-    view = interactive_view(cap)
+    view = interactive_view(cap, methods=[Method.attention, Method.rollout])
     page = Page(browser, write_html(view, tmp_path / "dino.html"))
     p = page.page
     want = {str(s.layer): [] for s in capture_sinks(cap)}
@@ -422,6 +424,11 @@ def test_dinov2_page_marks_sinks_and_answers_clicks_fast(browser, real_dinov2, t
     if layer is not None:
         p.select_option("#layer", layer)
         assert p.eval_on_selector("#sink-note", "e => e.dataset.sinks") == ",".join(map(str, want[layer]))
+        p.select_option("#method", "rollout")  # rollout combines every layer up to the last: all their sinks
+        p.select_option("#layer", str(cap.n_layers - 1))
+        marked = p.eval_on_selector("#sink-note", "e => e.dataset.sinks").split(",")
+        assert sorted(map(int, marked)) == sorted({t for tokens in want.values() for t in tokens})
+        assert "combined into this map" in p.inner_text("#sink-note")
     times = []
     for row, col in ((3, 4), (8, 8), (12, 2), (5, 14), (1, 1)):
         box = p.locator("#overlay").bounding_box()

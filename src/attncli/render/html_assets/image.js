@@ -54,11 +54,24 @@ function IMAGE_VIEW() {
     ps.textContent = `to prefix tokens: ${fmt(share, err)} ${fmtErr(err)} (${parts.join(", ")})` + (S.hide ? " — hidden" : "");
     ps.dataset.weight = String(share);
     $("note").textContent = preview !== null && patchQueries() ? "hovering: click to keep this patch" : "";
-    const sinks = (D.sinks || {})[String(layersOf()[S.layer])] || [];
-    $("sink-note").textContent = sinks.length ? `Dashed orange: patch sinks of layer ${layersOf()[S.layer]} ` +
+    const [sinks, where] = shownSinks();
+    $("sink-note").textContent = sinks.length ? `Dashed orange: patch sinks of ${where} ` +
       `(patches that soak up ≥ 10× the uniform share of all queries' attention, heads averaged): ` +
       sinks.map((t) => `(${Math.floor((t - PREFIX) / G.cols)}, ${(t - PREFIX) % G.cols})`).join(", ") : "";
     $("sink-note").dataset.sinks = sinks.join(",");
+  }
+
+  // The sinks of the layers the map reads: its layer for attention; every layer up to it for rollout, flow and
+  // grad-rollout, which combine them. Returns [tokens, words naming the layers].
+  function shownSinks() {
+    const L = layersOf()[S.layer], all = D.sinks || {};
+    if (S.method === "attention" || S.method === "encoder" || S.method === "decoder") return [all[String(L)] || [], `layer ${L}`];
+    const found = new Map();
+    for (const [layer, tokens] of Object.entries(all)) {
+      if (Number(layer) <= L) for (const t of tokens) if (!found.has(t)) found.set(t, layer);
+    }
+    const layers = [...new Set(found.values())].sort((a, b) => a - b);
+    return [[...found.keys()], `layer${layers.length > 1 ? "s" : ""} ${layers.join(", ")} (combined into this map)`];
   }
 
   function drawGrid(ctx, q) {
@@ -68,7 +81,7 @@ function IMAGE_VIEW() {
     for (let c = 1; c < G.cols; c++) { ctx.moveTo(c * cw + 0.5, 0); ctx.lineTo(c * cw + 0.5, H); }
     for (let r = 1; r < G.rows; r++) { ctx.moveTo(0, r * ch + 0.5); ctx.lineTo(W, r * ch + 0.5); }
     ctx.stroke();
-    const sinks = D.kind === "image" ? (D.sinks || {})[String(layersOf()[S.layer])] || [] : [];
+    const sinks = D.kind === "image" ? shownSinks()[0] : [];
     ctx.save();
     ctx.strokeStyle = "rgb(255, 160, 0)"; ctx.lineWidth = 2; ctx.setLineDash([4, 3]);
     for (const t of sinks) { const p = t - PREFIX; ctx.strokeRect((p % G.cols) * cw + 2, Math.floor(p / G.cols) * ch + 2, cw - 4, ch - 4); }
