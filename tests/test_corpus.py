@@ -251,6 +251,7 @@ def test_terminal_table_and_page(cli, tiny_bert, corpus_txt, tmp_path):
     assert "inputs: 7/7" in err
 
 
+@pytest.mark.slow  # spawns worker processes that each load a model: pytest -m slow
 def test_workers_give_the_same_sums_as_one_process(tiny_bert, corpus_txt):
     corpus = open_corpus(CorpusSpec(str(corpus_txt)))
     one = run(corpus, RunOptions(model=str(tiny_bert), batch_size=2, chunk=2))

@@ -97,6 +97,7 @@ def _without_timing(doc: dict) -> dict:
     return {**doc, "methods": [{k: v for k, v in m.items() if k != "map_seconds"} for m in doc["methods"]]}
 
 
+@pytest.mark.slow  # runs evaluate twice: pytest -m slow
 def test_cli_evaluate_shapes_is_repeatable_and_has_a_random_baseline(cli, shapes_like_vit):
     args = ("evaluate", "--model", str(shapes_like_vit), "--n", "6", "--seed", "3", "--json")
     code, out, err = cli(*args)

@@ -558,6 +558,7 @@ def open_and_click(browser, path: Path) -> tuple[Page, float, float, float, list
     return page, opened, wall, sorted(times)[len(times) // 2], times
 
 
+@pytest.mark.slow  # a timing measurement: pytest -m slow
 def test_2048_tokens_open_in_2_s_and_answer_a_click_in_50_ms(browser, tmp_path, capsys):
     """Timed on a machine shared with other work: the best of three openings (the least disturbed) is checked."""
     cap, att = long_capture(2048)

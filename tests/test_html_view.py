@@ -146,6 +146,7 @@ def test_vit_b16_capture_fits_in_5_mb_without_dropping(real_dinov2, monkeypatch)
     assert size <= view.nbytes  # the view's estimate is an upper bound of the page
 
 
+@pytest.mark.slow  # a size measurement on a BERT-base-sized capture: pytest -m slow
 def test_bert_512_capture_fits_in_25_mb(monkeypatch):
     monkeypatch.chdir(ROOT)
     view = interactive_view(bert_512_like())
