@@ -101,3 +101,15 @@ def test_a_model_with_learned_sinks_says_its_rows_sum_to_at_most_1(cli, tmp_path
     assert cap.arch["sinks"] is True and cap.attentions.sum(-1).min() < 0.99
     code, out, err = cli("heatmap", "--terminal")
     assert code == 0 and "at most 1" in out, err
+
+
+def test_classify_json_flags_sink_patches(cli):
+    """The [CLS] summary's top patches carry the same sink flag as heatmap's top entries."""
+    code, out, err = cli("classify", STAR, "--model", "shapes", "--json")
+    assert code == 0, err
+    top = json.loads(out)["images"][0]["cls_top_patches"]
+    code, again, err = cli("heatmap", "--json")
+    assert code == 0, err
+    want = {(t["row"], t["col"]): t["sink"] for t in json.loads(again)["top"]}
+    assert top and all(t["sink"] == want[(t["row"], t["col"])] for t in top if (t["row"], t["col"]) in want)
+    assert any(t["sink"] is True for t in top)  # the shapes star's top patches are layer-5 sinks

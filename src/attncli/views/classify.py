@@ -25,6 +25,7 @@ class ClassifiedImage:
     predictions: "list[Prediction]"
     cls_top: list[tuple[int, int, float]]  # (row, col, weight), highest first
     cls_layer: int
+    cls_sinks: list["bool | None"] = field(default_factory=list)  # per cls_top entry: a sink behind the map (None: unknown)
     cls_method: Method = Method.attention
     unlike_training: str | None = None  # the shapes model on an image unlike its training set: why
 
@@ -33,7 +34,9 @@ class ClassifiedImage:
         return {
             "source": self.source,
             "predictions": [{"index": p.index, "label": p.label, "score": round(p.score, 6)} for p in self.predictions],
-            "cls_top_patches": [{"row": r, "col": c, "weight": round(w, 6)} for r, c, w in self.cls_top],
+            "cls_top_patches": [{"row": r, "col": c, "weight": round(w, 6),
+                                 "sink": self.cls_sinks[i] if i < len(self.cls_sinks) else None}
+                                for i, (r, c, w) in enumerate(self.cls_top)],
             "cls_layer": self.cls_layer,
             "cls_method": Method(self.cls_method).value,
             "out_of_distribution": self.unlike_training,
@@ -84,9 +87,11 @@ def summarise(capture: "Capture", k: int = 5, patches: int = 3, spec: MapSpec = 
     from attncli.views.maps import patch_map
 
     amap = patch_map(capture, spec, gradients)
+    top = amap.top(patches)
     row = ClassifiedImage(source=capture.source or "", predictions=list(capture.predictions[:k]),
-                          cls_top=amap.top(patches), cls_layer=amap.layer, cls_method=amap.method,
-                          unlike_training=amap.facts.unlike_training)
+                          cls_top=top, cls_layer=amap.layer, cls_method=amap.method,
+                          unlike_training=amap.facts.unlike_training,
+                          cls_sinks=[amap.is_sink(r, c) for r, c, _ in top])
     return row, amap
 
 

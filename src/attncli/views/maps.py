@@ -131,7 +131,7 @@ class PatchMap(OnGrid):
                 "grid": self.grid.to_dict(), "quantity": self.quantity,
                 "prefix_share": None if self.outside is None else round(self.outside, 6),
                 "scale": {"kind": self.scale.value, "vmin": round(self.vmin, 6), "vmax": round(self.vmax, 6)},
-                "top": [{"row": r, "col": c, "weight": round(w, 6), "sink": self._is_sink(r, c)}
+                "top": [{"row": r, "col": c, "weight": round(w, 6), "sink": self.is_sink(r, c)}
                         for r, c, w in self.top(5)],
                 "patch_sinks": None if self.patch_sinks is None else [s.to_dict() for s in self.patch_sinks],
                 "drop_sinks": self.drop_sinks,
@@ -139,7 +139,7 @@ class PatchMap(OnGrid):
                 "out_of_distribution": self.facts.unlike_training,
                 "weights": rounded(self.values)}
 
-    def _is_sink(self, row: int, col: int) -> bool | None:
+    def is_sink(self, row: int, col: int) -> bool | None:
         """Whether the patch is a sink in a layer behind the map; None when that cannot be known."""
         return None if self.patch_sinks is None else (row, col) in self.sink_cells
 
