@@ -201,11 +201,11 @@ def model_eager(module: Any) -> Any:
 
 
 def _additive(mask: "torch.Tensor | None", query: "torch.Tensor", n_k: int, causal: bool,
-              offset: "torch.Tensor | None" = None) -> "torch.Tensor | None":
+              positions: "torch.Tensor") -> "torch.Tensor | None":
     """The mask as eager attention takes it: added to the scores (0 where allowed, the dtype's min elsewhere).
 
     The masks built for this implementation are SDPA's (boolean, or None for a plain causal or full pattern);
-    a causal pattern left implicit is made explicit for the rows ``offset`` (their query positions).
+    a causal pattern left implicit is made explicit for the rows at ``positions`` (their query positions).
     """
     import torch
 
@@ -213,8 +213,7 @@ def _additive(mask: "torch.Tensor | None", query: "torch.Tensor", n_k: int, caus
     if mask is None:
         if not causal:
             return None
-        rows = offset if offset is not None else torch.arange(query.shape[2], device=query.device)
-        allowed = torch.arange(n_k, device=query.device)[None, :] <= rows[:, None]  # (r, K)
+        allowed = torch.arange(n_k, device=query.device)[None, :] <= positions[:, None]  # (r, K)
         return torch.zeros(allowed.shape, dtype=query.dtype, device=query.device).masked_fill(~allowed, low)[None, None]
     if mask.dtype == torch.bool:
         return torch.zeros(mask.shape, dtype=query.dtype, device=mask.device).masked_fill(~mask, low)
@@ -247,7 +246,6 @@ def selective_attention(module: Any, query: "torch.Tensor", key: "torch.Tensor",
     import torch
 
     eager = model_eager(module)
-
     batch, heads, n_q = query.shape[:3]
     n_k = key.shape[2]
     every_row = rec.rows is None
@@ -260,13 +258,13 @@ def selective_attention(module: Any, query: "torch.Tensor", key: "torch.Tensor",
     kept = rec.slot(layer, batch, kept_heads, len(rows), n_k)  # on the CPU, filled chunk by chunk
     outputs = []
     step = max(1, CHUNK_BYTES // (4 * batch * heads * n_k))  # query rows per chunk: no (H, N, N) matrix at once
-    skip_future = mask is None and causal  # keys after a chunk's last row are masked: never computed
+    skip_future = causal  # no mask and causal: keys after a chunk's last row are masked, never computed
     call = {k: v for k, v in kwargs.items() if k != "is_causal"}
     if rec.qk:  # the scores' own inputs: scaling as passed, else the eager functions' default d ** -0.5
         scaling = kwargs.get("scaling")
         scaling = getattr(module, "scaling", None) if scaling is None else scaling
         rec.record(layer, query, key, query.shape[-1] ** -0.5 if scaling is None else scaling,
-                   _additive(mask, query, n_k, causal, torch.arange(n_q, device=query.device) + (n_k - n_q)))
+                   _eager_mask(module, attention_mask, query, key, kwargs))
     for start in range(0, len(rows), step):
         part = rows[start:start + step]
         seen = int(part.max()) + 1 + (n_k - n_q) if skip_future else n_k  # keys any row of the chunk can see
