@@ -40,9 +40,10 @@ def main() -> int:
               "llama": (make_llama(work / "llama", layers=3, heads=4, kv_heads=2, hidden=64, positions=512),
                         AutoModelForCausalLM),
               "bert": (make_bert(work / "bert", layers=3, heads=4, hidden=64, max_positions=512), AutoModel)}
-    selections = {"all": Selection(), "layer1-mean": Selection(layers=(1,), fuse=Fuse.mean),
-                  "layer2-max": Selection(layers=(2,), fuse=Fuse.max),
-                  "rows": Selection(layers=(0, 2), rows=(5, 100, 299))}
+    # budget=0: keep only what is selected (a whole capture this small is otherwise kept whole)
+    selections = {"all": Selection(), "layer1-mean": Selection(layers=(1,), fuse=Fuse.mean, budget=0),
+                  "layer2-max": Selection(layers=(2,), fuse=Fuse.max, budget=0),
+                  "rows": Selection(layers=(0, 2), rows=(5, 100, 299), budget=0)}
     failed = 0
     for name, (folder, cls) in models.items():
         eager = cls.from_pretrained(folder, attn_implementation="eager").eval()
