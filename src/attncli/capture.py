@@ -375,24 +375,6 @@ def architecture(config: Any) -> dict[str, Any]:
     facts["attn_implementation"] = getattr(config, "_attn_implementation", None)
     if getattr(config, "_attncli_sinks", False):
         facts["sinks"] = True  # the softmax includes learned sink logits: each row sums to less than 1
+    if getattr(config, "_attncli_trained_on", None):
+        facts["trained_on"] = config._attncli_trained_on  # an embedded model's narrow training set (TrainingSet)
     return facts
-
-
-def stack_attentions(attentions: Any, what: str = "attention", item: int | None = 0) -> "np.ndarray":
-    """Tuple of per-layer (batch, heads, q, k) tensors → (layers, heads, q, k) float32 for one batch item.
-
-    ``item=None`` keeps the whole batch: (batch, layers, heads, q, k).
-    """
-    if attentions is None or len(attentions) == 0 or any(a is None for a in attentions):
-        raise CaptureError(
-            f"the model returned no {what} weights",
-            "it likely computes attention in a fused kernel; attncli loads models with eager attention, "
-            "so this architecture does not support returning them yet",
-        )
-    import torch
-
-    if item is None:
-        stacked = torch.stack(tuple(attentions), dim=1)  # (B, L, H, Q, K)
-    else:
-        stacked = torch.stack([a[item] for a in attentions])  # (L, H, Q, K)
-    return stacked.detach().to(torch.float32).cpu().numpy()

@@ -89,3 +89,10 @@ class StoreDtype(str, Enum):
 
     float16 = "float16"
     float32 = "float32"
+
+
+class TrainingSet(str, Enum):
+    """A narrow set an embedded model was trained on: its captures carry it (``arch["trained_on"]``), so a view
+    can say when an input is unlike it without knowing which model that was."""
+
+    shapes = "synthetic shapes"  # attncli.synthetic: the shapes model

@@ -27,17 +27,17 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from attncli.choices import Fuse, Method
 from attncli.errors import UsageError
+from attncli.views.evaluation import EvalReport, MethodScore
 
 if TYPE_CHECKING:
     import numpy as np
 
     from attncli.grid import PatchGrid
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 RANDOM = "random"
 BASELINES = ("mean", "blur", "black")
@@ -48,44 +48,6 @@ CURVE_STEPS = 16
 def default_step(n_patches: int) -> int:
     """Patches changed per deletion/insertion step so the curve has about CURVE_STEPS steps."""
     return max(1, math.ceil(n_patches / CURVE_STEPS))
-
-
-@dataclass
-class MethodScore:
-    """Mean scores of one method over the images (None where the metric was not computed)."""
-
-    method: str
-    pointing: float | None = None
-    iou: float | None = None
-    deletion: float | None = None
-    insertion: float | None = None
-    seconds: float = 0.0  # time spent computing this method's maps
-
-    def to_dict(self) -> dict:
-        """JSON-ready, rounded."""
-        r = lambda v: None if v is None else round(float(v), 4)  # noqa: E731
-        return {"method": self.method, "pointing": r(self.pointing), "iou": r(self.iou),
-                "deletion_auc": r(self.deletion), "insertion_auc": r(self.insertion),
-                "map_seconds": round(self.seconds, 3)}
-
-
-@dataclass
-class EvalReport:
-    """Scores of every method (and the random baseline, last) on one image set."""
-
-    model_id: str
-    dataset: str  # "shapes" or "images"
-    n: int
-    seed: int
-    scores: list[MethodScore]
-    accuracy: float | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """The JSON document of `attn evaluate --json` (schema attncli.evaluate/1)."""
-        return {"schema": "attncli.evaluate/1", "model": self.model_id, "dataset": self.dataset, "n": self.n,
-                "seed": self.seed, "accuracy": None if self.accuracy is None else round(self.accuracy, 4),
-                "settings": self.settings, "methods": [s.to_dict() for s in self.scores]}
 
 
 def patch_centres(grid: "PatchGrid") -> "np.ndarray":

@@ -125,11 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     from attncli.cli import common
 
     common.typed[:] = ["attn", *(sys.argv[1:] if argv is None else argv)]  # for warnings that give a command
-    from attncli import dinov2  # light: its heavy imports are inside functions
+    from attncli import cache
 
-    from attncli import whisperct2  # light, as dinov2
-
-    dinov2.progress_hook = whisperct2.progress_hook = lambda message: sys.stderr.write(f"attn: {message}\n")
+    cache.progress_hook = lambda message: sys.stderr.write(f"attn: {message}\n")  # a model converted on first use
     try:
         with libraries_quiet():
             code = app(args=argv, prog_name="attn", standalone_mode=False)

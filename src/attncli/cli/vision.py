@@ -62,16 +62,15 @@ def classify(
     check_save_path(save, paths)
     where = outputs(as_json=as_json, output=output, width=width, inputs=paths)
 
-    from attncli.families.vit import capture_images
-    from attncli.models import DEFAULT_MODELS, load_model
     from attncli.views.classify import classify_result, summarise
 
-    loaded = load_model(model or DEFAULT_MODELS[Purpose.image_classification], Purpose.image_classification,
-                        device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    loaded = sources.load(model, Purpose.image_classification, device=device, trust_remote_code=trust_remote_code,
+                          allow_pickle=allow_pickle)
     rows, first = [], None
     with Progress(len(paths), "classifying") as advance:
-        for capture in capture_images(paths, loaded, batch_size=batch_size, top_k=top_k,
-                                      on_batch=lambda n: advance(n, None), selection=keeping(where, selection, save)):
+        for capture in sources.capture_images(paths, loaded, batch_size=batch_size, top_k=top_k,
+                                              on_batch=lambda n: advance(n, None),
+                                              selection=keeping(where, selection, save)):
             grads = None
             if method is Method.grad_rollout:  # explains the predicted class
                 from attncli.gradcapture import gradients_for
@@ -122,10 +121,9 @@ def patches(
     where = outputs(as_json=as_json, output=output or (None if as_json else Path(f"patches-{image.stem}.png")), width=width,
                     file_formats=(Format.figure,), inputs=plan.inputs)
     resolved = resolve(plan)
-    from attncli.families.vit import position_embeddings
     from attncli.views.patches import patches_view
 
-    view = patches_view(resolved.capture, position_embeddings(resolved.loaded))
+    view = patches_view(resolved.capture, sources.position_embeddings(resolved.loaded))
     show(view, where, resolved)
 
 

@@ -17,7 +17,7 @@ from attncli.errors import UsageError
 from attncli.families.base import Family, Modality, end_token, generated, is_causal_lm, last_logits
 
 if TYPE_CHECKING:
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 
 class CausalLM(Family):

@@ -342,7 +342,8 @@ def capture_selected(model: Any, inputs: dict[str, Any], selection: Selection, t
     """
     import torch
 
-    from attncli.capture import find_word, stack_attentions
+    from attncli.capture import find_word
+    from attncli.families.base import stack_attentions
 
     config = model.config
     n_layers, n_heads = int(config.num_hidden_layers), int(config.num_attention_heads)

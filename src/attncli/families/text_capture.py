@@ -8,7 +8,7 @@ from attncli.capture import ALL, Capture, Report, Selection, architecture
 from attncli.choices import Kind, Purpose
 
 if TYPE_CHECKING:
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 
 def capture_text(text: str, loaded: "LoadedModel", selection: Selection = ALL,

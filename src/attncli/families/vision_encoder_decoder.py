@@ -15,7 +15,7 @@ from attncli.families.encdec import (EncoderDecoder, _cross_family, arch, decodi
 if TYPE_CHECKING:
     from PIL import Image
 
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 
 class VisionEncoderDecoder(EncoderDecoder):

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 # Model types whose attention runs over one global grid of patches.
 GLOBAL_GRID = {"vit", "deit", "beit", "data2vec-vision", "dinov2", "dinov2_with_registers", "vit_msn", "dinov3_vit"}

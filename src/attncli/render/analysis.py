@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from attncli.evaluate import EvalReport
+    from attncli.views.evaluation import EvalReport
     from attncli.views.stats import StatsReport
 
 _ROLE_STYLE = {"sink": "dim", "previous-token": "magenta", "next-token": "magenta", "self": "yellow",

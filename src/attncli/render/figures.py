@@ -41,7 +41,7 @@ def figure_format(path: Path) -> str:
 
 def write_bytes(path: Path, data: bytes) -> Path:
     """Write a rendered file atomically, as a one-line error when the disk refuses."""
-    from attncli.store import write_atomic
+    from attncli.cache import write_atomic
 
     try:
         return write_atomic(Path(path), data)

@@ -16,7 +16,7 @@ from typing import Any
 
 from attncli.choices import Format
 from attncli.corpus.report import CorpusReport
-from attncli.store import write_atomic
+from attncli.cache import write_atomic
 from attncli.views.interactive import InteractiveView
 
 ASSETS = ("core.js", "picture.js", "text.js", "image.js", "stats.js", "qk.js")
