@@ -227,13 +227,10 @@ def load_model(
     from attncli.placement import input_device, placement
 
     placing = placement(torch_device, dtype, device_map, max_memory, offload_folder)
-    if mref.kind == "hub" and not _offline() and not _hub_reachable():
-        # Behave as HF_HUB_OFFLINE=1: use the cache if it has the model, fail at once if not.
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        import huggingface_hub.constants
-
-        huggingface_hub.constants.HF_HUB_OFFLINE = True
-    if mref.kind == "hub" and _offline() and not hub_cached(mref.location):
+    # Decided for this load only (never for the process): a hub that does not answer the probe is treated as
+    # HF_HUB_OFFLINE=1 would be — the cache if it has the model, a fail at once if not — and the next load asks again.
+    offline = mref.kind == "hub" and (_offline() or not _hub_reachable())
+    if offline and not hub_cached(mref.location):
         raise ModelNotFoundError(f"{mref.location} is not in the Hugging Face cache and the hub is offline",
                                  _offline_alias_hint(purpose))
     if mref.embedded is not None and mref.embedded.sha256:
@@ -244,6 +241,8 @@ def load_model(
 
     transformers.utils.logging.disable_progress_bar()
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if offline:
+        kwargs["local_files_only"] = True  # every file of this load: config, weights, tokenizer or processor
     with _load_errors(mref, purpose):
         config = transformers.AutoConfig.from_pretrained(mref.location, **kwargs)
     family = require(config, purpose, mref.model_id)
@@ -259,7 +258,7 @@ def load_model(
         model, info = model_cls.from_pretrained(mref.location, config=family.load_config(config, purpose),
                                                 attn_implementation=attn, output_loading_info=True, **safety,
                                                 **placing, **kwargs)
-        processor = family.processor_for(mref.location, trust_remote_code, purpose)
+        processor = family.processor_for(mref.location, purpose, **kwargs)
     require_head(model.config, purpose, mref.model_id, type(model).__name__)
     refuse_missing(info, mref.model_id, purpose)
     model.eval()
@@ -270,7 +269,8 @@ def load_model(
         torch_device = input_device(model)
     else:
         model.to(torch_device)
-    return LoadedModel(model=model, processor=processor, ref=mref, device=torch_device, family=family, warnings=notes)
+    return LoadedModel(model=model, processor=processor, ref=mref, device=torch_device, family=family, warnings=notes,
+                       local_files_only=offline)
 
 
 # Purposes whose captures go through families.selective (the others read output_attentions, so stay eager;

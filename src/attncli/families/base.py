@@ -60,16 +60,18 @@ class Family:
         """The config the model class loads with: the checkpoint's own (a dual encoder's tower takes its part)."""
         return config
 
-    def processor_for(self, location: str, trust_remote_code: bool, purpose: Purpose) -> Any:
-        """The processor a command's input goes through (the family's one processor unless it has several)."""
-        return self.processor(location, trust_remote_code)
+    def processor_for(self, location: str, purpose: Purpose, **options: Any) -> Any:
+        """The processor a command's input goes through (the family's one processor unless it has several).
 
-    def processor(self, location: str, trust_remote_code: bool) -> Any:
+        ``options`` are the model load's from_pretrained arguments (trust_remote_code, local_files_only).
+        """
+        return self.processor(location, **options)
+
+    def processor(self, location: str, **options: Any) -> Any:
         """The tokenizer or image processor that prepares inputs like the model was trained on."""
         import transformers
 
-        return getattr(transformers, self.processor_class).from_pretrained(location,
-                                                                            trust_remote_code=trust_remote_code)
+        return getattr(transformers, self.processor_class).from_pretrained(location, **options)
 
     def prefix_labels(self, config: Any) -> tuple[str, ...]:
         """Names of the tokens an image encoder puts before its patches (none for text)."""

@@ -49,6 +49,7 @@ class LoadedModel:
     device: str
     family: "Family | None" = None
     warnings: list[str] = field(default_factory=list)  # said once per capture (e.g. "eager attention")
+    local_files_only: bool = False  # the hub was offline for this load: files read later come from the cache too
 
     @property
     def config(self) -> Any:

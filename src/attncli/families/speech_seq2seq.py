@@ -194,7 +194,7 @@ def time_words(loaded: "LoadedModel", tokenizer: Any, cross: "np.ndarray", ids: 
         return [None] * (len(ids) - 1), {**timing, "method": None, "note": "no token times: no words to place"
                                          if not text else "no token times: the recording is shorter than one frame"}
     starts = st.dtw_times(cross, heads, rows, frames, frame_seconds, median_width=MEDIAN_WIDTH)
-    words = st.word_spans(tokenizer, ids, text, starts, len(rows) > len(text), audio_seconds)
+    words = st.word_spans(tokenizer, ids, text, starts, audio_seconds)
     moved = st.snap_to_sound(words, level, audio_seconds)
     split = st.split_at_dips(words, level)
     timing.update(

@@ -90,7 +90,7 @@ def dtw_times(cross: "np.ndarray", heads: list[list[int]], rows: list[int], fram
     return time_idx[jumps] * frame_seconds  # (rows,)
 
 
-def word_spans(tokenizer: Any, ids: list[int], text: list[int], starts: "np.ndarray", has_end_row: bool,
+def word_spans(tokenizer: Any, ids: list[int], text: list[int], starts: "np.ndarray",
                audio_seconds: float) -> list[dict[str, Any]]:
     """Words with DTW (start, end): a word runs from its first token's time to the next word's (or the end's)."""
     from transformers.models.whisper.tokenization_whisper import _combine_tokens_into_words
