@@ -97,7 +97,7 @@ class Capture:
     frame_seconds: float | None = None  # audio: seconds per encoder position
     audio_seconds: float | None = None  # audio: length of the recording read
     spectrogram: "np.ndarray | None" = None  # audio: (feature bins, input frames) float32, as the model saw it
-    target_times: list[float] = field(default_factory=list)  # audio: DTW time of each target token, seconds
+    target_times: list[float | None] = field(default_factory=list)  # audio: DTW time of each target token, seconds
     timing: dict[str, Any] = field(default_factory=dict)  # audio: how target_times were found (heads, method)
     # Extra arrays by name (float32, stored layers first), kept only when asked (Selection.qk): "query" and "key"
     # (layers, heads, N, d) as the eager function got them (after RoPE; key's KV heads repeated to every head),

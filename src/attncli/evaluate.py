@@ -168,7 +168,7 @@ def deletion_insertion(model: Any, pixels: Any, order: "np.ndarray", grid: "Patc
             probs.append(torch.softmax(logits.float(), dim=-1)[:, target].cpu())
     p = torch.cat(probs).numpy()
     x = np.asarray(counts, dtype=np.float64) / grid.n_patches
-    trapezoid = getattr(np, "trapezoid", None) or np.trapz
+    trapezoid = getattr(np, "trapezoid", None) or np.trapz  # type: ignore[attr-defined]  # numpy < 2
     return float(trapezoid(p[: len(counts)], x)), float(trapezoid(p[len(counts):], x))
 
 
@@ -245,10 +245,14 @@ def evaluate(
             if progress is not None:
                 progress(done, len(images))
     n = max(done, 1)
-    scores = [MethodScore(name, *((sums[name][k] / n) if (k in ("pointing", "iou") and masks is not None)
-                                  or (k in ("deletion", "insertion") and auc) else None
-                                  for k in ("pointing", "iou", "deletion", "insertion")),
-                          seconds=sums[name]["seconds"] / n) for name in names]
+
+    def mean(name: str, metric: str) -> float | None:
+        """The metric's mean over the images, None where it was not computed."""
+        computed = masks is not None if metric in ("pointing", "iou") else auc
+        return sums[name][metric] / n if computed else None
+
+    scores = [MethodScore(name, mean(name, "pointing"), mean(name, "iou"), mean(name, "deletion"),
+                          mean(name, "insertion"), seconds=sums[name]["seconds"] / n) for name in names]
     settings = {"methods": [m.value for m in chosen], "layer": layer, "fuse": Fuse(fuse).value,
                 "discard_ratio": discard_ratio, "target": "true class" if labels is not None else "prediction",
                 "grid": None if grid is None else f"{grid.rows}x{grid.cols}"}
@@ -283,7 +287,7 @@ def _mask_at(mask: "np.ndarray", grid: "PatchGrid") -> "np.ndarray":
     mask = np.asarray(mask, dtype=bool)
     if mask.shape == (grid.image_height, grid.image_width):
         return mask
-    resized = Image.fromarray(mask.astype(np.uint8) * 255).resize((grid.image_width, grid.image_height), Image.NEAREST)
+    resized = Image.fromarray(mask.astype(np.uint8) * 255).resize((grid.image_width, grid.image_height), Image.Resampling.NEAREST)
     return np.asarray(resized) > 127
 
 

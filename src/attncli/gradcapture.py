@@ -48,11 +48,11 @@ def model_inputs(capture: "Capture", loaded: "LoadedModel") -> dict:
         raise UsageError("this capture has no text to run again for grad-rollout", "capture the text again")
     from attncli.inputs import prepare_text
 
-    prepared = prepare_text(capture.text, loaded.processor, loaded.config)
-    if prepared.labels != capture.tokens:
+    text = prepare_text(capture.text, loaded.processor, loaded.config)
+    if text.labels != capture.tokens:
         raise CaptureError("the classifier's tokenizer splits the text differently from the capture",
                            "run the command on the text with the classifier as --model")
-    return {k: v.to(loaded.device) for k, v in prepared.model_inputs.items()}
+    return {k: v.to(loaded.device) for k, v in text.model_inputs.items()}
 
 
 def gradients_for(capture: "Capture", target: str | int | None = None, model: "str | LoadedModel | None" = None,

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from attncli.choices import Device, DeviceMap, Purpose, TorchDtype
 from attncli.errors import UsageError
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from attncli.families.loaded import LoadedModel
 
 CAPTURE_SUFFIX = ".npz"
+NEW_TOKENS = 64  # generated tokens when --max-new-tokens is not given (text and images)
 
 
 class InputKind(str, Enum):
@@ -46,7 +47,7 @@ class Generation:
     """How a model's output is found: given (``target``, encoder-decoders) or generated."""
 
     target: str | None = None
-    max_new_tokens: int | None = 64  # None: attn align AUDIO sizes it to the recording
+    max_new_tokens: int | None = NEW_TOKENS  # None: attn align AUDIO sizes it to the recording, text takes NEW_TOKENS
     num_beams: int = 1
 
 
@@ -271,6 +272,7 @@ def _capture(planned: Plan, loaded: "LoadedModel", progress: "Report | None" = N
 
     purpose, req = planned.purpose, planned.request
     gen = req.generation or Generation()
+    new_tokens = gen.max_new_tokens if gen.max_new_tokens is not None else NEW_TOKENS
     selection = req.selection or ALL
     if purpose is Purpose.align and planned.kind is InputKind.audio:
         from attncli.families.speech_capture import capture_audio
@@ -281,16 +283,16 @@ def _capture(planned: Plan, loaded: "LoadedModel", progress: "Report | None" = N
         from attncli.families.encdec import capture_align
 
         return capture_align(planned.text or "", loaded, target=gen.target,
-                             max_new_tokens=gen.max_new_tokens, num_beams=gen.num_beams, selection=selection)
+                             max_new_tokens=new_tokens, num_beams=gen.num_beams, selection=selection)
     if purpose is Purpose.caption:
         from attncli.families.vision_encoder_decoder import capture_caption
 
-        return capture_caption(req.value or "", loaded, text=gen.target, max_new_tokens=gen.max_new_tokens,
+        return capture_caption(req.value or "", loaded, text=gen.target, max_new_tokens=new_tokens,
                                num_beams=gen.num_beams, selection=selection)
     if purpose is Purpose.generate:
         from attncli.families.causal_lm import capture_generate
 
-        return capture_generate(planned.text or "", loaded, selection, max_new_tokens=gen.max_new_tokens,
+        return capture_generate(planned.text or "", loaded, selection, max_new_tokens=new_tokens,
                                 num_beams=gen.num_beams, progress=progress)
     if planned.kind is InputKind.image:
         from attncli.families.vit import capture_image
@@ -336,8 +338,10 @@ def load(model: "str | LoadedModel | None", purpose: Purpose, *, device: str | D
     return load_model(model, purpose, device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
 
 
-def position_embeddings(loaded: "LoadedModel") -> Any:
-    """An image model's position embeddings and its patch grid (attn patches), or None when it has none."""
+def position_embeddings(loaded: "LoadedModel | None") -> Any:
+    """An image model's position embeddings and its patch grid (attn patches); None without a model or table."""
+    if loaded is None:  # a saved capture: no model to read them from
+        return None
     from attncli.families.vit import position_embeddings as read
 
     return read(loaded)
@@ -351,7 +355,7 @@ def capture_text(text: str, model: "str | LoadedModel" = "minilm", *, device: st
     return run(text, load(model, Purpose.text, device=device, trust_remote_code=trust_remote_code))
 
 
-def capture_images(paths: "list[Path | str]", model: "str | LoadedModel" = "shapes", *,
+def capture_images(paths: "Sequence[Path | str]", model: "str | LoadedModel" = "shapes", *,
                    device: str | Device = Device.cpu, trust_remote_code: bool = False, **kwargs: Any) -> Any:
     """Run an image model over files in batches; one Capture per image (see families.vit.capture_images)."""
     from attncli.families.vit import capture_images as run

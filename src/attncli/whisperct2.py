@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from attncli.ct2read import read_ct2, whisper_state
 from attncli import cache, conversions
@@ -142,8 +142,9 @@ def _encode_converted(folder: Path, x: "np.ndarray") -> "np.ndarray":
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
-    model, info = transformers.WhisperForConditionalGeneration.from_pretrained(
+    loaded: Any = transformers.WhisperForConditionalGeneration.from_pretrained(
         folder, attn_implementation="eager", output_loading_info=True)
+    model, info = loaded  # output_loading_info: (model, what loaded and what did not)
     bad = [k for key in ("missing_keys", "unexpected_keys", "mismatched_keys") for k in info.get(key, [])]
     if bad:
         raise ModelLoadError(f"the converted model does not load cleanly: {bad[:3]}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -98,6 +98,7 @@ def explain(
     grads, label = gradients(resolved, spec)
     from attncli.views.explain import TokenMatrix, TokenTable, layer_matrix, profile_of
 
+    view: Any
     if token is not None:
         view = profile_of(resolved.capture, spec, grads, label, layer=layer)
     else:

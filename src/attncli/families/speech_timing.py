@@ -97,7 +97,7 @@ def word_spans(tokenizer: Any, ids: list[int], text: list[int], starts: "np.ndar
 
     words, _, groups = _combine_tokens_into_words(tokenizer, [ids[k] for k in text])
     out = []
-    for w, (word, group) in enumerate(zip(words, groups)):
+    for word, group in zip(words, groups):
         first, last = group[0], group[-1]
         start = float(starts[first])
         if last + 1 < len(starts):

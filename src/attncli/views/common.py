@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from attncli.choices import Fuse, Kind, Method, Scale
 from attncli.errors import CaptureError
@@ -85,6 +85,17 @@ def rounded(array: "np.ndarray") -> list:
 SKIP_NOTE = "special tokens hidden; each row renormalised over the remaining tokens"
 
 
+def number_spans(numbers: list[int]) -> str:
+    """[0, 1, 2, 5] → '0–2, 5'."""
+    out: list[str] = []
+    for n in numbers:
+        if out and n == int(out[-1].split("–")[-1]) + 1:
+            out[-1] = f"{out[-1].split('–')[0]}–{n}"
+        else:
+            out.append(str(n))
+    return ", ".join(out)
+
+
 def stored_head(capture: "Capture", head: int | None, fuse: "Fuse | str") -> tuple[int | None, int | None]:
     """(where a model head is stored, its 0-based model number), or (None, None) for heads fused by ``fuse``.
 
@@ -128,14 +139,3 @@ def require_whole(capture: "Capture", what: str, *, layers: bool = True, rows: b
         lacks_heads = heads and capture.head_ids is not None
         raise CaptureError(exc.message, "capture it again with --layers all"
                            + (" and without --heads" if lacks_heads else "")) from None
-
-
-def number_spans(numbers: Sequence[int]) -> str:
-    """[0, 1, 2, 5] → '0–2, 5'."""
-    out: list[str] = []
-    for n in numbers:
-        if out and n == int(out[-1].split("–")[-1]) + 1:
-            out[-1] = f"{out[-1].split('–')[0]}–{n}"
-        else:
-            out.append(str(n))
-    return ", ".join(out)

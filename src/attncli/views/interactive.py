@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Sequence
 from attncli.choices import Fuse, Kind, Method
 from attncli.errors import AttnError, NotSupportedError, UsageError
 from attncli.methods.heads import resolve_index
-from attncli.views.common import number_spans as _spans
 from attncli.views.packing import PRECISION, PackedArray, pack
 
 if TYPE_CHECKING:
@@ -348,6 +347,13 @@ def _fit(view: InteractiveView, explicit: bool) -> None:
     view.warnings.append(f"{what} would make a {before / mb:.1f} MB page, above the {view.max_bytes / mb:g} MB "
                          f"limit: dropped layer{'s' if len(dropped) > 1 else ''} {_spans(dropped)}, kept "
                          f"{_spans(keep)} ({view.nbytes / mb:.1f} MB); {hint}")
+
+
+def _spans(numbers: Sequence[int]) -> str:
+    """[0, 1, 2, 5] → '0–2, 5' (views.common.number_spans, which the q/k panel's warnings use too)."""
+    from attncli.views.common import number_spans
+
+    return number_spans(list(numbers))
 
 
 def _kind(capture: "Capture") -> str:
