@@ -175,6 +175,11 @@ class HeadPanels(OnGrid):
         return sink_cells(self.patch_sinks)
 
     @property
+    def quantity(self) -> str:
+        """'attention', or what the method's numbers are ('norm')."""
+        return quantity(self.method)
+
+    @property
     def title(self) -> str:
         """'Layer 5 · all 6 heads · [CLS] → patches · model' ('value-norm of all 6 heads' for another method)."""
         heads = f"all {self.values.shape[0]} heads"
