@@ -25,6 +25,7 @@ MODULES = (
     "attncli.methods.flow",
     "attncli.methods.gradients",
     "attncli.methods.value_norm",
+    "attncli.methods.value_norm_rollout",
 )
 
 
