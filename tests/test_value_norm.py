@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from attncli.capture import Capture, Selection
@@ -241,3 +242,31 @@ rows: each column token's norm to the row token (rows do not sum to 1)
 │b            │  .10│2.1│.75│
 └─────────────┴─────┴───┴───┘
 """  # 4.272 and 2.136 (test_toy_value_norm_worked_by_hand) in three characters
+
+
+@pytest.mark.slow  # a Chromium start: about a minute on the shared machine
+def test_page_switches_to_value_norm_with_the_registry_words(tiny_bert, tmp_path):
+    """The page offers value-norm from the view's method facts: its title words, no fusion choice, its rows exact."""
+    import test_html_browser as hb
+
+    if hb.chromium_path() is None:
+        pytest.skip("no Chromium executable found")
+    from playwright.sync_api import sync_playwright
+
+    from attncli.render.html import write_html
+    from attncli.views.interactive import interactive_view
+
+    cap = captured(tiny_bert, Purpose.text, TEXT)
+    view = interactive_view(cap, methods=("value-norm", "rollout"))
+    assert view.methods == ["value-norm", "rollout", "attention"]
+    want = method_rows(cap.attentions, "value-norm", 1, extras=cap.extras).astype(np.float64)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=hb.chromium_path(), args=hb.ARGS)
+        page = hb.Page(browser, write_html(view, tmp_path / "vn.html"))
+        st = page.status()
+        assert st["method"] == "value-norm" and "layer 1 · value-norm ‖Σ_h α·f(x)‖ over 2 heads" in st["text"]
+        assert page.page.is_disabled("#fuse")
+        cat = cap.tokens.index("cat")
+        page.page.click(f"#qcol li[data-index='{cat}']")
+        hb.check_row(page, want[cat])
+        browser.close()
