@@ -104,7 +104,8 @@ def test_top_patches():
 
 
 def test_colour_scales():
-    from attncli.choices import Method, Scale
+    from attncli.choices import Scale
+    from attncli.methods.registry import Method
     from attncli.views.common import colour_range, default_scale
     from attncli.views.maps import patch_map
 

@@ -101,7 +101,8 @@ class Capture:
     timing: dict[str, Any] = field(default_factory=dict)  # audio: how target_times were found (heads, method)
     # Extra arrays by name (float32, stored layers first), kept only when asked (Selection.qk): "query" and "key"
     # (layers, heads, N, d) as the eager function got them (after RoPE; key's KV heads repeated to every head),
-    # "scaling" (layers,) the factor the scores were multiplied by, "allowed" (N, N) 1 where the mask let a key in.
+    # "scaling" (layers,) the factor the scores were multiplied by, "allowed" (N, N) 1 where the mask let a key in;
+    # "value_gram" (layers, key, heads, heads) ⟨f_h(x_j), f_g(x_j)⟩ of the value vectors through W_O (value-norm).
     extras: dict[str, "np.ndarray"] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -249,6 +250,7 @@ class Selection:
     fuse: Fuse | None = None
     budget: int | None = None  # bytes: a whole capture this small keeps everything (None: capture_budget())
     qk: bool = False  # also keep each kept layer's query and key vectors (Capture.extras), for the q/k view
+    extras: tuple[str, ...] = ()  # other Capture.extras a method reads, by name (e.g. "value_gram" for value-norm)
 
     def whole_budget(self) -> int:
         """Float32 bytes under which a capture keeps every layer, head and row whatever the view reads."""
@@ -270,7 +272,7 @@ class Selection:
         """This selection plus more layers and heads (``every``: also layers=None, i.e. all)."""
         merged_layers = None if every or self.layers is None else tuple(self.layers) + tuple(layers or ())
         return Selection(merged_layers, self.heads if heads is None else heads, self.rows, self.query, self.fuse,
-                         self.budget, self.qk)
+                         self.budget, self.qk, self.extras)
 
 
 ALL = Selection()

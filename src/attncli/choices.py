@@ -65,15 +65,6 @@ class Scale(str, Enum):
     percentile = "percentile"  # 1st .. 99th percentile: one outlier does not flatten the rest
 
 
-class Method(str, Enum):
-    """How a map is computed from the attention (see attncli.methods)."""
-
-    attention = "attention"
-    rollout = "rollout"
-    flow = "flow"
-    grad_rollout = "grad-rollout"
-
-
 class Format(str, Enum):
     """Where a view goes: one renderer module per format (attncli.render)."""
 

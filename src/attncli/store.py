@@ -77,7 +77,7 @@ def fit_budget(capture: Capture, budget: int, dtype: StoreDtype) -> tuple[Captur
         return capture, None
     keep = max(1, int(budget // per_layer))
     ids = capture.layer_ids or list(range(capture.n_layers))
-    extras = {k: v[:keep] if k in ("query", "key", "scaling") else v for k, v in capture.extras.items()}
+    extras = {k: v[:keep] if k in ("query", "key", "scaling", "value_gram") else v for k, v in capture.extras.items()}
     trimmed = dataclasses.replace(capture, attentions=capture.attentions[:keep], layer_ids=ids[:keep],
                                   total_layers=capture.total_layers or capture.n_layers, extras=extras)
     note = (f"the last capture kept {_spans(ids[:keep], 'layer')} of the {len(ids)} captured "

@@ -116,7 +116,7 @@ def stats(
 
 def parse_methods(value: str) -> "list":
     """'attention,rollout' → [Method.attention, Method.rollout]; 'all' → every method."""
-    from attncli.choices import Method
+    from attncli.methods.registry import Method
 
     if value.strip().lower() == "all":
         return list(Method)

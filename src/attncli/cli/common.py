@@ -221,7 +221,7 @@ def with_page(where: Outputs, capture: "Capture", spec: Any = None, grads: Any =
     """
     if not any(t.fmt is Format.html for t in where.targets):
         return where
-    from attncli.choices import Method
+    from attncli.methods.registry import Method
     from attncli.views.interactive import Initial, interactive_view
 
     method = Method(getattr(spec, "method", Method.attention))
@@ -247,11 +247,11 @@ def keeping(where: Outputs, selection: "Selection", save: Path | None = None) ->
     everything; with --save (and no ATTN_CAPTURE_BUDGET_MB set) the budget is what memory allows: a saved capture
     should answer any later view.
     """
-    from attncli.capture import ALL, capture_budget
+    from attncli.capture import Selection, capture_budget
 
     capture_budget()  # a bad ATTN_CAPTURE_BUDGET_MB is refused before any model loads
     if any(t.fmt is Format.html for t in where.targets):
-        return ALL
+        return Selection(extras=selection.extras)  # everything, and the extra arrays the method reads
     if save is not None and not os.environ.get("ATTN_CAPTURE_BUDGET_MB", "").strip():
         import psutil
 
@@ -285,14 +285,15 @@ def check_save_path(save: Path | None, inputs: Iterable[Path | str] = ()) -> Non
 
 def gradients(resolved: "Resolved", spec: Any) -> tuple[Any, str | None]:
     """(attention gradients, explained class) when the spec's method is grad-rollout, else (None, None)."""
-    from attncli.choices import Kind, Method
+    from attncli.choices import Kind
+    from attncli.methods.registry import info
 
-    if spec.method is not Method.grad_rollout:
+    if not info(spec.method).gradients:
         return None, None
     from attncli.gradcapture import gradients_for
     from attncli.views.common import require_whole
 
-    require_whole(resolved.capture, "--method grad-rollout")  # before the model runs again to compare with it
+    require_whole(resolved.capture, f"--method {info(spec.method).name}")  # before the model runs again to compare with it
 
     req = resolved.plan.request
     position, word = None, None

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from attncli.choices import Device, Format, Fuse, Kind, Method, Purpose
+from attncli.choices import Device, Format, Fuse, Kind, Purpose
 from attncli.cli.common import (Progress, check_save_path, gradients, keeping, outputs, resolve, say, select, show,
                                 warn, with_page)
 from attncli.cli.options import (DeviceOpt, DiscardOpt, DropSinksOpt, FuseOpt, HeadOpt, HeadsOpt, JsonOpt, LayerOpt,
                                  LayersOpt, MethodOpt, ModelOpt, OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt,
                                  TargetOpt, TrustOpt, WidthOpt, QkOpt)
 from attncli.errors import UsageError
+from attncli.methods.registry import Method, info
 
 if TYPE_CHECKING:
     from attncli.capture import Capture
@@ -72,7 +73,7 @@ def classify(
                                               on_batch=lambda n: advance(n, None),
                                               selection=keeping(where, selection, save)):
             grads = None
-            if method is Method.grad_rollout:  # explains the predicted class
+            if info(method).gradients:  # explains the predicted class
                 from attncli.gradcapture import gradients_for
 
                 grads = gradients_for(capture, None, loaded).gradients
@@ -188,14 +189,15 @@ def heatmap(
     if token is not None and query is not None:
         raise UsageError("--query is the old name of --token", "give --token only")
     query = token if token is not None else query
-    check_method_options(method, head, discard_ratio, target_class, drop_sinks)
+    check_method_options(method, head, discard_ratio, target_class, drop_sinks, fuse)
     if drop_sinks and text is not None:
         from attncli.views.maps import NO_TEXT_SINKS
 
         raise UsageError(NO_TEXT_SINKS, "drop --drop-sinks")
-    if all_heads and method is not Method.attention:
-        raise UsageError(f"--all-heads shows each head of one layer; {method.value} combines the heads",
-                         "drop --all-heads, or use --method attention")
+    if all_heads:
+        from attncli.views.maps import check_all_heads
+
+        check_all_heads(method)
     if head is not None and all_heads:
         raise UsageError("--head and --all-heads draw different figures", "use one of them")
     if terminal and output is not None:
@@ -203,7 +205,7 @@ def heatmap(
     if terminal and as_json:
         raise UsageError("--terminal and --json both write to stdout", "use one of them")
     if text is not None:
-        purpose = Purpose.text_classification if method is Method.grad_rollout else Purpose.text
+        purpose = Purpose.text_classification if info(method).gradients else Purpose.text
     else:
         purpose = Purpose.image
     plan = sources.plan(sources.Request(
@@ -272,7 +274,7 @@ def _self_view(capture: "Capture", spec: Any, all_heads: bool, grads: Any, label
 
 def _cross_view(capture: "Capture", spec: Any, all_heads: bool) -> Any:
     """The align matrix, or the caption's per-word maps, of a cross-attention capture."""
-    if spec.method is not Method.attention:
+    if not info(spec.method).raw:
         raise UsageError(f"--method {spec.method.value} applies to self-attention captures",
                          "a cross-attention capture is drawn with --method attention")
     if spec.query is not None or all_heads:
@@ -300,12 +302,13 @@ def _default_name(capture: "Capture", view: Any) -> Path:
         how = f"h{view.head}" if view.head is not None else view.fuse
         kind = "caption" if isinstance(view, CaptionView) else "align"
         return Path(f"{kind}-{stem}-L{view.layer}-{how}.png")
+    m = info(view.method)
     if isinstance(view, HeadPanels):
-        how = "heads"
-    elif view.method is not Method.attention:
-        how = f"{view.method.value}-{view.fuse}" + ("-dropsinks" if getattr(view, "drop_sinks", False) else "")
+        how = "heads" if m.raw else f"{m.name}-heads"
     else:
-        how = f"h{view.head}" if view.head is not None else view.fuse
+        how = f"h{view.head}" if view.head is not None else view.fuse if m.fuses else ""
+        how = how if m.raw else "-".join(filter(None, [m.name, how]))
+        how += "-dropsinks" if getattr(view, "drop_sinks", False) else ""
     query = ""
     if isinstance(view, (PatchMap, HeadPanels)) and view.query >= view.grid.prefix:
         row, col = view.grid.cell_of(view.query)

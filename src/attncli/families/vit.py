@@ -181,7 +181,7 @@ def _run_batch(loaded: "LoadedModel", chunk: list, prepared: "Preprocessed", siz
     """One forward pass over a preprocessed batch keeping the selection's weights; one Capture per image."""
     import dataclasses
 
-    from attncli.families.selective import capture_selected
+    from attncli.families.selective import capture_selected, item_fields
 
     config = loaded.config
     grid = prepared.grid
@@ -212,7 +212,7 @@ def _run_batch(loaded: "LoadedModel", chunk: list, prepared: "Preprocessed", siz
             input_size=sizes[i],
             framing=prepared.framings[i] if prepared.framings else None,
             warnings=list(loaded.warnings),
-            **kept,
+            **item_fields(kept, i),
         )
 
 

@@ -117,8 +117,12 @@ def matrix_table(view: "LayerMatrix", n_heads: int | None = None, width: int = 8
 
 
 def cell(w: float) -> str:
-    """A weight in three characters: '.42', '1.0'."""
-    return f"{w:.2f}".lstrip("0") if w < 0.995 else "1.0"
+    """A value in three characters: '.42', '1.0'; above 1 (norms: value-norm) '4.3', '43', '430', '4e3'."""
+    if w < 0.995:
+        return f"{w:.2f}".lstrip("0")
+    if w < 9.95:
+        return f"{w:.1f}"
+    return f"{w:.0f}" if w < 999.5 else f"{w:.0e}".replace("e+0", "e").replace("e+", "e")
 
 
 def fit_matrix(corner: str, row_labels: Sequence[Text], indices: Sequence[int], labels: Sequence[str],

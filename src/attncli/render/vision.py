@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +13,7 @@ from rich.text import Text
 
 from attncli.render.longtable import LongTable
 from attncli.render.tables import line, ordinal, shade, titled
+from attncli.views.common import quantity as view_quantity
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,7 +24,11 @@ if TYPE_CHECKING:
 
 
 def _unit(vmax: float) -> tuple[float, str]:
-    """Scale for the printed numbers: percent when the largest weight is ≥ 0.1, else per mille."""
+    """Scale for the printed numbers: percent when the largest weight is ≥ 0.1, else per mille; values of 1 and more
+    (value-norm's norms) in a power of ten that keeps them under 100."""
+    if vmax >= 1.0:
+        step = 10.0 ** (math.floor(math.log10(vmax)) - 1)  # 4.9 → 0.1, 49 → 1
+        return 1.0 / step, f"×{step:g}"
     return (100.0, "%") if vmax >= 0.1 else (1000.0, "‰")
 
 
@@ -71,7 +78,7 @@ def grid_view(amap: "PatchMap | HeadPanels", width: int = 80) -> Group:
     values = amap.values
     vmin, vmax = amap.vmin, amap.vmax
     scale, unit = _unit(float(values.max()) if values.size else 1.0)
-    numbers = "weights in " + ("percent" if unit == "%" else "per mille (‰)")
+    numbers = {"%": "weights in percent", "‰": "weights in per mille (‰)"}.get(unit, f"values in units of {unit[1:]}")
     parts: list = [Text(amap.title, style="bold")]
     if amap.facts.cropped:
         parts.append(line(f"{amap.facts.name}: {amap.facts.cropped}", "dim"))
@@ -81,7 +88,7 @@ def grid_view(amap: "PatchMap | HeadPanels", width: int = 80) -> Group:
             parts += [Text(f"head {h}", style="bold"), grid_text(values[h], vmax, width, vmin, marks)]
     else:
         parts.append(grid_text(values, vmax, width, vmin, marks))
-    quantity = "relevance" if amap.method.value == "grad-rollout" else "attention"
+    quantity = view_quantity(amap.method)
     span = f"colours {vmin:.3f}–{vmax:.3f} ({amap.scale.value})"
     note = f"{numbers}; darker = more {quantity}; {span}"
     if amap.outside is not None:
