@@ -142,7 +142,7 @@ def test_terminal_grid_colours_follow_the_weights():
     console = Console(record=True, width=40, color_system="truecolor", force_terminal=True)
     console.print(grid_text(np.array([[0.4, 0.0], [0.2, 0.1]], dtype=np.float32), width=40))
     ansi = console.export_text(styles=True)
-    assert "\x1b[37;48;2;8;48;107m 40\x1b[0m" in ansi  # the maximum: darkest blue, white text
+    assert "\x1b[97;48;2;8;48;107m 40\x1b[0m" in ansi  # the maximum: darkest blue, bright white text
     assert "\x1b[30;48;2;255;255;255m  0\x1b[0m" in ansi  # zero: white, black text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Sequence
 
 from rich.console import Group
@@ -24,11 +25,40 @@ def ordinal(n: int) -> str:
 
 
 def shade(weight: float, vmax: float, vmin: float = 0.0) -> Style:
-    """White→blue background for a weight in [vmin, vmax], with readable text on top."""
+    """White→blue background for a weight in [vmin, vmax], with text readable on it in every colour system."""
     span = vmax - vmin
     t = 0.0 if span <= 0 else max(0.0, min(1.0, (weight - vmin) / span))
     r, g, b = (int(255 + (c - 255) * t) for c in (8, 48, 107))  # towards matplotlib's Blues end
-    return Style(bgcolor=f"rgb({r},{g},{b})", color="white" if t > 0.5 else "black")
+    return Style(bgcolor=f"rgb({r},{g},{b})", color=_ink(r, g, b))
+
+
+@lru_cache(maxsize=1024)  # a few hundred shades at most; a long matrix asks for each many times
+def _ink(r: int, g: int, b: int) -> str:
+    """'black' or 'bright_white': whichever contrasts more with the background at its worst.
+
+    A terminal of 16 or 256 colours shows the nearest colour of its palette (rgb(106,130,166) becomes ANSI
+    white, 192 grey), so a choice made on the true colour alone can put white on white; this one is made on
+    every rendering of the background.
+    """
+    from rich.color import Color, ColorSystem
+    from rich.terminal_theme import DEFAULT_TERMINAL_THEME
+
+    color = Color.from_rgb(r, g, b)
+    backs = [(r, g, b)] + [tuple(color.downgrade(system).get_truecolor(DEFAULT_TERMINAL_THEME))
+                           for system in (ColorSystem.EIGHT_BIT, ColorSystem.STANDARD)]
+    lums = [_luminance(*back) for back in backs]
+    black = min((lum + 0.05) / 0.05 for lum in lums)  # WCAG contrast ratios
+    white = min(1.05 / (lum + 0.05) for lum in lums)
+    return "black" if black >= white else "bright_white"
+
+
+def _luminance(r: int, g: int, b: int) -> float:
+    """WCAG relative luminance of an sRGB colour."""
+    def lin(c: int) -> float:
+        c = c / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
 
 
 def token_text(label: str, special: bool) -> Text:
@@ -47,13 +77,13 @@ def _weight_cell(label: str, weight: float) -> Text:
 
 
 def line(text: str, style: str = "") -> Text:
-    """A line that is never wrapped by rich (a terminal narrower than it wraps it softly, like any long line)."""
-    return Text(text, style=style, no_wrap=True, overflow="ignore")
+    """A line of prose, wrapped at spaces to the width it is drawn in (a word longer than the width is folded)."""
+    return Text(text, style=style, overflow="fold")
 
 
 def titled(title: str, *renderables) -> Group:
-    """Title lines above a table, never wrapped by rich (a narrow terminal wraps them like any long line)."""
-    return Group(Text(title, style="bold", no_wrap=True, overflow="ignore"), *renderables)
+    """Title lines above a table, wrapped at spaces like any line of prose (see ``line``)."""
+    return Group(line(title, "bold"), *renderables)
 
 
 def top_table(view: "LayerMatrix", k: int | None = None, n_heads: int | None = None) -> Group:

@@ -111,7 +111,7 @@ def _(view: SpeechView, width: int = 80, **options: Any) -> Any:
 def _(view: StatsReport, width: int = 80, **options: Any) -> Any:
     from attncli.render.analysis import stats_table
 
-    return stats_table(view)
+    return stats_table(view, width)
 
 
 def _register_evaluate() -> None:

@@ -28,40 +28,66 @@ def _unit(vmax: float) -> tuple[float, str]:
 SINK_MARK = "◇"  # the patch-sink marker, the same in figures (views.sinks.sinks_note names it)
 
 
+_BLOCKS = " ░▒▓█"  # the shading without colour (NO_COLOR, TERM=dumb, a pipe), lightest to darkest
+
+
 def grid_text(values: "np.ndarray", vmax: float | None = None, width: int = 80, vmin: float = 0.0,
-              marks: "set[tuple[int, int]] | frozenset" = frozenset()) -> Text:
+              marks: "set[tuple[int, int]] | frozenset" = frozenset()) -> "Shaded":
     """(rows, cols) weights as lines of shaded cells, row and column numbers at the edges.
 
     Cells show the weight in % (or ‰ when all weights are small) when the grid fits ``width``
-    at three characters a cell, else plain two-character blocks. Cells in ``marks`` (patch sinks) start with ◇,
+    at three characters a cell, else blocks of two characters (one when two do not fit), whose shading is a
+    background colour, or ░▒▓█ where there is no colour. Cells in ``marks`` (patch sinks) start with ◇,
     the number kept whole (a three-digit number is underlined instead).
     """
     rows, cols = values.shape
     vmax = float(values.max()) if vmax is None else vmax
     scale, _ = _unit(vmax)
     margin = len(str(rows - 1)) + 1
-    cell = 3 if margin + cols * 3 <= width else 2
+    cell = next((c for c in (3, 2) if margin + cols * c <= width), 1)
     numbers = cell == 3
     text = Text(no_wrap=True, overflow="ignore")
     text.append(" " * margin)
-    for c in range(cols):
-        text.append(f"{c:>{cell}}"[-cell:] if numbers or c % 2 == 0 else " " * cell, style="dim")
+    if cell == 1:  # a tick every ten columns
+        ticks = "".join(f"{c:<10}" for c in range(0, cols, 10))[:cols]
+        text.append(ticks, style="dim")
+    else:
+        for c in range(cols):
+            text.append(f"{c:>{cell}}"[-cell:] if numbers or c % 2 == 0 else " " * cell, style="dim")
     text.append("\n")
+    plain = text.copy()
+    span = vmax - vmin
     for r in range(rows):
-        text.append(f"{r:>{margin - 1}} ", style="dim")
+        for out in (text, plain):
+            out.append(f"{r:>{margin - 1}} ", style="dim")
         for c in range(cols):
             w = float(values[r, c])
             label = f"{round(w * scale):>{cell}}" if numbers else " " * cell
+            t = 0.0 if span <= 0 else max(0.0, min(1.0, (w - vmin) / span))
+            block = label if numbers else _BLOCKS[min(len(_BLOCKS) - 1, int(t * len(_BLOCKS)))] * cell
             style = shade(w, vmax, vmin)
             if (r, c) in marks:
                 if label[0] == " ":
                     label = SINK_MARK + label[1:]
+                    block = SINK_MARK + block[1:]
                 else:
                     style = f"{style} underline"
             text.append(label, style=style)
+            plain.append(block)
         if r < rows - 1:
             text.append("\n")
-    return text
+            plain.append("\n")
+    return Shaded(text, plain)
+
+
+class Shaded:
+    """A shaded grid: drawn in colour where the console has colour, else with its characters (░▒▓█) alone."""
+
+    def __init__(self, colour: Text, plain: Text) -> None:
+        self.colour, self.plain = colour, plain
+
+    def __rich_console__(self, console, options):
+        yield self.colour if console.color_system is not None else self.plain
 
 
 def grid_view(amap: "PatchMap | HeadPanels", width: int = 80) -> Group:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from attncli.choices import Fuse, Kind, Method, Scale
-from attncli.errors import CaptureError
+from attncli.errors import CaptureError, KeptError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -113,7 +113,7 @@ def query_row(capture: "Capture", token: int, query: str | None) -> int:
 
     kept = ", ".join(name(i) for i in capture.query_ids)
     asked = f"--query {query}" if query is not None else "no --query"
-    raise CaptureError(f"this capture kept the query row of {kept} only, not of {name(token)}",
+    raise KeptError(f"this capture kept the query row of {kept} only, not of {name(token)}",
                        f"capture it again with {asked} (or --layers all)")
 
 
@@ -126,5 +126,5 @@ def require_whole(capture: "Capture", what: str, *, layers: bool = True, rows: b
         if capture.kind is Kind.text:
             raise
         lacks_heads = heads and capture.head_ids is not None
-        raise CaptureError(exc.message, "capture it again with --layers all"
+        raise KeptError(exc.message, "capture it again with --layers all"
                            + (" and without --heads" if lacks_heads else "")) from None
