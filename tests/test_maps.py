@@ -89,7 +89,7 @@ def test_text_matrix_and_row():
     assert np.allclose(full.matrix, att[0].mean(0))
     row = token_row(cap, spec(layer=0, head=1, query="cat"))
     assert row.query == 2 and np.allclose(row.values, att[0, 1, 2])
-    with pytest.raises(UsageError, match="--query"):
+    with pytest.raises(UsageError, match="--token"):
         parse_query(cap, "dog")
     with pytest.raises(UsageError, match="needs an image capture"):
         head_panels(cap, spec(layer=0))

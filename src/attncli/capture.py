@@ -181,7 +181,7 @@ class Capture:
             return number
         if number not in self.query_ids:
             raise KeptError(f"this capture kept the query rows of token(s) {self.query_ids} only, not {number}",
-                               "capture it again without --token or --query (or with --layers all) to keep every row")
+                               "capture it again without --token (or with --layers all) to keep every row")
         return self.query_ids.index(number)
 
     def require(self, what: str, layers: bool = True, rows: bool = True, heads: bool = False) -> None:
@@ -218,7 +218,7 @@ class Capture:
         return layer_map(self.cross_attentions, layer, head, fuse)
 
 
-_EVERY_ROW = "--layers all, without --token or --query"
+_EVERY_ROW = "--layers all, without --token"
 
 
 def _spans(numbers: list[int] | None, what: str) -> str:

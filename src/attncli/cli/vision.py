@@ -269,8 +269,8 @@ def _self_view(capture: "Capture", spec: Any, all_heads: bool, grads: Any, label
 
         raise KeptError(f"the token matrix needs every query row, but this capture kept the rows of "
                            f"{len(capture.query_ids)} of {capture.n_tokens} tokens",
-                           "capture it again without --token or --query, or with --layers all (or draw one row "
-                           "with --query)")
+                           "capture it again without --token, or with --layers all (or draw one row with "
+                           "--token)")
     from attncli.views.explain import TokenMatrix, layer_matrix
 
     return layer_matrix(capture, spec, grads, label, TokenMatrix)

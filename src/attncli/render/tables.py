@@ -214,31 +214,45 @@ def _matrix_block(corner: str, row_labels: Sequence[Text], headers: Sequence[Tex
     return table
 
 
-def softmax_table(result: "SoftmaxResult") -> Group:
-    """The seed's walkthrough: scores → (scaled) logits → exp → weights, and who wins."""
+def softmax_table(result: "SoftmaxResult", width: int = 80) -> Group:
+    """The seed's walkthrough: scores → (scaled) logits → exp → weights, and who wins.
+
+    The bar column takes what the numbers leave of ``width`` (20 characters at most): numbers are never cut.
+    """
     import math
 
-    table = Table()
-    table.add_column("element", justify="right")
-    table.add_column("score", justify="right")
+    headers = ["element", "score"]
     scaled = result.dim is not None or result.temperature != 1.0
     if scaled:
-        table.add_column(_divisor_label(result), justify="right")
-    table.add_column("exp", justify="right")
-    table.add_column("weight", justify="right")
-    table.add_column("", no_wrap=True)
+        headers.append(_divisor_label(result))
+    headers += ["exp", "weight"]
     top = max(result.logits)
     exps = [math.exp(x - top) for x in result.logits]
     total = sum(exps)
+    rows = []
     for i, (score, logit, weight) in enumerate(zip(result.scores, result.logits, result.weights)):
         cells = [str(i), f"{score:g}"]
         if scaled:
             cells.append(f"{logit:.4g}")
-        cells += [f"{math.exp(logit):.4g}" if logit < 700 else f"e^{logit:.4g}", f"{weight:.2f}",
-                  "█" * round(weight * 20)]
-        table.add_row(*cells, style="bold" if i == result.winner else None)
+        cells += [f"{math.exp(logit):.4g}" if logit < 700 else f"e^{logit:.4g}", f"{weight:.2f}"]
+        rows.append(cells)
+    def span(names: list[str]) -> int:  # the number columns' width with their borders and padding
+        return sum(max(len(h), *(len(r[c]) for r in rows)) + 3 for c, h in enumerate(names)) + 1
+
+    if span(headers) > width:  # narrow: short headers ("#", "÷√64", "w") before any number is cut
+        headers = ["#", "score", *([_divisor_label(result)[5:].replace("/", "÷")] if scaled else []), "exp", "w"]
+    bar = min(20, width - span(headers) - 3)  # the bar column's own border and padding take 3
+    bar = bar if bar >= 5 else 0  # a shorter bar tells nothing
+    table = Table()
+    for header in headers:
+        table.add_column(header, justify="right")
+    if bar >= 1:
+        table.add_column("", no_wrap=True)
+    for i, (cells, weight) in enumerate(zip(rows, result.weights)):
+        table.add_row(*cells, *(["█" * round(weight * bar)] if bar >= 1 else []),
+                      style="bold" if i == result.winner else None)
     sum_exp = f"{total * math.exp(top):.4g}" if top < 700 else f"e^{top:.4g} × {total:.4g}"
-    note = Text(f"weights = exp / Σexp (Σexp = {sum_exp}); they sum to 1.\n"
+    note = line(f"weights = exp / Σexp (Σexp = {sum_exp}); they sum to 1.\n"
                 f"Element {result.winner} (score {result.scores[result.winner]:g}) gets the most attention: "
                 f"{result.weights[result.winner]:.0%}.")
     return titled("softmax(scores)", table, note)

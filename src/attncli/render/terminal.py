@@ -49,7 +49,7 @@ def _(view: TokenProfile, width: int = 80, **options: Any) -> Any:
 
 @render.register
 def _(view: SoftmaxResult, width: int = 80, **options: Any) -> Any:
-    return softmax_table(view)
+    return softmax_table(view, width)
 
 
 @render.register

@@ -112,7 +112,7 @@ def query_row(capture: "Capture", token: int, query: str | None) -> int:
         return capture.tokens[i] if i < grid.prefix else "patch ({},{})".format(*grid.cell_of(i))
 
     kept = ", ".join(name(i) for i in capture.query_ids)
-    asked = f"--query {query}" if query is not None else "no --query"
+    asked = f"--token {query}" if query is not None else "no --token"
     raise KeptError(f"this capture kept the query row of {kept} only, not of {name(token)}",
                        f"capture it again with {asked} (or --layers all)")
 
