@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Sequence
 
+from rich.cells import cell_len
 from rich.console import Group
 from rich.style import Style
 from rich.table import Table
@@ -86,19 +87,26 @@ def titled(title: str, *renderables) -> Group:
     return Group(line(title, "bold"), *renderables)
 
 
-def top_table(view: "LayerMatrix", k: int | None = None, n_heads: int | None = None) -> Group:
-    """Each token with the k tokens it attends to most."""
+def top_table(view: "LayerMatrix", k: int | None = None, n_heads: int | None = None, width: int = 80) -> Group:
+    """Each token with the k tokens it attends to most; fewer ranks (said under the title) when k would not fit
+    ``width`` with every label whole."""
     k = view.top_k if k is None else k
     table = Table()
     table.add_column("#", justify="right", style="dim")
     table.add_column("token")
     k = min(k, len(view.indices))
+    asked = k
+    longest = max((cell_len(label) for label in view.labels), default=1)
+    fixed = len(str(max(view.indices, default=0))) + 3 + max(longest, 5) + 3 + 1  # "#" and token, borders
+    while k > 1 and fixed + k * (max(longest, 5) + 3) > width:
+        k -= 1  # a rank column holds "label" over "0.123" when narrow: as wide as the longest label
     for n in range(1, k + 1):
         table.add_column(ordinal(n))
     for pos, row in enumerate(view.top(k)):
         table.add_row(str(view.indices[pos]), token_text(view.labels[pos], view.special[pos]),
                       *(_weight_cell(view.labels[j], w) for j, w in row))
-    return titled(view.title + ("\n" + view.notes[0] if view.skip_special else ""), LongTable(table))
+    narrow = [f"top {k} of {asked}: the terminal is too narrow for more (--width or --json shows all)"] if k < asked else []
+    return titled("\n".join([view.title, *(view.notes[:1] if view.skip_special else []), *narrow]), LongTable(table))
 
 
 def profile_table(profile: "TokenProfile", k: int | None = None, n_heads: int | None = None) -> Group:

@@ -34,7 +34,7 @@ def render(view: Any, width: int = 80, **options: Any) -> Any:
 
 @render.register
 def _(view: TokenTable, width: int = 80, **options: Any) -> Any:
-    return top_table(view)
+    return top_table(view, width=width)
 
 
 @render.register
@@ -56,7 +56,7 @@ def _(view: SoftmaxResult, width: int = 80, **options: Any) -> Any:
 def _(view: TokenRow, width: int = 80, **options: Any) -> Any:
     from attncli.render.vision import row_table
 
-    return row_table(view)
+    return row_table(view, width)
 
 
 @render.register(PatchMap)

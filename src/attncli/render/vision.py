@@ -120,8 +120,10 @@ def grid_view(amap: "PatchMap | HeadPanels", width: int = 80) -> Group:
     return Group(*parts)
 
 
-def predictions_table(source: str, model_id: str, predictions: "list[Prediction]") -> Group:
-    """One image's top-k labels with confidences and a bar."""
+def predictions_table(source: str, model_id: str, predictions: "list[Prediction]", width: int = 80) -> Group:
+    """One image's top-k labels with confidences and a bar that takes what they leave of ``width`` (≤ 20)."""
+    longest = max([5, *(len(p.label) for p in predictions)])
+    bar = min(20, width - (len(str(len(predictions))) + 4 + 3 + longest + 3 + 10 + 3 + 1) - 3)
     table = Table()
     table.add_column("rank", justify="right", style="dim")
     table.add_column("label")
@@ -129,7 +131,7 @@ def predictions_table(source: str, model_id: str, predictions: "list[Prediction]
     table.add_column("", no_wrap=True)
     for rank, pred in enumerate(predictions, start=1):
         table.add_row(str(rank), Text(pred.label, style="bold" if rank == 1 else ""), f"{pred.score:.1%}",
-                      Text("█" * round(pred.score * 20), style="cyan"))
+                      Text("█" * round(pred.score * max(bar, 0)), style="cyan"))
     return titled(f"{Path(source).name} · {model_id}", table)
 
 
@@ -150,19 +152,27 @@ def batch_table(rows: "list[ClassifiedImage]", model_id: str, k: int, cls_phrase
     return titled(f"{len(rows)} images · {model_id}\nCLS → (row,col): {cls_phrase}", table)
 
 
-def row_table(amap: "TokenRow") -> Group:
-    """One text token's attention over every token, shaded, with a bar (heatmap --text --query --terminal)."""
+def row_table(amap: "TokenRow", width: int = 80) -> Group:
+    """One text token's attention over every token, shaded, with a bar (heatmap --text --token --terminal); the
+    bar takes what the numbers and labels leave of ``width`` (20 characters at most)."""
+    from rich.cells import cell_len
+
     vmin, vmax = amap.vmin, amap.vmax
+    numbers = len(str(len(amap.labels))) + 3 + max([5, *(cell_len(lab) for lab in amap.labels)]) + 3 + 6 + 3 + 1
+    bar = min(20, width - numbers - 3)
+    bar = bar if bar >= 5 else 0
     table = Table()
     table.add_column("#", justify="right", style="dim")
     table.add_column("token")
     table.add_column("weight", justify="right")
-    table.add_column("", no_wrap=True)
+    if bar:
+        table.add_column("", no_wrap=True)
     top = float(amap.values.max()) if amap.values.size else 1.0
     for i, (label, special) in enumerate(zip(amap.labels, amap.special)):
         w = float(amap.values[i])
         table.add_row(str(i), Text(label, style="dim italic" if special else "bold"),
-                      Text(f"{w:.3f}", style=shade(w, vmax, vmin)), Text("█" * round(w / (top or 1.0) * 20), style="cyan"))
+                      Text(f"{w:.3f}", style=shade(w, vmax, vmin)),
+                      *([Text("█" * round(w / (top or 1.0) * bar), style="cyan")] if bar else []))
     return titled(amap.title, LongTable(table))
 
 
@@ -174,7 +184,7 @@ def classify_output(view: "ClassifyResult", width: int = 80) -> Group:
         return Group(batch_table(view.rows, view.model_id, k, view.cls_phrase),
                      *[line(note, "yellow") for note in view.notes])
     row = view.rows[0]
-    parts: list = [predictions_table(row.source, view.model_id, row.predictions)]
+    parts: list = [predictions_table(row.source, view.model_id, row.predictions, width)]
     if row.predictions:
         best = row.predictions[0]
         parts.append(line(f"Prediction: {best.label} (Confidence: {best.score:.1%})"))
