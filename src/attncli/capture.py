@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from attncli.choices import Fuse, Kind
-from attncli.errors import CaptureError, NotSupportedError, UsageError
+from attncli.errors import KeptError, NotSupportedError, UsageError
 from attncli.grid import PatchGrid
 from attncli.methods.heads import layer_map, resolve_index
 
@@ -139,12 +139,12 @@ class Capture:
     def check_heads(self, what: str) -> None:
         """Refuse a view that reads each head when the capture kept only the heads fused."""
         if self.fused_heads:
-            raise CaptureError(f"{what} reads each head, but {self._fused_only()}", "capture it again with --heads all")
+            raise KeptError(f"{what} reads each head, but {self._fused_only()}", "capture it again with --heads all")
 
     def check_fuse(self, fuse: Fuse | str) -> None:
         """Refuse heads fused another way than the capture fused them (a capture that kept every head takes any)."""
         if self.fused_heads and Fuse(fuse).value != self.fused_heads:
-            raise CaptureError(f"{self._fused_only()}, not their {Fuse(fuse).value}",
+            raise KeptError(f"{self._fused_only()}, not their {Fuse(fuse).value}",
                                f"capture it again with --fuse {Fuse(fuse).value} (or --heads all to keep every head)")
 
     def layer_number(self, layer: int) -> int:
@@ -157,7 +157,7 @@ class Capture:
         if self.layer_ids is None:
             return number
         if number not in self.layer_ids:
-            raise CaptureError(f"this capture kept {_spans(self.layer_ids, 'layer')} of {self.model_id}, "
+            raise KeptError(f"this capture kept {_spans(self.layer_ids, 'layer')} of {self.model_id}, "
                                f"not layer {number}",
                                f"capture it again with --layers {number} (or --layers all)")
         return self.layer_ids.index(number)
@@ -166,12 +166,12 @@ class Capture:
         """Where a model head (-1 = last) is stored; a head the capture lacks is refused with the fix."""
         number = resolve_index(head, self.total_heads or self.n_heads, "head")
         if self.fused_heads:
-            raise CaptureError(f"{self._fused_only()}, not head {number}",
+            raise KeptError(f"{self._fused_only()}, not head {number}",
                                f"capture it again with --head {number} (or --heads all)")
         if self.head_ids is None:
             return number
         if number not in self.head_ids:
-            raise CaptureError(f"this capture kept {_spans(self.head_ids, 'head')}, not head {number}",
+            raise KeptError(f"this capture kept {_spans(self.head_ids, 'head')}, not head {number}",
                                f"capture it again with --heads {number} (or --heads all)")
         return self.head_ids.index(number)
 
@@ -181,8 +181,8 @@ class Capture:
         if self.query_ids is None:
             return number
         if number not in self.query_ids:
-            raise CaptureError(f"this capture kept the query rows of token(s) {self.query_ids} only, not {number}",
-                               "capture it again without --token or --query (or with --layers all) to keep every row")
+            raise KeptError(f"this capture kept the query rows of token(s) {self.query_ids} only, not {number}",
+                               "capture it again without --token (or with --layers all) to keep every row")
         return self.query_ids.index(number)
 
     def require(self, what: str, layers: bool = True, rows: bool = True, heads: bool = False) -> None:
@@ -200,7 +200,7 @@ class Capture:
             hints = list(dict.fromkeys(h for _, h in lacking))  # each fix once
             if _EVERY_ROW in hints and "--layers all" in hints:
                 hints.remove("--layers all")  # the rows' fix says it
-            raise CaptureError(f"{what} needs the whole model's attention, but this capture kept only "
+            raise KeptError(f"{what} needs the whole model's attention, but this capture kept only "
                                + " and ".join(w for w, _ in lacking),
                                "capture again with " + " and ".join(hints))
 
@@ -219,7 +219,7 @@ class Capture:
         return layer_map(self.cross_attentions, layer, head, fuse)
 
 
-_EVERY_ROW = "--layers all, without --token or --query"
+_EVERY_ROW = "--layers all, without --token"
 
 
 def _spans(numbers: list[int] | None, what: str) -> str:

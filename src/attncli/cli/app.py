@@ -107,10 +107,10 @@ app.command("generate", short_help="Continue a prompt; what each new token atten
 
 
 def _fail(message: str, code: int) -> None:
-    """One line on stderr and exit."""
-    from attncli.quiet import one_line
+    """One message on stderr and exit: one line when piped, wrapped at spaces on a terminal."""
+    from attncli.quiet import wrapped
 
-    sys.stderr.write(f"attn: error: {one_line(message)}\n")
+    sys.stderr.write(wrapped(f"attn: error: {message}") + "\n")
     sys.stderr.flush()
     raise SystemExit(code)
 

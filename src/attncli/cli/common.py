@@ -85,25 +85,31 @@ def terminal_width(width: int | None = None) -> int:
     return DATA_WIDTH
 
 
+def _plain() -> dict:
+    """Console settings for NO_COLOR: no escape codes at all (rich would still send bold and dim)."""
+    return {"color_system": None} if os.environ.get("NO_COLOR", "") != "" else {}
+
+
 def out(width: int | None = None) -> "Console":
     """Console for data (stdout), laid out for the terminal width (see terminal_width)."""
     from rich.console import Console
 
-    return Console(soft_wrap=False, width=terminal_width(width), highlight=False)
+    return Console(soft_wrap=False, width=terminal_width(width), highlight=False, **_plain())
 
 
 def err() -> "Console":
     """Console for progress, warnings and errors (stderr); plain text when stderr is not a terminal."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, **_plain())
 
 
 def say(message: str) -> None:
-    """One line on stderr (what was written, what was saved): the same words for every command."""
-    from attncli.quiet import one_line
+    """One message on stderr (what was written, what was saved): the same words for every command; wrapped at
+    spaces on a terminal (see attncli.quiet.wrapped), one line when stderr is piped."""
+    from attncli.quiet import wrapped
 
-    err().print(one_line(message), markup=False)
+    err().print(wrapped(message), markup=False)
 
 
 def warn(messages: Iterable[str]) -> None:
@@ -141,7 +147,7 @@ def show(view: Any, where: Outputs, resolved: "Resolved | None" = None, save: Pa
 
                 result = write_bytes(target.path, str(result).encode("utf-8"))
             created += [result] if new else []
-            lines.append(f"wrote {result}")
+            lines.append(f"{'wrote' if new else 'replaced'} {result}")  # a default name may have been there
         if save is not None and capture is not None:
             from attncli.store import save_capture
 

@@ -9,7 +9,7 @@ import typer
 
 from attncli.choices import Device, Format, Fuse, Kind, Purpose
 from attncli.cli.common import (Progress, check_save_path, gradients, keeping, outputs, resolve, say, select, show,
-                                warn, with_page)
+                                stages, warn, with_page)
 from attncli.cli.options import (DeviceOpt, DiscardOpt, DropSinksOpt, FuseOpt, HeadOpt, HeadsOpt, JsonOpt, LayerOpt,
                                  LayersOpt, MethodOpt, ModelOpt, OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt,
                                  TargetOpt, TrustOpt, WidthOpt, QkOpt)
@@ -65,8 +65,12 @@ def classify(
 
     from attncli.views.classify import classify_result, summarise
 
-    loaded = sources.load(model, Purpose.image_classification, device=device, trust_remote_code=trust_remote_code,
-                          allow_pickle=allow_pickle)
+    name = model or sources.default_model(Purpose.image_classification)
+    with stages() as report:  # a transient spinner while the model loads, as resolve() draws for other commands
+        if report is not None:
+            report(f"loading {name}", None, None)
+        loaded = sources.load(name, Purpose.image_classification, device=device, trust_remote_code=trust_remote_code,
+                              allow_pickle=allow_pickle)
     rows, first = [], None
     with Progress(len(paths), "classifying") as advance:
         for capture in sources.capture_images(paths, loaded, batch_size=batch_size, top_k=top_k,
@@ -261,12 +265,12 @@ def _self_view(capture: "Capture", spec: Any, all_heads: bool, grads: Any, label
     if spec.query is not None:
         return maps.token_row(capture, spec, grads, label)
     if capture.query_ids is not None:  # the matrix reads every row; explain --token and heatmap --query keep some
-        from attncli.errors import CaptureError
+        from attncli.errors import KeptError
 
-        raise CaptureError(f"the token matrix needs every query row, but this capture kept the rows of "
+        raise KeptError(f"the token matrix needs every query row, but this capture kept the rows of "
                            f"{len(capture.query_ids)} of {capture.n_tokens} tokens",
-                           "capture it again without --token or --query, or with --layers all (or draw one row "
-                           "with --query)")
+                           "capture it again without --token, or with --layers all (or draw one row with "
+                           "--token)")
     from attncli.views.explain import TokenMatrix, layer_matrix
 
     return layer_matrix(capture, spec, grads, label, TokenMatrix)

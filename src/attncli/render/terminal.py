@@ -35,7 +35,7 @@ def render(view: Any, width: int = 80, **options: Any) -> Any:
 
 @render.register
 def _(view: TokenTable, width: int = 80, **options: Any) -> Any:
-    return top_table(view)
+    return top_table(view, width=width)
 
 
 @render.register
@@ -50,14 +50,14 @@ def _(view: TokenProfile, width: int = 80, **options: Any) -> Any:
 
 @render.register
 def _(view: SoftmaxResult, width: int = 80, **options: Any) -> Any:
-    return softmax_table(view)
+    return softmax_table(view, width)
 
 
 @render.register
 def _(view: TokenRow, width: int = 80, **options: Any) -> Any:
     from attncli.render.vision import row_table
 
-    return row_table(view)
+    return row_table(view, width)
 
 
 @render.register(PatchMap)
@@ -112,7 +112,7 @@ def _(view: SpeechView, width: int = 80, **options: Any) -> Any:
 def _(view: StatsReport, width: int = 80, **options: Any) -> Any:
     from attncli.render.analysis import stats_table
 
-    return stats_table(view)
+    return stats_table(view, width)
 
 
 @render.register

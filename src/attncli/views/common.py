@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from attncli.choices import Fuse, Kind, Scale
-from attncli.errors import CaptureError, NotSupportedError
+from attncli.errors import CaptureError, KeptError, NotSupportedError
 from attncli.methods.heads import heads_phrase  # noqa: F401 (public here: views name heads with it)
 from attncli.methods.registry import Method, info
 from attncli.methods.spec import ONE
@@ -117,8 +117,8 @@ def query_row(capture: "Capture", token: int, query: str | None) -> int:
         return capture.tokens[i] if i < grid.prefix else "patch ({},{})".format(*grid.cell_of(i))
 
     kept = ", ".join(name(i) for i in capture.query_ids)
-    asked = f"--query {query}" if query is not None else "no --query"
-    raise CaptureError(f"this capture kept the query row of {kept} only, not of {name(token)}",
+    asked = f"--token {query}" if query is not None else "no --token"
+    raise KeptError(f"this capture kept the query row of {kept} only, not of {name(token)}",
                        f"capture it again with {asked} (or --layers all)")
 
 
@@ -131,7 +131,7 @@ def require_whole(capture: "Capture", what: str, *, layers: bool = True, rows: b
         if capture.kind is Kind.text:
             raise
         lacks_heads = heads and capture.head_ids is not None
-        raise CaptureError(exc.message, "capture it again with --layers all"
+        raise KeptError(exc.message, "capture it again with --layers all"
                            + (" and without --heads" if lacks_heads else "")) from None
 
 
@@ -156,6 +156,6 @@ def check_capture(capture: "Capture", spec: MapSpec) -> Method:
                                     f"AttentionInterface, so attncli cannot record {m.missing}",
                                     f"{m.name} works with models that route attention through it (BERT, RoBERTa, "
                                     "ViT, DeiT, DINOv2, GPT-2, Llama, …)")
-        raise CaptureError(f"--method {m.name} reads {m.missing}, which this capture of {capture.model_id} did not keep",
+        raise KeptError(f"--method {m.name} reads {m.missing}, which this capture of {capture.model_id} did not keep",
                            f"capture it again with --method {m.name}")
     return method

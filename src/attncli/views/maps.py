@@ -248,11 +248,7 @@ def parse_query(capture: "Capture", query: str | None) -> int | None:
         return capture.grid.query_token(query)
     from attncli.views.explain import find_token
 
-    try:
-        return find_token(capture, text)
-    except UsageError as exc:  # same lookup as explain --token; name the option the user typed
-        hint = exc.hint and exc.hint.replace("--token", "--query")
-        raise UsageError(exc.message.replace("--token", "--query"), hint) from None
+    return find_token(capture, text)  # the same lookup, and the same words, as explain --token
 
 
 def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndarray | None" = None,
