@@ -55,7 +55,8 @@ def test_evaluate_on_the_shapes_set_refuses_a_backbone_too(cli, backbone):
     assert code != 0 and NO_HEAD in err
 
 
-def test_real_dinov2_everywhere_a_head_free_model_makes_sense(cli, real_dinov2, tmp_path):
+def test_real_dinov2_everywhere_a_head_free_model_makes_sense(cli, real_dinov2, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # notes read whole (they wrap at the terminal's width)
     chelsea = str(SAMPLES / "chelsea.png")
     code, out, err = cli("heatmap", chelsea, "--model", "dinov2-small", "--json", "--layer", "6", "--layers", "all")
     assert code == 0, err

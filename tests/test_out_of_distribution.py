@@ -16,6 +16,13 @@ CHELSEA = SAMPLES / "chelsea.png"
 STAR = SAMPLES / "shapes" / "000_star.png"
 
 
+@pytest.fixture(autouse=True)
+def _wide_terminal(cli, monkeypatch):
+    """Notes wrap at the terminal's width (tests/test_widths.py checks that); here they are read whole, one line."""
+    monkeypatch.setenv("COLUMNS", "250")
+
+
+
 def test_fresh_synthetic_images_are_in_distribution():
     images = [np.asarray(s.image) for s in make_dataset(300, seed=11)]
     agreement = np.array([channel_agreement(a) for a in images])

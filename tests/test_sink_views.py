@@ -21,6 +21,13 @@ NOTE = ("patch sink ◇ (share of all queries' attention, heads averaged [top he
         "layer 1: (2,3) 41.4% [head 0: 80.0%]")
 
 
+@pytest.fixture(autouse=True)
+def _wide_terminal(cli, monkeypatch):
+    """Notes wrap at the terminal's width (tests/test_widths.py checks that); here they are read whole, one line."""
+    monkeypatch.setenv("COLUMNS", "250")
+
+
+
 def planted_capture() -> Capture:
     """[CLS] + 6×6 patches, 2 layers × 2 heads, uniform except layer 1 head 0, whose every query gives 0.8 to SINK."""
     grid = PatchGrid(ROWS, COLS, 8, 8, ROWS * 8, COLS * 8)

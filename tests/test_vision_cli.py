@@ -196,7 +196,8 @@ def test_heatmap_without_a_last_capture(cli):
 # --- patches -----------------------------------------------------------------------------------------------
 
 
-def test_patches_figure(cli, vit, pics, tmp_path):
+def test_patches_figure(cli, vit, pics, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # the first line read whole (it wraps at the terminal's width)
     code, out, err = cli("patches", str(pics / "b.jpg"), "--model", str(vit), "-o", str(tmp_path / "p.png"))
     assert code == 0, err
     assert out.splitlines()[0] == ("32×32 input (resized from the 72×40 file) → 4×4 patches of 8×8 px; 1 prefix "
