@@ -105,10 +105,10 @@ def bench_flow(lengths: list[int], runs: int) -> list[dict]:
     out = []
     for n in lengths:
         att = peaked_attention(12, 12, n)
-        row = median_time(lambda: attention_flow(att, queries=[0]), runs)
+        row = median_time(lambda att=att: attention_flow(att, queries=[0]), runs)
         entry = {"tokens": n, "cls_row_s": round(row, 4), "work_cls_row": flow_work(n, 12, 1)}
         if flow_work(n, 12, n) <= MAX_WORK:
-            entry["full_matrix_s"] = round(median_time(lambda: attention_flow(att), 1), 3)
+            entry["full_matrix_s"] = round(median_time(lambda att=att: attention_flow(att), 1), 3)
         else:
             entry["full_matrix_s"] = None  # refused above MAX_WORK
         out.append(entry)

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 CAT = "The cat sat on the mat because it was tired."
 ATTN = [sys.executable, "-m", "attncli"]

@@ -110,7 +110,6 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="attn-html-"))
     text = capture_text(CAT, "minilm")
-    it = text.tokens.index("it")
     text_page = write_html(interactive_view(text, methods=("attention", "rollout"), initial=Initial(layer=2, query="it")),
                            work / "text.html")
     os.chdir(ROOT)  # the page names the image as given: samples/shapes/000_star.png

@@ -62,6 +62,31 @@ def main() -> None:
 
     longest = max((chain(c) for c in groups), key=len)
     print(f"longest import chain: {len(longest)} modules\n  " + " -> ".join(longest))
+    floors(edges)
+
+
+def floors(edges: dict[str, list[str]]) -> None:
+    """Print the floors: the longest chain of imports between top-level modules and packages (attncli.X).
+
+    Imports inside a package are left out, so this counts how many parts of attncli stand on each other (the
+    import contract's layers are an upper bound on it); the package itself and __main__ are left out.
+    """
+    def part(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    down: dict[str, set[str]] = {}
+    for m, targets in edges.items():
+        if part(m) in ("attncli", "attncli.__main__"):
+            continue
+        down.setdefault(part(m), set()).update(part(t) for t in targets if part(t) not in (part(m), "attncli"))
+
+    @functools.lru_cache(None)
+    def chain(p: str, seen: frozenset = frozenset()) -> tuple[str, ...]:
+        best = max((chain(d, seen | {p}) for d in down.get(p, ()) if d not in seen and d != p), key=len, default=())
+        return (p,) + best
+
+    longest = max((chain(p) for p in down), key=len)
+    print(f"floors (longest chain of top-level parts): {len(longest)}\n  " + " -> ".join(longest))
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def test_padding_adds_no_weight_and_matches_the_single_capture(tiny_bert, tiny_g
         assert weights.shape[-1] > n
         assert np.all(weights[0, :, :, :n, n:] == 0)  # padded keys: exactly no weight
         seen = 0
-        for index, text, capture, _ in text_captures(list(enumerate(SENTENCES)), loaded, batch_size=4):
+        for _index, text, capture, _ in text_captures(list(enumerate(SENTENCES)), loaded, batch_size=4):
             single = capture_text(text, loaded)
             assert capture.tokens == single.tokens
             np.testing.assert_allclose(capture.attentions, single.attentions, rtol=0, atol=1e-6)

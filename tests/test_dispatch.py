@@ -42,7 +42,7 @@ def test_check_method_options_refuses_meaningless_combinations(kwargs, message):
 
 
 def test_describe():
-    assert describe("attention", 5, None, "mean", 12) == "layer 5 · mean of 12 heads"
+    assert describe("attention", 5, None, "mean", 12) == "mean of 12 heads"  # the title names the layer
     assert describe("rollout", 5, None, "max", 12, 0.9) == "rollout of layers 0–5 (max, discard 0.9)"
     assert describe("grad-rollout", 0, None, "mean", 2, target="cat") == "gradient rollout of layer 0 for cat"
 

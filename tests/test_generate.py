@@ -125,7 +125,7 @@ def test_generate_over_the_budget_keeps_the_views_rows(cli, tiny_gpt2, monkeypat
     code, again, err = cli("generate", "--last", "--json")
     assert code == 0 and json.loads(again)["weights"] == doc["weights"], err
     code, _, err = cli("generate", "--last", "--head", "1")
-    assert code == 1 and "kept only the mean of its 2 heads" in err and "--head 1" in err
+    assert code == 2 and "kept only the mean of its 2 heads" in err and "--head 1" in err
     code, _, err = cli("heatmap", "--terminal")  # the matrix needs every row
     assert code == 1 and "--layers all" in " ".join(err.split())
     code, out, err = cli("generate", PROMPT, "--model", str(tiny_gpt2), "--max-new-tokens", "3", "--head", "1",
@@ -138,7 +138,7 @@ def test_generate_over_the_budget_keeps_the_views_rows(cli, tiny_gpt2, monkeypat
     code, _, err = cli("generate", PROMPT, "--model", str(tiny_gpt2), "--max-new-tokens", "3", "--heads", "all")
     assert code == 0, err
     code, _, err = cli("generate", "--last", "--layer", "0")
-    assert code == 1 and "kept layer 1" in err and "--layers 0" in err
+    assert code == 2 and "kept layer 1" in err and "--layers 0" in err
 
 
 def test_generate_refuses_other_captures(cli, tiny_bert):

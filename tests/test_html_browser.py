@@ -410,7 +410,7 @@ def test_dinov2_page_marks_sinks_and_answers_clicks_fast(browser, real_dinov2, t
     from attncli.views.sinks import capture_sinks
 
     root = Path(__file__).resolve().parents[1]
-    from attncli.choices import Method
+    from attncli.methods.registry import Method
 
     cap = capture_image(root / "samples" / "chelsea.png", "dinov2-small")
     view = interactive_view(cap, methods=[Method.attention, Method.rollout])

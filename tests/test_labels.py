@@ -120,7 +120,7 @@ def test_missing_weights_are_named(tiny_bert, tmp_path):
 
 
 def test_stale_temp_files_are_removed_on_the_next_write(tmp_path):
-    from attncli.store import write_atomic
+    from attncli.cache import write_atomic
 
     target = tmp_path / "last.npz"
     dead = tmp_path / f".last.npz.{2 ** 22 + 7}.abcd.tmp"  # a pid above Linux's pid_max: its writer is gone

@@ -89,7 +89,7 @@ def test_text_matrix_and_row():
     assert np.allclose(full.matrix, att[0].mean(0))
     row = token_row(cap, spec(layer=0, head=1, query="cat"))
     assert row.query == 2 and np.allclose(row.values, att[0, 1, 2])
-    with pytest.raises(UsageError, match="--query"):
+    with pytest.raises(UsageError, match="--token"):
         parse_query(cap, "dog")
     with pytest.raises(UsageError, match="needs an image capture"):
         head_panels(cap, spec(layer=0))
@@ -104,7 +104,8 @@ def test_top_patches():
 
 
 def test_colour_scales():
-    from attncli.choices import Method, Scale
+    from attncli.choices import Scale
+    from attncli.methods.registry import Method
     from attncli.views.common import colour_range, default_scale
     from attncli.views.maps import patch_map
 
@@ -142,7 +143,7 @@ def test_terminal_grid_colours_follow_the_weights():
     console = Console(record=True, width=40, color_system="truecolor", force_terminal=True)
     console.print(grid_text(np.array([[0.4, 0.0], [0.2, 0.1]], dtype=np.float32), width=40))
     ansi = console.export_text(styles=True)
-    assert "\x1b[37;48;2;8;48;107m 40\x1b[0m" in ansi  # the maximum: darkest blue, white text
+    assert "\x1b[97;48;2;8;48;107m 40\x1b[0m" in ansi  # the maximum: darkest blue, bright white text
     assert "\x1b[30;48;2;255;255;255m  0\x1b[0m" in ansi  # zero: white, black text
 
 

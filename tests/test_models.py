@@ -88,6 +88,43 @@ def test_hub_cache_resolves_offline(tiny_bert, tmp_path, attn):
     assert [t["text"] for t in doc["tokens"]] == ["[CLS]", "the", "cat", "sat", "[SEP]"]
 
 
+def test_an_unreachable_hub_is_decided_per_load(tiny_bert, tmp_path, monkeypatch):
+    """A failed hub probe makes that one load read the cache (every file of it); the process keeps its hub."""
+    import os
+
+    import huggingface_hub.constants
+    import transformers
+
+    import attncli.models
+
+    hf_home = tmp_path / "hf"
+    lay_out_hub_cache(hf_home, "tiny-org/tiny-bert", tiny_bert)
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hf_home / "hub"))  # read at import time
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # the user did not ask for offline
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    probes: list[int] = []
+    monkeypatch.setattr(attncli.models, "_hub_reachable", lambda timeout=3.0: probes.append(1) or False)
+    asked: list[tuple[str, object]] = []  # (what loaded, its local_files_only)
+    for owner in (transformers.AutoConfig, transformers.AutoTokenizer, transformers.PreTrainedModel):
+        original = owner.from_pretrained.__func__
+
+        def spy(cls, *args, _original=original, **kwargs):
+            asked.append((cls.__name__, kwargs.get("local_files_only")))
+            return _original(cls, *args, **kwargs)
+
+        monkeypatch.setattr(owner, "from_pretrained", classmethod(spy))
+    before = dict(os.environ)
+    for attempt in (1, 2):
+        loaded = load_model("tiny-org/tiny-bert")
+        assert loaded.ref.kind == "hub" and loaded.local_files_only
+        assert len(probes) == attempt  # each load asks the hub again: nothing was switched off for the process
+        assert dict(os.environ) == before and huggingface_hub.constants.HF_HUB_OFFLINE is False
+    called = {name for name, _ in asked}
+    assert {"AutoConfig", "AutoTokenizer", "BertModel"} <= called, called
+    assert all(local is True for _, local in asked), asked
+
+
 def test_uncached_hub_id_in_subprocess_is_one_line(tmp_path, attn):
     proc = attn("explain", "hello", "--model", "no-org/nothing", env={"HF_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 1

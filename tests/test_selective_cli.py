@@ -80,7 +80,7 @@ def eager_text(folder: Path, text: str) -> np.ndarray:
     return torch.stack(list(out.attentions), 1)[0].float().numpy()
 
 
-def refused(result, *needles: str, code: int = 1) -> None:
+def refused(result, *needles: str, code: int = 2) -> None:
     """One line on stderr, the exit code, every needle in it."""
     got, out, err = result
     assert got == code and out == "", err
@@ -244,7 +244,7 @@ def test_heatmap_text_keeps_the_layer_and_the_query_row(cli, tiny_bert, tmp_path
     ref = eager_text(tiny_bert, TEXT)
     np.testing.assert_allclose(cap.attentions[0, :, 0], ref[1, :, 2], atol=1e-5)
     np.testing.assert_allclose(json.loads(out)["weights"], ref[1, :, 2].mean(axis=0), atol=1e-5)
-    refused(cli("heatmap", "--terminal"), "token matrix needs every query row", "--query")
+    refused(cli("heatmap", "--terminal"), "token matrix needs every query row", "--token")
     code, _, err = cli("heatmap", "--text", TEXT, "--model", str(tiny_bert), "--save", str(saved), "--terminal")
     assert code == 0, err
     cap = load_capture(saved)  # the matrix: every row of the layer

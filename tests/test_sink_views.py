@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from attncli.capture import Capture
-from attncli.choices import Format, Kind, Method
+from attncli.choices import Format, Kind
+from attncli.methods.registry import Method
 from attncli.grid import PatchGrid
 from attncli.views.common import MapSpec
 

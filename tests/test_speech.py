@@ -36,7 +36,7 @@ def wav(tmp_path_factory) -> Path:
 
 
 def _capture(wav, loaded, **kwargs):
-    from attncli.families.speech_seq2seq import capture_audio
+    from attncli.families.speech_capture import capture_audio
 
     return capture_audio(wav, loaded, **kwargs)
 

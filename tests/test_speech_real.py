@@ -84,7 +84,7 @@ def test_conversion_matches_the_stored_fingerprint(real_whisper):
 def test_real_words_and_times(real_whisper, spoken):
     """The words come out, none zero-length, each within 150 ms of where its sound starts and ends."""
     from attncli.choices import Purpose
-    from attncli.families.speech_seq2seq import capture_audio
+    from attncli.families.speech_capture import capture_audio
     from attncli.models import load_model
 
     path, truth = spoken

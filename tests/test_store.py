@@ -111,7 +111,7 @@ def test_a_layer_the_capture_lacks_names_what_it_has():
     cap.query_ids = [0, 2, 4, 1, 3]  # and some rows: one fix says both
     with pytest.raises(CaptureError, match="kept only layers 3, 5 of 6 and the rows of 5 of 5 tokens") as info:
         cap.require("--method rollout")
-    assert info.value.hint == "capture again with --layers all, without --token or --query"
+    assert info.value.hint == "capture again with --layers all, without --token"
 
 
 def test_one_layer_loads_alone_and_float16_is_stored_when_asked(tmp_path):

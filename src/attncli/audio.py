@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 READABLE = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"})
 # Recognised as audio so that they are refused with a conversion hint instead of being read as text.
 AUDIO_SUFFIXES = READABLE | frozenset({".m4a", ".aac", ".wma", ".webm", ".mp4"})
-WAV_SUFFIXES = frozenset({".wav", ".wave"})  # kept for callers that name WAV files
 CONVERT = "convert it first: ffmpeg -i {name} -ac 1 -ar 16000 {stem}.16k.wav"
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from attncli.choices import Fuse, Kind
-from attncli.errors import CaptureError, NotSupportedError, UsageError
+from attncli.errors import KeptError, NotSupportedError, UsageError
 from attncli.grid import PatchGrid
 from attncli.methods.heads import layer_map, resolve_index
 
@@ -97,11 +97,12 @@ class Capture:
     frame_seconds: float | None = None  # audio: seconds per encoder position
     audio_seconds: float | None = None  # audio: length of the recording read
     spectrogram: "np.ndarray | None" = None  # audio: (feature bins, input frames) float32, as the model saw it
-    target_times: list[float] = field(default_factory=list)  # audio: DTW time of each target token, seconds
+    target_times: list[float | None] = field(default_factory=list)  # audio: DTW time of each target token, seconds
     timing: dict[str, Any] = field(default_factory=dict)  # audio: how target_times were found (heads, method)
     # Extra arrays by name (float32, stored layers first), kept only when asked (Selection.qk): "query" and "key"
     # (layers, heads, N, d) as the eager function got them (after RoPE; key's KV heads repeated to every head),
-    # "scaling" (layers,) the factor the scores were multiplied by, "allowed" (N, N) 1 where the mask let a key in.
+    # "scaling" (layers,) the factor the scores were multiplied by, "allowed" (N, N) 1 where the mask let a key in;
+    # "value_gram" (layers, key, heads, heads) ⟨f_h(x_j), f_g(x_j)⟩ of the value vectors through W_O (value-norm).
     extras: dict[str, "np.ndarray"] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -138,12 +139,12 @@ class Capture:
     def check_heads(self, what: str) -> None:
         """Refuse a view that reads each head when the capture kept only the heads fused."""
         if self.fused_heads:
-            raise CaptureError(f"{what} reads each head, but {self._fused_only()}", "capture it again with --heads all")
+            raise KeptError(f"{what} reads each head, but {self._fused_only()}", "capture it again with --heads all")
 
     def check_fuse(self, fuse: Fuse | str) -> None:
         """Refuse heads fused another way than the capture fused them (a capture that kept every head takes any)."""
         if self.fused_heads and Fuse(fuse).value != self.fused_heads:
-            raise CaptureError(f"{self._fused_only()}, not their {Fuse(fuse).value}",
+            raise KeptError(f"{self._fused_only()}, not their {Fuse(fuse).value}",
                                f"capture it again with --fuse {Fuse(fuse).value} (or --heads all to keep every head)")
 
     def layer_number(self, layer: int) -> int:
@@ -156,7 +157,7 @@ class Capture:
         if self.layer_ids is None:
             return number
         if number not in self.layer_ids:
-            raise CaptureError(f"this capture kept {_spans(self.layer_ids, 'layer')} of {self.model_id}, "
+            raise KeptError(f"this capture kept {_spans(self.layer_ids, 'layer')} of {self.model_id}, "
                                f"not layer {number}",
                                f"capture it again with --layers {number} (or --layers all)")
         return self.layer_ids.index(number)
@@ -165,12 +166,12 @@ class Capture:
         """Where a model head (-1 = last) is stored; a head the capture lacks is refused with the fix."""
         number = resolve_index(head, self.total_heads or self.n_heads, "head")
         if self.fused_heads:
-            raise CaptureError(f"{self._fused_only()}, not head {number}",
+            raise KeptError(f"{self._fused_only()}, not head {number}",
                                f"capture it again with --head {number} (or --heads all)")
         if self.head_ids is None:
             return number
         if number not in self.head_ids:
-            raise CaptureError(f"this capture kept {_spans(self.head_ids, 'head')}, not head {number}",
+            raise KeptError(f"this capture kept {_spans(self.head_ids, 'head')}, not head {number}",
                                f"capture it again with --heads {number} (or --heads all)")
         return self.head_ids.index(number)
 
@@ -180,8 +181,8 @@ class Capture:
         if self.query_ids is None:
             return number
         if number not in self.query_ids:
-            raise CaptureError(f"this capture kept the query rows of token(s) {self.query_ids} only, not {number}",
-                               "capture it again without --token or --query (or with --layers all) to keep every row")
+            raise KeptError(f"this capture kept the query rows of token(s) {self.query_ids} only, not {number}",
+                               "capture it again without --token (or with --layers all) to keep every row")
         return self.query_ids.index(number)
 
     def require(self, what: str, layers: bool = True, rows: bool = True, heads: bool = False) -> None:
@@ -199,7 +200,7 @@ class Capture:
             hints = list(dict.fromkeys(h for _, h in lacking))  # each fix once
             if _EVERY_ROW in hints and "--layers all" in hints:
                 hints.remove("--layers all")  # the rows' fix says it
-            raise CaptureError(f"{what} needs the whole model's attention, but this capture kept only "
+            raise KeptError(f"{what} needs the whole model's attention, but this capture kept only "
                                + " and ".join(w for w, _ in lacking),
                                "capture again with " + " and ".join(hints))
 
@@ -218,7 +219,7 @@ class Capture:
         return layer_map(self.cross_attentions, layer, head, fuse)
 
 
-_EVERY_ROW = "--layers all, without --token or --query"
+_EVERY_ROW = "--layers all, without --token"
 
 
 def _spans(numbers: list[int] | None, what: str) -> str:
@@ -249,6 +250,7 @@ class Selection:
     fuse: Fuse | None = None
     budget: int | None = None  # bytes: a whole capture this small keeps everything (None: capture_budget())
     qk: bool = False  # also keep each kept layer's query and key vectors (Capture.extras), for the q/k view
+    extras: tuple[str, ...] = ()  # other Capture.extras a method reads, by name (e.g. "value_gram" for value-norm)
 
     def whole_budget(self) -> int:
         """Float32 bytes under which a capture keeps every layer, head and row whatever the view reads."""
@@ -270,7 +272,7 @@ class Selection:
         """This selection plus more layers and heads (``every``: also layers=None, i.e. all)."""
         merged_layers = None if every or self.layers is None else tuple(self.layers) + tuple(layers or ())
         return Selection(merged_layers, self.heads if heads is None else heads, self.rows, self.query, self.fuse,
-                         self.budget, self.qk)
+                         self.budget, self.qk, self.extras)
 
 
 ALL = Selection()
@@ -375,24 +377,6 @@ def architecture(config: Any) -> dict[str, Any]:
     facts["attn_implementation"] = getattr(config, "_attn_implementation", None)
     if getattr(config, "_attncli_sinks", False):
         facts["sinks"] = True  # the softmax includes learned sink logits: each row sums to less than 1
+    if getattr(config, "_attncli_trained_on", None):
+        facts["trained_on"] = config._attncli_trained_on  # an embedded model's narrow training set (TrainingSet)
     return facts
-
-
-def stack_attentions(attentions: Any, what: str = "attention", item: int | None = 0) -> "np.ndarray":
-    """Tuple of per-layer (batch, heads, q, k) tensors → (layers, heads, q, k) float32 for one batch item.
-
-    ``item=None`` keeps the whole batch: (batch, layers, heads, q, k).
-    """
-    if attentions is None or len(attentions) == 0 or any(a is None for a in attentions):
-        raise CaptureError(
-            f"the model returned no {what} weights",
-            "it likely computes attention in a fused kernel; attncli loads models with eager attention, "
-            "so this architecture does not support returning them yet",
-        )
-    import torch
-
-    if item is None:
-        stacked = torch.stack(tuple(attentions), dim=1)  # (B, L, H, Q, K)
-    else:
-        stacked = torch.stack([a[item] for a in attentions])  # (L, H, Q, K)
-    return stacked.detach().to(torch.float32).cpu().numpy()

@@ -65,15 +65,6 @@ class Scale(str, Enum):
     percentile = "percentile"  # 1st .. 99th percentile: one outlier does not flatten the rest
 
 
-class Method(str, Enum):
-    """How a map is computed from the attention (see attncli.methods)."""
-
-    attention = "attention"
-    rollout = "rollout"
-    flow = "flow"
-    grad_rollout = "grad-rollout"
-
-
 class Format(str, Enum):
     """Where a view goes: one renderer module per format (attncli.render)."""
 
@@ -89,3 +80,10 @@ class StoreDtype(str, Enum):
 
     float16 = "float16"
     float32 = "float32"
+
+
+class TrainingSet(str, Enum):
+    """A narrow set an embedded model was trained on: its captures carry it (``arch["trained_on"]``), so a view
+    can say when an input is unlike it without knowing which model that was."""
+
+    shapes = "synthetic shapes"  # attncli.synthetic: the shapes model

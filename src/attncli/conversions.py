@@ -1,11 +1,11 @@
-"""Converted model folders in the cache (dinov2-small, whisper-tiny.en): the marker that says a folder is finished,
-and moving a finished folder into place so that readers never see half of one."""
+"""Converted model folders in the cache (dinov2-small, whisper-tiny.en): the marker that says a folder is finished.
+
+The folder is built beside its place and moved in whole by attncli.cache.atomic_folder, which asks is_current
+whether a folder already there (a stale one, or one a concurrent process finished) is the finished result."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 MARKER = "attncli-conversion.json"
@@ -28,16 +28,3 @@ def is_current(folder: Path, source_sha256: str, fmt: int) -> bool:
     weights = Path(folder) / "model.safetensors"
     return (Path(folder) / "config.json").is_file() and weights.is_file() and \
         weights.stat().st_size == marker.get("weights_bytes")
-
-
-def replace_folder(tmp: Path, folder: Path, sha: str, fmt: int) -> None:
-    """Move a finished folder into place: a stale one is removed first, a concurrent finished one wins."""
-    if folder.exists():
-        if is_current(folder, sha, fmt):
-            return  # another process finished the same conversion first
-        shutil.rmtree(folder)
-    try:
-        os.replace(tmp, folder)
-    except OSError:
-        if not is_current(folder, sha, fmt):
-            raise

@@ -14,15 +14,13 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from attncli import conversions
-from attncli.conversions import MARKER, read_marker, replace_folder
+from attncli import cache, conversions
+from attncli.conversions import MARKER, read_marker  # noqa: F401 (read_marker: tests read the marker through here)
 from attncli.errors import ModelLoadError
 from attncli.onnxread import Graph, read_graph, with_float_outputs
 
@@ -59,7 +57,6 @@ _HUB_NAMES = (("attention.q_proj.", "attention.attention.query."), ("attention.k
               ("attention.v_proj.", "attention.attention.value."), ("attention.o_proj.", "attention.output.dense."))
 
 Progress = Callable[[str], None]
-progress_hook: Progress | None = None  # the CLI sets this so a first use can say what it is doing
 
 
 @dataclass(frozen=True)
@@ -75,9 +72,7 @@ class Conversion:
 
 def cached_folder() -> Path:
     """Where the converted model lives: <attncli cache>/models/dinov2-small."""
-    from attncli.store import cache_dir
-
-    return cache_dir() / "models" / "dinov2-small"
+    return cache.cache_dir() / "models" / "dinov2-small"
 
 
 def find_onnx() -> Path:
@@ -292,10 +287,7 @@ def convert(onnx_path: Path, folder: Path, *, prefix: str = "backbone", expected
     graph = read_graph(data)
     state = backbone_state(graph, prefix)
     config = backbone_config(graph, state, prefix)
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with cache.atomic_folder(Path(folder), lambda f: conversions.is_current(f, digest, FORMAT)) as tmp:
         import transformers
 
         transformers.Dinov2Config(**config).save_pretrained(tmp)
@@ -313,12 +305,6 @@ def convert(onnx_path: Path, folder: Path, *, prefix: str = "backbone", expected
                   "weights_bytes": (tmp / "model.safetensors").stat().st_size,
                   "transformers": transformers.__version__}
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the cache folder should look like any other
-        replace_folder(tmp, folder, (read_marker(tmp) or {}).get("source_sha256", ""), FORMAT)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return Conversion(folder, seconds, how, error, scale)
 
 
@@ -332,7 +318,7 @@ def ensure_dinov2(progress: Progress | None = None) -> Path:
     folder = cached_folder()
     if is_current(folder):
         return folder
-    progress = progress or progress_hook
+    progress = progress or cache.progress_hook
     source = find_onnx()
     if progress:
         progress(f"converting the DINOv2-S/14 backbone from {source.name} into {folder} (first use only)")

@@ -43,6 +43,13 @@ class CaptureError(AttnError):
     """The forward pass ran but did not give usable attention weights."""
 
 
+class KeptError(CaptureError):
+    """A capture that kept only part of the model (layers, heads, rows) asked for a part it lacks: capturing again
+    with the options the hint names fixes it, so it exits 2 as any other retyped command."""
+
+    exit_code = 2
+
+
 class StoreError(AttnError):
     """A saved capture is missing, unreadable or from an incompatible version."""
 

@@ -27,17 +27,18 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from attncli.choices import Fuse, Method
+from attncli.choices import Fuse
+from attncli.methods.registry import Method, info
 from attncli.errors import UsageError
+from attncli.views.evaluation import EvalReport, MethodScore
 
 if TYPE_CHECKING:
     import numpy as np
 
     from attncli.grid import PatchGrid
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 RANDOM = "random"
 BASELINES = ("mean", "blur", "black")
@@ -48,44 +49,6 @@ CURVE_STEPS = 16
 def default_step(n_patches: int) -> int:
     """Patches changed per deletion/insertion step so the curve has about CURVE_STEPS steps."""
     return max(1, math.ceil(n_patches / CURVE_STEPS))
-
-
-@dataclass
-class MethodScore:
-    """Mean scores of one method over the images (None where the metric was not computed)."""
-
-    method: str
-    pointing: float | None = None
-    iou: float | None = None
-    deletion: float | None = None
-    insertion: float | None = None
-    seconds: float = 0.0  # time spent computing this method's maps
-
-    def to_dict(self) -> dict:
-        """JSON-ready, rounded."""
-        r = lambda v: None if v is None else round(float(v), 4)  # noqa: E731
-        return {"method": self.method, "pointing": r(self.pointing), "iou": r(self.iou),
-                "deletion_auc": r(self.deletion), "insertion_auc": r(self.insertion),
-                "map_seconds": round(self.seconds, 3)}
-
-
-@dataclass
-class EvalReport:
-    """Scores of every method (and the random baseline, last) on one image set."""
-
-    model_id: str
-    dataset: str  # "shapes" or "images"
-    n: int
-    seed: int
-    scores: list[MethodScore]
-    accuracy: float | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """The JSON document of `attn evaluate --json` (schema attncli.evaluate/1)."""
-        return {"schema": "attncli.evaluate/1", "model": self.model_id, "dataset": self.dataset, "n": self.n,
-                "seed": self.seed, "accuracy": None if self.accuracy is None else round(self.accuracy, 4),
-                "settings": self.settings, "methods": [s.to_dict() for s in self.scores]}
 
 
 def patch_centres(grid: "PatchGrid") -> "np.ndarray":
@@ -148,7 +111,8 @@ def topk_iou(heat: "np.ndarray", mask: "np.ndarray", grid: "PatchGrid", percent:
 
 def cls_maps(attentions: "np.ndarray", gradients: "np.ndarray | None", methods: Sequence[Method],
              grid: "PatchGrid", *, layer: int = -1, fuse: Fuse | str = Fuse.mean,
-             discard_ratio: float = 0.0) -> "tuple[dict[str, np.ndarray], dict[str, float]]":
+             discard_ratio: float = 0.0, extras: "dict[str, np.ndarray] | None" = None,
+             ) -> "tuple[dict[str, np.ndarray], dict[str, float]]":
     """Each method's CLS map over the patch grid, (rows, cols), for one image; and the seconds each took."""
     from attncli.methods.dispatch import method_rows
 
@@ -156,9 +120,10 @@ def cls_maps(attentions: "np.ndarray", gradients: "np.ndarray | None", methods: 
     patches = slice(grid.prefix, grid.prefix + grid.n_patches)
     for method in methods:
         start = time.perf_counter()
-        ratio = discard_ratio if method is Method.rollout else 0.0
-        row = method_rows(attentions, method, layer, fuse=fuse, queries=[0], discard_ratio=ratio,
-                          gradients=gradients, protect=range(grid.prefix))[0]
+        m = info(method)
+        ratio = discard_ratio if "discard_ratio" in m.options else 0.0
+        row = method_rows(attentions, method, layer, fuse=fuse if m.fuses else Fuse.mean, queries=[0],
+                          discard_ratio=ratio, gradients=gradients, protect=range(grid.prefix), extras=extras)[0]
         maps[method.value] = row[patches].reshape(grid.rows, grid.cols)
         seconds[method.value] = time.perf_counter() - start
     return maps, seconds
@@ -206,7 +171,7 @@ def deletion_insertion(model: Any, pixels: Any, order: "np.ndarray", grid: "Patc
             probs.append(torch.softmax(logits.float(), dim=-1)[:, target].cpu())
     p = torch.cat(probs).numpy()
     x = np.asarray(counts, dtype=np.float64) / grid.n_patches
-    trapezoid = getattr(np, "trapezoid", None) or np.trapz
+    trapezoid = getattr(np, "trapezoid", None) or np.trapz  # type: ignore[attr-defined]  # numpy < 2
     return float(trapezoid(p[: len(counts)], x)), float(trapezoid(p[len(counts):], x))
 
 
@@ -248,7 +213,8 @@ def evaluate(
     rng = np.random.default_rng([seed, 1])  # the random baseline's own stream, repeatable with --seed
     ties = np.random.default_rng([seed, 2])  # random order among equal map values, the same for every method
     correct, done, grid = 0, 0, None
-    need_grads = Method.grad_rollout in chosen
+    need_grads = any(info(m).gradients for m in chosen)
+    needed = tuple(dict.fromkeys(e for m in chosen for e in info(m).extras))  # extra arrays the methods read
     for start in range(0, len(images), batch_size):
         batch = list(images[start:start + batch_size])
         prepared = preprocess(batch, loaded.processor, loaded.config)
@@ -256,14 +222,17 @@ def evaluate(
         step = step or default_step(grid.n_patches)
         pixels = prepared.pixel_values.to(loaded.device, dtype=next(loaded.model.parameters()).dtype)
         targets = None if labels is None else [int(t) for t in labels[start:start + len(batch)]]
+        extras = [{} for _ in batch]
         if need_grads:
             results = attention_gradients(loaded.model, {"pixel_values": pixels}, targets)
+            if needed:
+                extras = _forward(loaded.model, pixels, targets, needed)[1]
         else:
-            results = _forward(loaded.model, pixels, targets)
+            results, extras = _forward(loaded.model, pixels, targets, needed)
         for i, res in enumerate(results):
             correct += int(np.argmax(res.logits)) == res.target
             maps, seconds = cls_maps(res.attentions, res.gradients if need_grads else None, chosen, grid,
-                                     layer=layer, fuse=fuse, discard_ratio=discard_ratio)
+                                     layer=layer, fuse=fuse, discard_ratio=discard_ratio, extras=extras[i])
             maps[RANDOM], seconds[RANDOM] = rng.random((grid.rows, grid.cols)), 0.0
             mask = None if masks is None else _mask_at(masks[start + i], grid)
             tie_break = ties.random(grid.n_patches)
@@ -283,10 +252,14 @@ def evaluate(
             if progress is not None:
                 progress(done, len(images))
     n = max(done, 1)
-    scores = [MethodScore(name, *((sums[name][k] / n) if (k in ("pointing", "iou") and masks is not None)
-                                  or (k in ("deletion", "insertion") and auc) else None
-                                  for k in ("pointing", "iou", "deletion", "insertion")),
-                          seconds=sums[name]["seconds"] / n) for name in names]
+
+    def mean(name: str, metric: str) -> float | None:
+        """The metric's mean over the images, None where it was not computed."""
+        computed = masks is not None if metric in ("pointing", "iou") else auc
+        return sums[name][metric] / n if computed else None
+
+    scores = [MethodScore(name, mean(name, "pointing"), mean(name, "iou"), mean(name, "deletion"),
+                          mean(name, "insertion"), seconds=sums[name]["seconds"] / n) for name in names]
     settings = {"methods": [m.value for m in chosen], "layer": layer, "fuse": Fuse(fuse).value,
                 "discard_ratio": discard_ratio, "target": "true class" if labels is not None else "prediction",
                 "grid": None if grid is None else f"{grid.rows}x{grid.cols}"}
@@ -299,18 +272,20 @@ def evaluate(
                       accuracy=correct / n if labels is not None else None, settings=settings)
 
 
-def _forward(model: Any, pixels: Any, targets: Sequence[int] | None) -> list:
-    """Attention and logits without gradients (no grad-rollout asked): same shape of result as the gradient run."""
+def _forward(model: Any, pixels: Any, targets: Sequence[int] | None, extras: Sequence[str] = ()) -> tuple[list, list]:
+    """Attention and logits without gradients (no grad-rollout asked): same shape of result as the gradient run;
+    and each image's extra arrays (Capture.extras) the methods read."""
     import numpy as np
 
-    from attncli.capture import ALL
-    from attncli.families.selective import capture_selected
+    from attncli.capture import Selection
+    from attncli.families.selective import capture_selected, item_fields
     from attncli.methods.gradients import GradientCapture
 
-    att, _, out = capture_selected(model, {"pixel_values": pixels}, ALL)  # (B, L, H, T, T): every method's input
+    att, fields, out = capture_selected(model, {"pixel_values": pixels}, Selection(extras=tuple(extras)))  # (B, L, H, T, T)
     logits = out.logits.float().cpu().numpy()  # (B, C)
     chosen = [int(np.argmax(row)) for row in logits] if targets is None else list(targets)
-    return [GradientCapture(att[b], None, logits[b], chosen[b], str(chosen[b])) for b in range(len(chosen))]
+    return ([GradientCapture(att[b], None, logits[b], chosen[b], str(chosen[b])) for b in range(len(chosen))],
+            [item_fields(fields, b)["extras"] for b in range(len(chosen))])
 
 
 def _mask_at(mask: "np.ndarray", grid: "PatchGrid") -> "np.ndarray":
@@ -321,7 +296,7 @@ def _mask_at(mask: "np.ndarray", grid: "PatchGrid") -> "np.ndarray":
     mask = np.asarray(mask, dtype=bool)
     if mask.shape == (grid.image_height, grid.image_width):
         return mask
-    resized = Image.fromarray(mask.astype(np.uint8) * 255).resize((grid.image_width, grid.image_height), Image.NEAREST)
+    resized = Image.fromarray(mask.astype(np.uint8) * 255).resize((grid.image_width, grid.image_height), Image.Resampling.NEAREST)
     return np.asarray(resized) > 127
 
 

@@ -18,7 +18,7 @@ from attncli.errors import CaptureError, UsageError
 if TYPE_CHECKING:
     from attncli.capture import Capture
     from attncli.methods.gradients import GradientCapture
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 # The recomputed attention may differ from the stored one by float noise only.
 MATCH_ATOL = 1e-4
@@ -27,13 +27,10 @@ MATCH_ATOL = 1e-4
 def load_classifier(kind: str, model: "str | LoadedModel", *, device: str | Device = Device.cpu,
                     trust_remote_code: bool = False, allow_pickle: bool = False) -> "LoadedModel":
     """A classifier for kind "image" or "text": a model saved without a trained classifier is refused."""
-    from attncli.models import load_model, require_head
+    from attncli.sources import load
 
     purpose = Purpose.image_classification if kind == "image" else Purpose.text_classification
-    if not isinstance(model, str):
-        require_head(model.config, purpose, model.ref.model_id, type(model.model).__name__)
-        return model
-    return load_model(model, purpose, device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    return load(model, purpose, device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
 
 
 def model_inputs(capture: "Capture", loaded: "LoadedModel") -> dict:
@@ -51,11 +48,11 @@ def model_inputs(capture: "Capture", loaded: "LoadedModel") -> dict:
         raise UsageError("this capture has no text to run again for grad-rollout", "capture the text again")
     from attncli.inputs import prepare_text
 
-    prepared = prepare_text(capture.text, loaded.processor, loaded.config)
-    if prepared.labels != capture.tokens:
+    text = prepare_text(capture.text, loaded.processor, loaded.config)
+    if text.labels != capture.tokens:
         raise CaptureError("the classifier's tokenizer splits the text differently from the capture",
                            "run the command on the text with the classifier as --model")
-    return {k: v.to(loaded.device) for k, v in prepared.model_inputs.items()}
+    return {k: v.to(loaded.device) for k, v in text.model_inputs.items()}
 
 
 def gradients_for(capture: "Capture", target: str | int | None = None, model: "str | LoadedModel | None" = None,

@@ -71,7 +71,7 @@ class PatchGrid:
         if len(numbers) == 1:  # a patch index, row-major from 0
             return self.prefix + _index(numbers[0], self.n_patches, "patch")
         if len(numbers) != 2:
-            raise UsageError(f"--query {query!r}: give a patch as ROW,COL (e.g. 3,4), a patch index "
+            raise UsageError(f"--token {query!r}: give a patch as ROW,COL (e.g. 3,4), a patch index "
                              f"(0..{self.n_patches - 1}) or a prefix token ({', '.join(self.prefix_labels)})")
         return self.token_of(_index(numbers[0], self.rows, "row"), _index(numbers[1], self.cols, "column"))
 

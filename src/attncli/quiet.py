@@ -24,6 +24,29 @@ def one_line(text: str) -> str:
     return " ".join(_ANSI.sub("", text).split())
 
 
+def wrapped(text: str, width: int | None = None, isatty: bool | None = None) -> str:
+    """A message as one line (see one_line), wrapped at spaces to the terminal's width when stderr is one.
+
+    Continuation lines are indented two spaces so a wrapped message still reads as one; a word longer than the
+    width (a path, a URL) is kept whole. Piped, a message stays one line: scripts and logs read one per line.
+    """
+    text = one_line(text)
+    if width is None:
+        if not (sys.stderr.isatty() if isatty is None else isatty):
+            return text
+        env = os.environ.get("COLUMNS", "").strip()
+        if env.isdigit() and int(env) > 0:
+            width = int(env)
+        else:
+            import shutil
+
+            width = shutil.get_terminal_size().columns
+    import textwrap
+
+    return textwrap.fill(text, max(width, 20), subsequent_indent="  ", break_long_words=False,
+                         break_on_hyphens=False)
+
+
 def debugging() -> bool:
     """Whether ATTN_DEBUG asks for library messages and tracebacks."""
     return os.environ.get("ATTN_DEBUG", "") not in ("", "0")

@@ -13,16 +13,17 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from attncli.choices import Device, DeviceMap, Purpose, TorchDtype
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
     from attncli.capture import Capture, Report, Selection
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 CAPTURE_SUFFIX = ".npz"
+NEW_TOKENS = 64  # generated tokens when --max-new-tokens is not given (text and images)
 
 
 class InputKind(str, Enum):
@@ -46,7 +47,7 @@ class Generation:
     """How a model's output is found: given (``target``, encoder-decoders) or generated."""
 
     target: str | None = None
-    max_new_tokens: int | None = 64  # None: attn align AUDIO sizes it to the recording
+    max_new_tokens: int | None = NEW_TOKENS  # None: attn align AUDIO sizes it to the recording, text takes NEW_TOKENS
     num_beams: int = 1
 
 
@@ -243,12 +244,12 @@ def resolve(request: Request | Plan, progress: "Report | None" = None) -> Resolv
 
         capture = load_capture(None if planned.kind is InputKind.last else req.value)
         return Resolved(capture, planned)
-    from attncli.models import DEFAULT_MODELS, load_model
+    from attncli.models import load_model
 
     purpose = planned.purpose
     if progress is not None:
-        progress(f"loading {req.model or DEFAULT_MODELS[purpose]}", None, None)
-    loaded = load_model(req.model or DEFAULT_MODELS[purpose], purpose, device=req.device,
+        progress(f"loading {req.model or default_model(purpose)}", None, None)
+    loaded = load_model(req.model or default_model(purpose), purpose, device=req.device,
                         trust_remote_code=req.trust_remote_code, allow_pickle=req.allow_pickle,
                         dtype=req.torch_dtype, device_map=req.device_map, max_memory=req.max_memory,
                         offload_folder=req.offload_folder)
@@ -271,9 +272,10 @@ def _capture(planned: Plan, loaded: "LoadedModel", progress: "Report | None" = N
 
     purpose, req = planned.purpose, planned.request
     gen = req.generation or Generation()
+    new_tokens = gen.max_new_tokens if gen.max_new_tokens is not None else NEW_TOKENS
     selection = req.selection or ALL
     if purpose is Purpose.align and planned.kind is InputKind.audio:
-        from attncli.families.speech_seq2seq import capture_audio
+        from attncli.families.speech_capture import capture_audio
 
         return capture_audio(req.value or "", loaded, target=gen.target, max_new_tokens=gen.max_new_tokens,
                              num_beams=gen.num_beams, selection=selection, progress=progress)
@@ -281,16 +283,16 @@ def _capture(planned: Plan, loaded: "LoadedModel", progress: "Report | None" = N
         from attncli.families.encdec import capture_align
 
         return capture_align(planned.text or "", loaded, target=gen.target,
-                             max_new_tokens=gen.max_new_tokens, num_beams=gen.num_beams, selection=selection)
+                             max_new_tokens=new_tokens, num_beams=gen.num_beams, selection=selection)
     if purpose is Purpose.caption:
         from attncli.families.vision_encoder_decoder import capture_caption
 
-        return capture_caption(req.value or "", loaded, text=gen.target, max_new_tokens=gen.max_new_tokens,
+        return capture_caption(req.value or "", loaded, text=gen.target, max_new_tokens=new_tokens,
                                num_beams=gen.num_beams, selection=selection)
     if purpose is Purpose.generate:
         from attncli.families.causal_lm import capture_generate
 
-        return capture_generate(planned.text or "", loaded, selection, max_new_tokens=gen.max_new_tokens,
+        return capture_generate(planned.text or "", loaded, selection, max_new_tokens=new_tokens,
                                 num_beams=gen.num_beams, progress=progress)
     if planned.kind is InputKind.image:
         from attncli.families.vit import capture_image
@@ -309,17 +311,40 @@ def capture(value: str, model: str | None = None, **kwargs: Any) -> "Capture":
     return resolve(Request(value=value, model=model, **kwargs)).capture
 
 
-def load(model: "str | LoadedModel", purpose: Purpose, *, device: str | Device = Device.cpu,
-         trust_remote_code: bool = False) -> "LoadedModel":
-    """A loaded model for a purpose (a model already loaded is checked and returned as is)."""
-    from attncli.models import load_model
+def default_model(purpose: Purpose) -> str:
+    """The model a command uses when --model is not given."""
+    from attncli.models import DEFAULT_MODELS
 
+    return DEFAULT_MODELS[purpose]
+
+
+def load(model: "str | LoadedModel | None", purpose: Purpose, *, device: str | Device = Device.cpu,
+         trust_remote_code: bool = False, allow_pickle: bool = False) -> "LoadedModel":
+    """A loaded model for a purpose, the way every command gets one (None: the purpose's default model).
+
+    A model already loaded is checked (its family serves the purpose, it has the classifier the purpose needs)
+    and returned as is.
+    """
+    from attncli.models import load_model, require_head
+
+    if model is None:
+        model = default_model(purpose)
     if not isinstance(model, str):
         from attncli.families import require
 
         require(model.config, purpose, model.ref.model_id)
+        require_head(model.config, purpose, model.ref.model_id, type(model.model).__name__)
         return model
-    return load_model(model, purpose, device=device, trust_remote_code=trust_remote_code)
+    return load_model(model, purpose, device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+
+
+def position_embeddings(loaded: "LoadedModel | None") -> Any:
+    """An image model's position embeddings and its patch grid (attn patches); None without a model or table."""
+    if loaded is None:  # a saved capture: no model to read them from
+        return None
+    from attncli.families.vit import position_embeddings as read
+
+    return read(loaded)
 
 
 def capture_text(text: str, model: "str | LoadedModel" = "minilm", *, device: str | Device = Device.cpu,
@@ -330,7 +355,7 @@ def capture_text(text: str, model: "str | LoadedModel" = "minilm", *, device: st
     return run(text, load(model, Purpose.text, device=device, trust_remote_code=trust_remote_code))
 
 
-def capture_images(paths: "list[Path | str]", model: "str | LoadedModel" = "shapes", *,
+def capture_images(paths: "Sequence[Path | str]", model: "str | LoadedModel" = "shapes", *,
                    device: str | Device = Device.cpu, trust_remote_code: bool = False, **kwargs: Any) -> Any:
     """Run an image model over files in batches; one Capture per image (see families.vit.capture_images)."""
     from attncli.families.vit import capture_images as run
@@ -348,10 +373,8 @@ def capture_align(source: str, model: "str | LoadedModel | None" = None, *, devi
                   trust_remote_code: bool = False, **kwargs: Any) -> "Capture":
     """Translate (or score ``target=``) with a text encoder-decoder and capture its cross-attention."""
     from attncli.families.encdec import capture_align as run
-    from attncli.models import DEFAULT_MODELS
 
-    loaded = load(model or DEFAULT_MODELS[Purpose.align], Purpose.align, device=device,
-                  trust_remote_code=trust_remote_code)
+    loaded = load(model, Purpose.align, device=device, trust_remote_code=trust_remote_code)
     return run(source, loaded, **kwargs)
 
 
@@ -359,10 +382,8 @@ def capture_caption(image: Any, model: "str | LoadedModel | None" = None, *, dev
                     trust_remote_code: bool = False, **kwargs: Any) -> "Capture":
     """Caption an image (or score ``text=``) and capture which patches each word attended to."""
     from attncli.families.vision_encoder_decoder import capture_caption as run
-    from attncli.models import DEFAULT_MODELS
 
-    loaded = load(model or DEFAULT_MODELS[Purpose.caption], Purpose.caption, device=device,
-                  trust_remote_code=trust_remote_code)
+    loaded = load(model, Purpose.caption, device=device, trust_remote_code=trust_remote_code)
     return run(image, loaded, **kwargs)
 
 

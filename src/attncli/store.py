@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
-import tempfile
-import time
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
+from attncli.cache import cache_dir, write_atomic
 from attncli.capture import Capture, Prediction, _spans
 from attncli.choices import StoreDtype
 from attncli.errors import StoreError, UsageError
@@ -25,73 +23,9 @@ FLOAT16_ABOVE_MB = 64  # weights above this (as float32) are stored as float16 u
 LAST_BUDGET_MB = 1024  # the last capture never holds more weights than this (ATTN_LAST_BUDGET_MB overrides)
 
 
-def cache_dir() -> Path:
-    """Where attncli keeps the last capture: $ATTN_CACHE_DIR, else the user cache dir."""
-    env = os.environ.get("ATTN_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("attncli", appauthor=False))
-
-
 def last_capture_path() -> Path:
     """The file every command writes its capture to, so later commands can re-render it."""
     return cache_dir() / "last.npz"
-
-
-def write_atomic(path: Path, data: "bytes | Callable[[BinaryIO], None]") -> Path:
-    """Write bytes (or whatever a writer puts in the open file) via a temp file and a rename: never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if callable(data):
-                data(fh)
-            else:
-                fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a saved file should look like any other
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-STALE_AFTER_S = 3600  # a temp file without a live writer's pid is stale at once; any temp file after an hour
-
-
-def remove_stale_temps(path: Path) -> list[Path]:
-    """Remove temp files a killed write of ``path`` left behind (its writer's pid is gone, or it is an hour old)."""
-    removed = []
-    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
-        try:
-            age = time.time() - tmp.stat().st_mtime
-        except OSError:
-            continue
-        if (pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid))) or age > STALE_AFTER_S:
-            try:
-                tmp.unlink()
-                removed.append(tmp)
-            except OSError:
-                pass
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
 
 
 def _encode(capture: Capture) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -143,7 +77,7 @@ def fit_budget(capture: Capture, budget: int, dtype: StoreDtype) -> tuple[Captur
         return capture, None
     keep = max(1, int(budget // per_layer))
     ids = capture.layer_ids or list(range(capture.n_layers))
-    extras = {k: v[:keep] if k in ("query", "key", "scaling") else v for k, v in capture.extras.items()}
+    extras = {k: v[:keep] if k in ("query", "key", "scaling", "value_gram") else v for k, v in capture.extras.items()}
     trimmed = dataclasses.replace(capture, attentions=capture.attentions[:keep], layer_ids=ids[:keep],
                                   total_layers=capture.total_layers or capture.n_layers, extras=extras)
     note = (f"the last capture kept {_spans(ids[:keep], 'layer')} of the {len(ids)} captured "

@@ -83,7 +83,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     tex = np.stack(
         [
             np.asarray(
-                Image.fromarray(grid[..., c]).resize((size, size), Image.BILINEAR),
+                Image.fromarray(grid[..., c]).resize((size, size), Image.Resampling.BILINEAR),
                 dtype=np.float32,
             )
             for c in range(3)

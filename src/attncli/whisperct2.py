@@ -11,20 +11,17 @@ model's rounded to float16 (stored back as float32). The generation config is th
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from attncli.ct2read import read_ct2, whisper_state
-from attncli import conversions
-from attncli.conversions import MARKER, replace_folder
+from attncli import cache, conversions
+from attncli.conversions import MARKER
 from attncli.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -56,7 +53,6 @@ FINGERPRINT: tuple[float, ...] = (-0.91198, -0.75284, 2.2045, -0.8182, 0.08978, 
                                   -0.00785, 0.7416, 12.34157)
 
 Progress = Callable[[str], None]
-progress_hook: Progress | None = None  # the CLI sets this so a first use can say what it is doing
 
 
 @dataclass(frozen=True)
@@ -71,9 +67,7 @@ class Conversion:
 
 def cached_folder() -> Path:
     """Where the converted model lives: <attncli cache>/models/whisper-tiny.en."""
-    from attncli.store import cache_dir
-
-    return cache_dir() / "models" / "whisper-tiny.en"
+    return cache.cache_dir() / "models" / "whisper-tiny.en"
 
 
 def find_source() -> Path:
@@ -148,8 +142,9 @@ def _encode_converted(folder: Path, x: "np.ndarray") -> "np.ndarray":
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
-    model, info = transformers.WhisperForConditionalGeneration.from_pretrained(
+    loaded: Any = transformers.WhisperForConditionalGeneration.from_pretrained(
         folder, attn_implementation="eager", output_loading_info=True)
+    model, info = loaded  # output_loading_info: (model, what loaded and what did not)
     bad = [k for key in ("missing_keys", "unexpected_keys", "mismatched_keys") for k in info.get(key, [])]
     if bad:
         raise ModelLoadError(f"the converted model does not load cleanly: {bad[:3]}")
@@ -180,15 +175,6 @@ def _verify(source: Path, folder: Path) -> tuple[str, float | None]:
     return "none", None
 
 
-def _sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def convert(source: Path, folder: Path, *, expected_sha256: str | None = None,
             progress: Progress | None = None) -> Conversion:
     """Convert a CTranslate2 Whisper folder into a transformers folder, verified, written atomically."""
@@ -196,7 +182,7 @@ def convert(source: Path, folder: Path, *, expected_sha256: str | None = None,
 
     start = time.perf_counter()
     source = Path(source)
-    digest = _sha256(source / "model.bin")
+    digest = cache.sha256_file(source / "model.bin")
     if expected_sha256 and digest != expected_sha256:
         raise ModelLoadError(f"{source / 'model.bin'} does not match its pinned sha256 (got {digest[:12]}…, "
                              f"want {expected_sha256[:12]}…)", "reinstall it: " + INSTALL_HINT)
@@ -207,10 +193,7 @@ def convert(source: Path, folder: Path, *, expected_sha256: str | None = None,
         state, config = whisper_state(arrays)
     except KeyError as exc:
         raise ModelLoadError(f"model.bin lacks {exc}: not a CTranslate2 Whisper of the expected layout") from None
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with cache.atomic_folder(Path(folder), lambda f: conversions.is_current(f, digest, FORMAT)) as tmp:
         import transformers
 
         transformers.WhisperConfig(**config).save_pretrained(tmp)
@@ -230,12 +213,6 @@ def convert(source: Path, folder: Path, *, expected_sha256: str | None = None,
                   "weights_bytes": (tmp / "model.safetensors").stat().st_size,
                   "transformers": transformers.__version__}
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the cache folder should look like any other
-        replace_folder(tmp, folder, digest, FORMAT)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return Conversion(folder, seconds, how, error)
 
 
@@ -249,7 +226,7 @@ def ensure_whisper(progress: Progress | None = None) -> Path:
     folder = cached_folder()
     if is_current(folder):
         return folder
-    progress = progress or progress_hook
+    progress = progress or cache.progress_hook
     source = find_source()
     pinned = BIN_SHA256 if os.environ.get(ENV_DIR, "").strip() == "" else None
     if progress:

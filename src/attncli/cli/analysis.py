@@ -116,7 +116,7 @@ def stats(
 
 def parse_methods(value: str) -> "list":
     """'attention,rollout' → [Method.attention, Method.rollout]; 'all' → every method."""
-    from attncli.choices import Method
+    from attncli.methods.registry import Method
 
     if value.strip().lower() == "all":
         return list(Method)
@@ -188,11 +188,9 @@ def evaluate(
 
     from attncli.evaluate import evaluate as run_evaluation
     from attncli.evaluate import shapes_set
-    from attncli.models import DEFAULT_MODELS, load_model
 
-    loaded = load_model(model or ("shapes" if shapes else DEFAULT_MODELS[Purpose.image_classification]),
-                        Purpose.image_classification, device=device, trust_remote_code=trust_remote_code,
-                        allow_pickle=allow_pickle)
+    loaded = sources.load(model or ("shapes" if shapes else None), Purpose.image_classification, device=device,
+                          trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     if shapes:
         pictures, masks, labels = shapes_set(loaded, n or 100, seed)
     else:

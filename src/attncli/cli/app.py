@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 
@@ -32,7 +33,8 @@ PANELS = ("Input", "Model", "View", "Output")  # option groups in every command'
 
 def _format_options(self: typer.core.TyperCommand, ctx, formatter) -> None:
     """Arguments, then options grouped by their rich_help_panel (Input, Model, View, Output), then the rest."""
-    args, groups = [], {}
+    args: list = []
+    groups: dict[str, list] = {}
     for param in self.get_params(ctx):
         record = param.get_help_record(ctx)
         if record is None:
@@ -105,10 +107,10 @@ app.command("generate", short_help="Continue a prompt; what each new token atten
 
 
 def _fail(message: str, code: int) -> None:
-    """One line on stderr and exit."""
-    from attncli.quiet import one_line
+    """One message on stderr and exit: one line when piped, wrapped at spaces on a terminal."""
+    from attncli.quiet import wrapped
 
-    sys.stderr.write(f"attn: error: {one_line(message)}\n")
+    sys.stderr.write(wrapped(f"attn: error: {message}") + "\n")
     sys.stderr.flush()
     raise SystemExit(code)
 
@@ -119,17 +121,18 @@ def main(argv: list[str] | None = None) -> None:
     from attncli.quiet import debugging, libraries_quiet
 
     # Typer vendors its own click; its UsageError is the base of BadParameter, NoSuchOption, MissingParameter…
-    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+    usage_error: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
     debug = debugging()
     from attncli.cli import common
 
     common.typed[:] = ["attn", *(sys.argv[1:] if argv is None else argv)]  # for warnings that give a command
-    from attncli import dinov2  # light: its heavy imports are inside functions
+    from attncli import cache
 
-    from attncli import whisperct2  # light, as dinov2
+    def say(message: str) -> None:  # a model converted on first use says so
+        sys.stderr.write(f"attn: {message}\n")
 
-    dinov2.progress_hook = whisperct2.progress_hook = lambda message: sys.stderr.write(f"attn: {message}\n")
+    cache.progress_hook = say
     try:
         with libraries_quiet():
             code = app(args=argv, prog_name="attn", standalone_mode=False)
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error worth a message.
         sys.stderr.close()
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     except Exception as exc:  # the last resort: still one line, with a way to see more
         if debug:
             raise

@@ -85,25 +85,31 @@ def terminal_width(width: int | None = None) -> int:
     return DATA_WIDTH
 
 
+def _plain() -> dict:
+    """Console settings for NO_COLOR: no escape codes at all (rich would still send bold and dim)."""
+    return {"color_system": None} if os.environ.get("NO_COLOR", "") != "" else {}
+
+
 def out(width: int | None = None) -> "Console":
     """Console for data (stdout), laid out for the terminal width (see terminal_width)."""
     from rich.console import Console
 
-    return Console(soft_wrap=False, width=terminal_width(width), highlight=False)
+    return Console(soft_wrap=False, width=terminal_width(width), highlight=False, **_plain())
 
 
 def err() -> "Console":
     """Console for progress, warnings and errors (stderr); plain text when stderr is not a terminal."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, **_plain())
 
 
 def say(message: str) -> None:
-    """One line on stderr (what was written, what was saved): the same words for every command."""
-    from attncli.quiet import one_line
+    """One message on stderr (what was written, what was saved): the same words for every command; wrapped at
+    spaces on a terminal (see attncli.quiet.wrapped), one line when stderr is piped."""
+    from attncli.quiet import wrapped
 
-    err().print(one_line(message), markup=False)
+    err().print(wrapped(message), markup=False)
 
 
 def warn(messages: Iterable[str]) -> None:
@@ -141,7 +147,7 @@ def show(view: Any, where: Outputs, resolved: "Resolved | None" = None, save: Pa
 
                 result = write_bytes(target.path, str(result).encode("utf-8"))
             created += [result] if new else []
-            lines.append(f"wrote {result}")
+            lines.append(f"{'wrote' if new else 'replaced'} {result}")  # a default name may have been there
         if save is not None and capture is not None:
             from attncli.store import save_capture
 
@@ -221,7 +227,7 @@ def with_page(where: Outputs, capture: "Capture", spec: Any = None, grads: Any =
     """
     if not any(t.fmt is Format.html for t in where.targets):
         return where
-    from attncli.choices import Method
+    from attncli.methods.registry import Method
     from attncli.views.interactive import Initial, interactive_view
 
     method = Method(getattr(spec, "method", Method.attention))
@@ -247,11 +253,11 @@ def keeping(where: Outputs, selection: "Selection", save: Path | None = None) ->
     everything; with --save (and no ATTN_CAPTURE_BUDGET_MB set) the budget is what memory allows: a saved capture
     should answer any later view.
     """
-    from attncli.capture import ALL, capture_budget
+    from attncli.capture import Selection, capture_budget
 
     capture_budget()  # a bad ATTN_CAPTURE_BUDGET_MB is refused before any model loads
     if any(t.fmt is Format.html for t in where.targets):
-        return ALL
+        return Selection(extras=selection.extras)  # everything, and the extra arrays the method reads
     if save is not None and not os.environ.get("ATTN_CAPTURE_BUDGET_MB", "").strip():
         import psutil
 
@@ -285,14 +291,15 @@ def check_save_path(save: Path | None, inputs: Iterable[Path | str] = ()) -> Non
 
 def gradients(resolved: "Resolved", spec: Any) -> tuple[Any, str | None]:
     """(attention gradients, explained class) when the spec's method is grad-rollout, else (None, None)."""
-    from attncli.choices import Kind, Method
+    from attncli.choices import Kind
+    from attncli.methods.registry import info
 
-    if spec.method is not Method.grad_rollout:
+    if not info(spec.method).gradients:
         return None, None
     from attncli.gradcapture import gradients_for
     from attncli.views.common import require_whole
 
-    require_whole(resolved.capture, "--method grad-rollout")  # before the model runs again to compare with it
+    require_whole(resolved.capture, f"--method {info(spec.method).name}")  # before the model runs again to compare with it
 
     req = resolved.plan.request
     position, word = None, None

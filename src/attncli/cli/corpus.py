@@ -75,11 +75,11 @@ def stats_corpus(args: CorpusArgs, *, model: Optional[str], device: str, as_json
     extra = [Target(Format.figure, plot)] if plot is not None else []
     inputs = [Path(args.path)] if Path(args.path).exists() else []
     where = outputs(as_json=as_json, output=output, width=width, inputs=inputs, extra=extra)
-    from attncli.models import DEFAULT_MODELS
     from attncli.choices import Purpose
+    from attncli.sources import default_model
 
     purpose = Purpose.image if corpus.modality == "image" else Purpose.text
-    options = RunOptions(model=model or DEFAULT_MODELS[purpose], device=device, batch_size=args.batch_size,
+    options = RunOptions(model=model or default_model(purpose), device=device, batch_size=args.batch_size,
                          max_tokens=args.max_tokens, workers=args.workers, save=str(save) if save else None,
                          checkpoint=str(args.checkpoint) if args.checkpoint else None, restart=args.restart)
     with _progress() as report:

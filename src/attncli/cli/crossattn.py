@@ -122,9 +122,9 @@ def align(
     resolved = sources.resolve(plan)
     from attncli.views.cross import align_view
 
-    view = align_view(resolved.capture, layer, head, fuse, skip_special)
+    aligned = align_view(resolved.capture, layer, head, fuse, skip_special)
     spec = MapSpec(layer=layer, head=head, fuse=fuse, skip_special=skip_special)
-    show(view, with_page(where, resolved.capture, spec), resolved, save)
+    show(aligned, with_page(where, resolved.capture, spec), resolved, save)
 
 
 def _audio_page(where, view, resolved):

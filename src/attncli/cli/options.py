@@ -8,7 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from attncli.choices import Device, DeviceMap, Fuse, Method, Scale, StoreDtype, TorchDtype
+from attncli.choices import Device, DeviceMap, Fuse, Scale, StoreDtype, TorchDtype
+from attncli.methods.registry import Method
+from attncli.methods.registry import choices as method_choices
+from attncli.methods.registry import help_text as method_help
 
 
 def finite(value: float | None) -> float | None:
@@ -57,9 +60,7 @@ SaveOpt = Annotated[
 TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, metavar="K", rich_help_panel="View", help="How many attended tokens to list.")]
 MethodOpt = Annotated[
     Method,
-    typer.Option("--method", metavar="attention|rollout|flow|grad-rollout",
-                 rich_help_panel="View", help="attention: one layer; rollout/flow: every layer up to --layer with the residual path; "
-                      "grad-rollout: gradient-weighted rollout for --target (classifiers)."),
+    typer.Option("--method", metavar=method_choices(), rich_help_panel="View", help=method_help()),
 ]
 DiscardOpt = Annotated[
     float, typer.Option("--discard-ratio", metavar="R", callback=finite, rich_help_panel="View", help="rollout: zero this fraction of the lowest weights per "

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from attncli.choices import Device, Fuse, Method, Purpose
+from attncli.choices import Device, Fuse, Purpose
 from attncli.cli.common import check_save_path, gradients, keeping, outputs, resolve, show, with_page
 from attncli.cli.options import (DeviceOpt, DiscardOpt, FuseOpt, HeadOpt, JsonOpt, MethodOpt, ModelOpt,
                                  OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt, TargetOpt, TopKOpt, TrustOpt,
                                  WidthOpt, LayersOpt, HeadsOpt, StoreDtypeOpt, TorchDtypeOpt, DeviceMapOpt,
                                  MaxMemoryOpt, OffloadFolderOpt, QkOpt)
 from attncli.errors import UsageError
+from attncli.methods.registry import Method, info
 
 
 def explain(
@@ -68,14 +69,14 @@ def explain(
     from attncli.methods.dispatch import check_method_options
     from attncli.views.common import MapSpec
 
-    check_method_options(method, head, discard_ratio, target_class)
+    check_method_options(method, head, discard_ratio, target_class, fuse=fuse)
     if token is not None and matrix:
         raise UsageError("--token and --matrix show different views", "use one of them")
     spec = MapSpec(method=method, layer=-1 if layer is None else layer, head=head, fuse=fuse, query=token, skip_special=skip_special,
                    discard_ratio=discard_ratio, scale=scale, top_k=top_k, target=target_class)
     from attncli.views.explain import needs
 
-    purpose = Purpose.text_classification if method is Method.grad_rollout else Purpose.text
+    purpose = Purpose.text_classification if info(method).gradients else Purpose.text
     plan = sources.plan(sources.Request(value=text, file=file, model=model or "minilm", purpose=purpose,
                                         accepts=sources.TEXTS, device=device, trust_remote_code=trust_remote_code,
                                         selection=needs(spec, layers, heads, fuse=save is None),
@@ -98,6 +99,7 @@ def explain(
     grads, label = gradients(resolved, spec)
     from attncli.views.explain import TokenMatrix, TokenTable, layer_matrix, profile_of
 
+    view: Any
     if token is not None:
         view = profile_of(resolved.capture, spec, grads, label, layer=layer)
     else:

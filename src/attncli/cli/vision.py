@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from attncli.choices import Device, Format, Fuse, Kind, Method, Purpose
+from attncli.choices import Device, Format, Fuse, Kind, Purpose
 from attncli.cli.common import (Progress, check_save_path, gradients, keeping, outputs, resolve, say, select, show,
-                                warn, with_page)
+                                stages, warn, with_page)
 from attncli.cli.options import (DeviceOpt, DiscardOpt, DropSinksOpt, FuseOpt, HeadOpt, HeadsOpt, JsonOpt, LayerOpt,
                                  LayersOpt, MethodOpt, ModelOpt, OutOpt, PickleOpt, SaveOpt, ScaleOpt, SkipSpecialOpt,
                                  TargetOpt, TrustOpt, WidthOpt, QkOpt)
 from attncli.errors import UsageError
+from attncli.methods.registry import Method, info
 
 if TYPE_CHECKING:
     from attncli.capture import Capture
@@ -62,18 +63,21 @@ def classify(
     check_save_path(save, paths)
     where = outputs(as_json=as_json, output=output, width=width, inputs=paths)
 
-    from attncli.families.vit import capture_images
-    from attncli.models import DEFAULT_MODELS, load_model
     from attncli.views.classify import classify_result, summarise
 
-    loaded = load_model(model or DEFAULT_MODELS[Purpose.image_classification], Purpose.image_classification,
-                        device=device, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    name = model or sources.default_model(Purpose.image_classification)
+    with stages() as report:  # a transient spinner while the model loads, as resolve() draws for other commands
+        if report is not None:
+            report(f"loading {name}", None, None)
+        loaded = sources.load(name, Purpose.image_classification, device=device, trust_remote_code=trust_remote_code,
+                              allow_pickle=allow_pickle)
     rows, first = [], None
     with Progress(len(paths), "classifying") as advance:
-        for capture in capture_images(paths, loaded, batch_size=batch_size, top_k=top_k,
-                                      on_batch=lambda n: advance(n, None), selection=keeping(where, selection, save)):
+        for capture in sources.capture_images(paths, loaded, batch_size=batch_size, top_k=top_k,
+                                              on_batch=lambda n: advance(n, None),
+                                              selection=keeping(where, selection, save)):
             grads = None
-            if method is Method.grad_rollout:  # explains the predicted class
+            if info(method).gradients:  # explains the predicted class
                 from attncli.gradcapture import gradients_for
 
                 grads = gradients_for(capture, None, loaded).gradients
@@ -122,10 +126,9 @@ def patches(
     where = outputs(as_json=as_json, output=output or (None if as_json else Path(f"patches-{image.stem}.png")), width=width,
                     file_formats=(Format.figure,), inputs=plan.inputs)
     resolved = resolve(plan)
-    from attncli.families.vit import position_embeddings
     from attncli.views.patches import patches_view
 
-    view = patches_view(resolved.capture, position_embeddings(resolved.loaded))
+    view = patches_view(resolved.capture, sources.position_embeddings(resolved.loaded))
     show(view, where, resolved)
 
 
@@ -190,14 +193,15 @@ def heatmap(
     if token is not None and query is not None:
         raise UsageError("--query is the old name of --token", "give --token only")
     query = token if token is not None else query
-    check_method_options(method, head, discard_ratio, target_class, drop_sinks)
+    check_method_options(method, head, discard_ratio, target_class, drop_sinks, fuse)
     if drop_sinks and text is not None:
         from attncli.views.maps import NO_TEXT_SINKS
 
         raise UsageError(NO_TEXT_SINKS, "drop --drop-sinks")
-    if all_heads and method is not Method.attention:
-        raise UsageError(f"--all-heads shows each head of one layer; {method.value} combines the heads",
-                         "drop --all-heads, or use --method attention")
+    if all_heads:
+        from attncli.views.maps import check_all_heads
+
+        check_all_heads(method)
     if head is not None and all_heads:
         raise UsageError("--head and --all-heads draw different figures", "use one of them")
     if terminal and output is not None:
@@ -205,7 +209,7 @@ def heatmap(
     if terminal and as_json:
         raise UsageError("--terminal and --json both write to stdout", "use one of them")
     if text is not None:
-        purpose = Purpose.text_classification if method is Method.grad_rollout else Purpose.text
+        purpose = Purpose.text_classification if info(method).gradients else Purpose.text
     else:
         purpose = Purpose.image
     plan = sources.plan(sources.Request(
@@ -261,12 +265,12 @@ def _self_view(capture: "Capture", spec: Any, all_heads: bool, grads: Any, label
     if spec.query is not None:
         return maps.token_row(capture, spec, grads, label)
     if capture.query_ids is not None:  # the matrix reads every row; explain --token and heatmap --query keep some
-        from attncli.errors import CaptureError
+        from attncli.errors import KeptError
 
-        raise CaptureError(f"the token matrix needs every query row, but this capture kept the rows of "
+        raise KeptError(f"the token matrix needs every query row, but this capture kept the rows of "
                            f"{len(capture.query_ids)} of {capture.n_tokens} tokens",
-                           "capture it again without --token or --query, or with --layers all (or draw one row "
-                           "with --query)")
+                           "capture it again without --token, or with --layers all (or draw one row with "
+                           "--token)")
     from attncli.views.explain import TokenMatrix, layer_matrix
 
     return layer_matrix(capture, spec, grads, label, TokenMatrix)
@@ -274,7 +278,7 @@ def _self_view(capture: "Capture", spec: Any, all_heads: bool, grads: Any, label
 
 def _cross_view(capture: "Capture", spec: Any, all_heads: bool) -> Any:
     """The align matrix, or the caption's per-word maps, of a cross-attention capture."""
-    if spec.method is not Method.attention:
+    if not info(spec.method).raw:
         raise UsageError(f"--method {spec.method.value} applies to self-attention captures",
                          "a cross-attention capture is drawn with --method attention")
     if spec.query is not None or all_heads:
@@ -302,12 +306,13 @@ def _default_name(capture: "Capture", view: Any) -> Path:
         how = f"h{view.head}" if view.head is not None else view.fuse
         kind = "caption" if isinstance(view, CaptionView) else "align"
         return Path(f"{kind}-{stem}-L{view.layer}-{how}.png")
+    m = info(view.method)
     if isinstance(view, HeadPanels):
-        how = "heads"
-    elif view.method is not Method.attention:
-        how = f"{view.method.value}-{view.fuse}" + ("-dropsinks" if getattr(view, "drop_sinks", False) else "")
+        how = "heads" if m.raw else f"{m.name}-heads"
     else:
-        how = f"h{view.head}" if view.head is not None else view.fuse
+        how = f"h{view.head}" if view.head is not None else view.fuse if m.fuses else ""
+        how = how if m.raw else "-".join(filter(None, [m.name, how]))
+        how += "-dropsinks" if getattr(view, "drop_sinks", False) else ""
     query = ""
     if isinstance(view, (PatchMap, HeadPanels)) and view.query >= view.grid.prefix:
         row, col = view.grid.cell_of(view.query)

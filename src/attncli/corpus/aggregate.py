@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from attncli.corpus.records import ROLES, SINK_KINDS, STATS, Record
+from attncli.corpus.records import ROLES, SINK_KINDS, Record
 
 if TYPE_CHECKING:
     import numpy as np
@@ -143,6 +143,3 @@ def token_mean(a: "dict[str, np.ndarray]") -> "tuple[np.ndarray, np.ndarray]":
         var = resid / (n * (n - 1) * cbar * cbar)
         half = 1.96 * np.sqrt(np.maximum(var, 0.0))
     return r, np.where((n > 1) & (c > 0), half, np.nan)
-
-
-STAT_INDEX = {name: i for i, name in enumerate(STATS)}

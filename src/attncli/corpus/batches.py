@@ -15,7 +15,7 @@ from attncli.capture import ALL, Capture, architecture
 from attncli.choices import Kind, Purpose
 
 if TYPE_CHECKING:
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 
 def text_captures(items: list[tuple[int, str]], loaded: "LoadedModel", batch_size: int = 16,

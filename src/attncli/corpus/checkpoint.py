@@ -22,7 +22,7 @@ def default_path(key: dict) -> Path:
     """Where a run's checkpoint goes unless --checkpoint says: the cache folder, named by the run's options."""
     import hashlib
 
-    from attncli.store import cache_dir
+    from attncli.cache import cache_dir
 
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return cache_dir() / "corpus" / f"run-{digest}.npz"
@@ -34,7 +34,7 @@ def save(path: Path, running: Running, meta: dict) -> None:
 
     import numpy as np
 
-    from attncli.store import write_atomic
+    from attncli.cache import write_atomic
 
     buf = io.BytesIO()
     arrays = {name: np.asarray(value) for name, value in running.state().items()}

@@ -23,7 +23,7 @@ from attncli.corpus.aggregate import Running
 from attncli.corpus.readers import Corpus, fingerprint
 
 if TYPE_CHECKING:
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 # progress(done, total or None, inputs per second): the CLI draws it; the core never prints.
 Progress = Callable[[int, "int | None", float], None]
@@ -116,7 +116,7 @@ def process_chunk(loaded: "LoadedModel", modality: str, items: list[tuple[int, A
 
 def load(options: RunOptions, modality: str) -> "LoadedModel":
     """The model, loaded for text or images."""
-    from attncli.models import load_model
+    from attncli.sources import load as load_model
 
     purpose = Purpose.image if modality == "image" else Purpose.text
     return load_model(options.model, purpose, device=options.device)
@@ -257,7 +257,7 @@ def _write_part(path: Path, table: dict) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from attncli.store import write_atomic
+    from attncli.cache import write_atomic
 
     buf = io.BytesIO()
     pq.write_table(pa.table(table), buf)
@@ -266,28 +266,23 @@ def _write_part(path: Path, table: dict) -> None:
 
 def _combine(parts: Path, target: Path) -> Path:
     """Stream the chunks' parquet files into one file (atomically) and remove them."""
-    import os
-    import tempfile
-
     import pyarrow.parquet as pq
 
+    from attncli.cache import write_atomic
+
     files = sorted(parts.glob("part-*.parquet"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    writer = None
-    try:
+
+    def stream(fh: Any) -> None:
+        writer = None
         for f in files:
             table = pq.read_table(f)
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
+                writer = pq.ParquetWriter(fh, table.schema)
             writer.write_table(table)
         if writer is not None:
             writer.close()
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomic(target, stream)
     for f in files:
         f.unlink()
     parts.rmdir()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from attncli.choices import Kind
 from attncli.methods.stats import SCORE_THRESHOLD
@@ -139,7 +139,7 @@ def _slot(capture: "Capture", layer: int, head: int) -> tuple[int, int]:
     return layers.index(layer), heads.index(head)
 
 
-def rows(rec: Record, model_layers: Any = None) -> dict[str, list]:
+def rows(rec: Record) -> dict[str, list]:
     """One row per (layer, head) of an input, as columns (for --save FILE.parquet)."""
     n_layers, n_heads = rec.roles.shape
     cols: dict[str, list] = {"input": [], "item": [], "tokens": [], "layer": [], "head": []}

@@ -8,9 +8,13 @@ family found whether it can serve them (:class:`Purpose`). Adding a family is on
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attncli.choices import Purpose
+from attncli.errors import CaptureError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Modality(str, Enum):
@@ -56,16 +60,18 @@ class Family:
         """The config the model class loads with: the checkpoint's own (a dual encoder's tower takes its part)."""
         return config
 
-    def processor_for(self, location: str, trust_remote_code: bool, purpose: Purpose) -> Any:
-        """The processor a command's input goes through (the family's one processor unless it has several)."""
-        return self.processor(location, trust_remote_code)
+    def processor_for(self, location: str, purpose: Purpose, **options: Any) -> Any:
+        """The processor a command's input goes through (the family's one processor unless it has several).
 
-    def processor(self, location: str, trust_remote_code: bool) -> Any:
+        ``options`` are the model load's from_pretrained arguments (trust_remote_code, local_files_only).
+        """
+        return self.processor(location, **options)
+
+    def processor(self, location: str, **options: Any) -> Any:
         """The tokenizer or image processor that prepares inputs like the model was trained on."""
         import transformers
 
-        return getattr(transformers, self.processor_class).from_pretrained(location,
-                                                                            trust_remote_code=trust_remote_code)
+        return getattr(transformers, self.processor_class).from_pretrained(location, **options)
 
     def prefix_labels(self, config: Any) -> tuple[str, ...]:
         """Names of the tokens an image encoder puts before its patches (none for text)."""
@@ -109,3 +115,23 @@ def last_logits(model: Any, n: int) -> dict[str, Any]:
     import inspect
 
     return {"logits_to_keep": n} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+
+
+def stack_attentions(attentions: Any, what: str = "attention", item: int | None = 0) -> "np.ndarray":
+    """Tuple of per-layer (batch, heads, q, k) tensors → (layers, heads, q, k) float32 for one batch item.
+
+    ``item=None`` keeps the whole batch: (batch, layers, heads, q, k).
+    """
+    if attentions is None or len(attentions) == 0 or any(a is None for a in attentions):
+        raise CaptureError(
+            f"the model returned no {what} weights",
+            "it likely computes attention in a fused kernel; attncli loads models with eager attention, "
+            "so this architecture does not support returning them yet",
+        )
+    import torch
+
+    if item is None:
+        stacked = torch.stack(tuple(attentions), dim=1)  # (B, L, H, Q, K)
+    else:
+        stacked = torch.stack([a[item] for a in attentions])  # (L, H, Q, K)
+    return stacked.detach().to(torch.float32).cpu().numpy()

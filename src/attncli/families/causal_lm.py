@@ -17,7 +17,7 @@ from attncli.errors import UsageError
 from attncli.families.base import Family, Modality, end_token, generated, is_causal_lm, last_logits
 
 if TYPE_CHECKING:
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 
 class CausalLM(Family):
@@ -105,7 +105,7 @@ def capture_generate(prompt: str, loaded: "LoadedModel", selection: Selection = 
     import numpy as np
 
     from attncli.families import require
-    from attncli.families.selective import capture_selected
+    from attncli.families.selective import capture_selected, item_fields
     from attncli.inputs import prepare_text, token_labels
 
     if not prompt or not prompt.strip():
@@ -150,7 +150,8 @@ def capture_generate(prompt: str, loaded: "LoadedModel", selection: Selection = 
         words=list(prepared.words) + [None] * len(new) if prepared.words else [],
         target_tokens=new_labels, target_special=special,
         target_scores=[float(probs[t, tok]) for t, tok in enumerate(new)],
-        target_text=tokenizer.decode(new, skip_special_tokens=True), decoding=how, prompt_tokens=n_prompt, **kept,
+        target_text=tokenizer.decode(new, skip_special_tokens=True), decoding=how, prompt_tokens=n_prompt,
+        **item_fields(kept, 0),
     )
 
 

@@ -46,12 +46,12 @@ class DualEncoder(Family):
         stem = TOWERS[config.model_type]
         return getattr(transformers, f"{stem}{self.tower(purpose).capitalize()}Model")
 
-    def processor_for(self, location: str, trust_remote_code: bool, purpose: Purpose) -> Any:
+    def processor_for(self, location: str, purpose: Purpose, **options: Any) -> Any:
         """The tokenizer for the text tower, the image processor for the image tower."""
         import transformers
 
         cls = transformers.AutoTokenizer if purpose is Purpose.text else transformers.AutoImageProcessor
-        return cls.from_pretrained(location, trust_remote_code=trust_remote_code)
+        return cls.from_pretrained(location, **options)
 
 
 FAMILY = DualEncoder()

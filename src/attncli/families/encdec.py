@@ -14,15 +14,15 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from attncli.capture import ALL, Capture, Selection, architecture, stack_attentions
+from attncli.capture import ALL, Capture, Selection, architecture
 from attncli.choices import Kind, Purpose
 from attncli.errors import CaptureError, UsageError
-from attncli.families.base import Family, Modality, end_token, generated
+from attncli.families.base import Family, Modality, end_token, generated, stack_attentions
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 
 class EncoderDecoder(Family):

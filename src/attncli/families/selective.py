@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from attncli.capture import Report, Selection
 from attncli.choices import Fuse
-from attncli.errors import CaptureError
+from attncli.errors import CaptureError, NotSupportedError
 from attncli.families.capture_memory import check_memory
+from attncli.families.value_vectors import VALUE_GRAM, ValueVectors, item_fields  # noqa: F401 (item_fields: public)
 
 if TYPE_CHECKING:
     import torch
@@ -111,6 +112,8 @@ class Recorder:
         self.n_layers, self.progress, self.stage = n_layers, progress, stage
         self.qk = bool(getattr(selection, "qk", False))
         self.vectors: dict[int, dict[str, Any]] = {}  # layer → query, key, scaling, allowed (when qk)
+        wanted = getattr(selection, "extras", ()) or ()
+        self.values = ValueVectors() if VALUE_GRAM in wanted else None  # value-norm's Gram matrices, when asked
 
     def kept(self) -> dict[str, Any]:
         """What was kept, as Capture fields."""
@@ -135,9 +138,10 @@ class Recorder:
         import numpy as np
 
         kept = [self.vectors[layer] for layer in self.layers if layer in self.vectors]
+        out = {} if self.values is None else {VALUE_GRAM: self.values.stacked(self.layers)}  # (B, L', K, H, H)
         if not self.qk or len(kept) != len(self.layers):
-            return {}
-        return {"query": np.stack([v["query"].numpy() for v in kept]), "key": np.stack([v["key"].numpy() for v in kept]),
+            return out
+        return {**out, "query": np.stack([v["query"].numpy() for v in kept]), "key": np.stack([v["key"].numpy() for v in kept]),
                 "scaling": np.array([v["scaling"] for v in kept], dtype=np.float32),
                 "allowed": kept[-1]["allowed"].numpy()}
 
@@ -146,11 +150,15 @@ class Recorder:
         if _ACTIVE is not None:
             raise CaptureError("a selective capture is already running in this process")
         _ACTIVE = self
+        if self.values is not None:
+            self.values.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         global _ACTIVE
         _ACTIVE = None
+        if self.values is not None:
+            self.values.stop()
 
     def wants(self, module: Any, query: "torch.Tensor", key: "torch.Tensor") -> int | None:
         """The layer number of a module whose weights are wanted (None: its ordinary attention only).
@@ -279,9 +287,11 @@ def selective_attention(module: Any, query: "torch.Tensor", key: "torch.Tensor",
         rows_out = kept[:, :, start:start + len(part)]
         rows_out[..., :seen] = _fused(chosen, rec.fuse).cpu() if rec.fuse is not None else chosen.cpu()
         rows_out[..., seen:] = 0.0
-    if every_row:
-        return torch.cat(outputs, dim=1), None  # (B, N, H, d), as eager returns it
-    return _ordinary(module, query, key, value, attention_mask, kwargs)  # every row's output, as usual
+    result = (torch.cat(outputs, dim=1), None) if every_row else \
+        _ordinary(module, query, key, value, attention_mask, kwargs)  # (B, N, H, d), as eager returns it
+    if rec.values is not None:
+        rec.values.expect(layer, result[0], value)
+    return result
 
 
 def _ordinary(module: Any, query: "torch.Tensor", key: "torch.Tensor", value: "torch.Tensor",
@@ -342,7 +352,8 @@ def capture_selected(model: Any, inputs: dict[str, Any], selection: Selection, t
     """
     import torch
 
-    from attncli.capture import find_word, stack_attentions
+    from attncli.capture import find_word
+    from attncli.families.base import stack_attentions
 
     config = model.config
     n_layers, n_heads = int(config.num_hidden_layers), int(config.num_attention_heads)
@@ -355,6 +366,11 @@ def capture_selected(model: Any, inputs: dict[str, Any], selection: Selection, t
     fuse = None if selection.fuse is None or heads is not None else Fuse(selection.fuse)
     check_memory(inputs, len(layers), 1 if fuse else n_heads if heads is None else len(heads), rows,
                  None if is_selective(model) else (n_layers, n_heads))
+    if VALUE_GRAM in (selection.extras or ()) and not is_selective(model):
+        raise NotSupportedError(f"value-norm needs each layer's value vectors, and {type(model).__name__} computes "
+                                "attention outside transformers' AttentionInterface, where attncli cannot record them",
+                                "use a model that routes attention through it (BERT, RoBERTa, ViT, DeiT, DINOv2, "
+                                "GPT-2, Llama, …)")
     with torch.inference_mode():
         if is_selective(model):
             stage = f"forward over {inputs['input_ids'].shape[-1]} tokens" if "input_ids" in inputs else "forward"

@@ -24,7 +24,7 @@ from attncli.families.encdec import arch, target_side
 if TYPE_CHECKING:
     from attncli.audio import Audio
     from attncli.families.speech_seq2seq import SpeechSeq2Seq
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 
 TAIL = 0.5  # seconds kept after a window's last segment ends (Whisper's timestamps can be early)

@@ -90,14 +90,14 @@ def dtw_times(cross: "np.ndarray", heads: list[list[int]], rows: list[int], fram
     return time_idx[jumps] * frame_seconds  # (rows,)
 
 
-def word_spans(tokenizer: Any, ids: list[int], text: list[int], starts: "np.ndarray", has_end_row: bool,
+def word_spans(tokenizer: Any, ids: list[int], text: list[int], starts: "np.ndarray",
                audio_seconds: float) -> list[dict[str, Any]]:
     """Words with DTW (start, end): a word runs from its first token's time to the next word's (or the end's)."""
     from transformers.models.whisper.tokenization_whisper import _combine_tokens_into_words
 
     words, _, groups = _combine_tokens_into_words(tokenizer, [ids[k] for k in text])
     out = []
-    for w, (word, group) in enumerate(zip(words, groups)):
+    for word, group in zip(words, groups):
         first, last = group[0], group[-1]
         start = float(starts[first])
         if last + 1 < len(starts):

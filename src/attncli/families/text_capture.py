@@ -8,7 +8,7 @@ from attncli.capture import ALL, Capture, Report, Selection, architecture
 from attncli.choices import Kind, Purpose
 
 if TYPE_CHECKING:
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 
 def capture_text(text: str, loaded: "LoadedModel", selection: Selection = ALL,
@@ -16,7 +16,7 @@ def capture_text(text: str, loaded: "LoadedModel", selection: Selection = ALL,
     """Tokenize text, run the loaded model once keeping the selection's attention weights, return a Capture."""
     from attncli.families import require
     from attncli.families.base import last_logits
-    from attncli.families.selective import capture_selected
+    from attncli.families.selective import capture_selected, item_fields
     from attncli.inputs import prepare_text
 
     config = loaded.config
@@ -36,5 +36,5 @@ def capture_text(text: str, loaded: "LoadedModel", selection: Selection = ALL,
         text=prepared.text,
         warnings=list(prepared.warnings) + list(loaded.warnings),
         words=list(prepared.words),
-        **kept,
+        **item_fields(kept, 0),
     )

@@ -15,7 +15,7 @@ from attncli.families.encdec import (EncoderDecoder, _cross_family, arch, decodi
 if TYPE_CHECKING:
     from PIL import Image
 
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 
 class VisionEncoderDecoder(EncoderDecoder):
@@ -46,7 +46,8 @@ class VisionEncoderDecoder(EncoderDecoder):
             import transformers
 
             try:
-                images = transformers.AutoImageProcessor.from_pretrained(loaded.ref.location)
+                images = transformers.AutoImageProcessor.from_pretrained(loaded.ref.location,
+                                                                         local_files_only=loaded.local_files_only)
             except (OSError, ValueError) as exc:
                 raise NotSupportedError(f"{loaded.ref.model_id} has no image processor (preprocessor_config.json)",
                                         "its folder needs one to turn images into pixels") from exc

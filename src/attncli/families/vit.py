@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-    from attncli.models import LoadedModel
+    from attncli.families.loaded import LoadedModel
 
 # Model types whose attention runs over one global grid of patches.
 GLOBAL_GRID = {"vit", "deit", "beit", "data2vec-vision", "dinov2", "dinov2_with_registers", "vit_msn", "dinov3_vit"}
@@ -182,7 +182,7 @@ def _run_batch(loaded: "LoadedModel", chunk: list, prepared: "Preprocessed", siz
     """One forward pass over a preprocessed batch keeping the selection's weights; one Capture per image."""
     import dataclasses
 
-    from attncli.families.selective import capture_selected
+    from attncli.families.selective import capture_selected, item_fields
 
     config = loaded.config
     grid = prepared.grid
@@ -213,7 +213,7 @@ def _run_batch(loaded: "LoadedModel", chunk: list, prepared: "Preprocessed", siz
             input_size=sizes[i],
             framing=prepared.framings[i] if prepared.framings else None,
             warnings=list(loaded.warnings),
-            **kept,
+            **item_fields(kept, i),
         )
 
 

@@ -29,6 +29,7 @@ from attncli.choices import Fuse
 from attncli.errors import NotSupportedError, UsageError
 from attncli.methods.heads import resolve_index
 from attncli.methods.rollout import dropped, fused_layers, residual_step
+from attncli.methods.spec import UPTO, Inputs, MethodInfo, Words
 
 if TYPE_CHECKING:
     import numpy as np
@@ -108,3 +109,17 @@ def attention_flow(
     out /= SCALE
     totals = out.sum(axis=-1, keepdims=True)  # > 0: the path q→q→…→q always carries flow
     return (out / totals).astype(np.float32)
+
+
+def _rows(inputs: Inputs) -> "np.ndarray":
+    return attention_flow(inputs.attentions, inputs.layer, inputs.fuse, inputs.queries, progress=inputs.progress,
+                          drop=inputs.drop)
+
+
+def _words(w: Words) -> str:
+    return f"attention flow through {w.span} ({w.fuse}{', sinks dropped' if w.drop_sinks else ''})"
+
+
+METHOD = MethodInfo(name="flow", summary="max-flow through the same layer graph (slow: ask for few rows)", span=UPTO,
+                    rows=_rows, words=_words, fuses=True, minmax=True, few_rows=True,
+                    options=frozenset({"drop_sinks"}), work=flow_work, max_work=MAX_WORK)

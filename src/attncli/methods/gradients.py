@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from attncli.errors import NotSupportedError, UsageError
 from attncli.methods.heads import resolve_index
+from attncli.methods.spec import UPTO, Inputs, MethodInfo, Words
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,6 +36,49 @@ def gradient_rollout(attentions: "np.ndarray", gradients: "np.ndarray", layer: i
         cam = np.clip(grad.astype(np.float64) * att, 0.0, None).mean(axis=0)  # (Q, K), heads averaged
         relevance = relevance + cam @ relevance
     return relevance.astype(np.float32)
+
+
+def gradient_rollout_layers(attentions: "np.ndarray", gradients: "np.ndarray") -> "np.ndarray":
+    """Gradient rollout after every layer, (layers, Q, K): the running R of gradient_rollout."""
+    import numpy as np
+
+    if attentions.shape != gradients.shape:
+        raise UsageError(f"attention {attentions.shape} and gradient {gradients.shape} shapes differ")
+    relevance = np.eye(attentions.shape[-1])  # (Q, K)
+    steps = []
+    for att, grad in zip(attentions, gradients):
+        cam = np.clip(grad.astype(np.float64) * att, 0.0, None).mean(axis=0)  # (Q, K), heads averaged
+        relevance = relevance + cam @ relevance
+        steps.append(relevance)
+    return np.stack(steps).astype(np.float32)
+
+
+def _need(inputs: Inputs) -> "np.ndarray":
+    if inputs.gradients is None:
+        raise UsageError("grad-rollout needs the attention gradients of a classifier",
+                         "compute them with attncli.gradcapture.gradients_for(capture)")
+    import numpy as np
+
+    return np.asarray(getattr(inputs.gradients, "gradients", inputs.gradients), dtype=np.float32)
+
+
+def _rows(inputs: Inputs) -> "np.ndarray":
+    matrix = gradient_rollout(inputs.attentions, _need(inputs), inputs.layer)
+    return matrix if inputs.queries is None else matrix[inputs.queries]
+
+
+def _every_layer(inputs: Inputs) -> "np.ndarray":
+    steps = gradient_rollout_layers(inputs.attentions, _need(inputs))
+    return steps if inputs.queries is None else steps[:, inputs.queries]
+
+
+def _words(w: Words) -> str:
+    return f"gradient rollout of {w.span}" + (f" for {w.target}" if w.target else "")
+
+
+METHOD = MethodInfo(name="grad-rollout", summary="gradient-weighted rollout for --target (classifiers; Chefer et al.)",
+                    span=UPTO, rows=_rows, words=_words, sums_to_one=False, quantity="relevance", gradients=True,
+                    every_layer=_every_layer, options=frozenset({"target"}))
 
 
 @dataclass

@@ -18,6 +18,16 @@ def resolve_index(value: int, count: int, what: str, owner: str = "the model") -
     raise UsageError(f"{what} {value} is out of range: {owner} has {count} {what}s (0..{count - 1}, or -1 for the last)")
 
 
+def heads_phrase(head: int | None, fuse: Fuse | str, n_heads: int | None = None) -> str:
+    """'head 3', 'mean of 12 heads', 'its only head'."""
+    if head is not None:
+        return f"head {head}"
+    fuse = Fuse(fuse).value
+    if not n_heads:
+        return f"heads fused by {fuse}"
+    return f"{fuse} of {n_heads} heads" if n_heads > 1 else "its only head"
+
+
 def fuse_heads(layer: "np.ndarray", fuse: Fuse | str = Fuse.mean) -> "np.ndarray":
     """Combine (heads, query, key) into (query, key) by mean, max or min over heads."""
     how = Fuse(fuse)

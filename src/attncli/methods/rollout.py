@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Sequence
 from attncli.choices import Fuse
 from attncli.errors import UsageError
 from attncli.methods.heads import fuse_heads, resolve_index
+from attncli.methods.spec import UPTO, Inputs, MethodInfo, Words
 
 if TYPE_CHECKING:
     import numpy as np
@@ -114,3 +115,23 @@ def rollout(
     layer_i = resolve_index(layer, attentions.shape[0], "layer")
     kept = None if drop is None else drop[: layer_i + 1]
     return rollout_layers(attentions[: layer_i + 1], fuse, discard_ratio, protect, kept)[-1]
+
+
+def _rows(inputs: Inputs) -> "np.ndarray":
+    matrix = rollout(inputs.attentions, inputs.layer, inputs.fuse, inputs.discard_ratio, inputs.protect, inputs.drop)
+    return matrix if inputs.queries is None else matrix[inputs.queries]
+
+
+def _every_layer(inputs: Inputs) -> "np.ndarray":
+    rolled = rollout_layers(inputs.attentions, inputs.fuse, inputs.discard_ratio, inputs.protect, inputs.drop)
+    return rolled if inputs.queries is None else rolled[:, inputs.queries]  # (L, Q, K)
+
+
+def _words(w: Words) -> str:
+    extra = (f", discard {w.discard_ratio:g}" if w.discard_ratio else "") + (", sinks dropped" if w.drop_sinks else "")
+    return f"rollout of {w.span} ({w.fuse}{extra})"
+
+
+METHOD = MethodInfo(name="rollout", summary="every layer up to --layer with the residual path (Abnar & Zuidema)",
+                    span=UPTO, rows=_rows, words=_words, fuses=True, minmax=True, every_layer=_every_layer,
+                    options=frozenset({"discard_ratio", "drop_sinks"}))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from attncli.evaluate import EvalReport
+    from attncli.views.evaluation import EvalReport
     from attncli.views.stats import StatsReport
 
 _ROLE_STYLE = {"sink": "dim", "previous-token": "magenta", "next-token": "magenta", "self": "yellow",
@@ -20,32 +20,62 @@ def _num(value: float, digits: int = 3) -> str:
     return "–" if not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def stats_table(report: "StatsReport") -> "RenderableType":
-    """One row per (layer, head) with every statistic and the role."""
+def stats_table(report: "StatsReport", width: int = 80) -> "RenderableType":
+    """One row per (layer, head) with every statistic and the role; in blocks of columns when narrower than that.
+
+    A terminal too narrow for every column gets them in blocks one under the other, each starting with layer and
+    head, so every number is shown whole (rich would cut them to "2.…").
+    """
     from rich.table import Table
+    from rich.text import Text
 
-    from attncli.render.tables import titled
+    from attncli.render.tables import line, titled
 
-    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
-    for name in ("layer", "head", "H", "H/max", "dist", "d/unif", "sink", "self", "prev", "next"):
-        table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("role", no_wrap=True)
     digits = 1 if report.unit == "px" else 2
-    for h in report.heads:
-        table.add_row(str(h.layer), str(h.head), _num(h.entropy, 2), _num(h.entropy_norm, 2),
-                      _num(h.distance, digits), _num(h.distance_rel, 2), _num(h.sink, 2), _num(h.self_, 2),
-                      _num(h.prev, 2), _num(h.next, 2), f"[{_ROLE_STYLE.get(h.role, '')}]{h.role}[/]")
+    names = ("layer", "head", "H", "H/max", "dist", "d/unif", "sink", "self", "prev", "next", "role")
+    columns = list(zip(names, zip(*[(str(h.layer), str(h.head), _num(h.entropy, 2), _num(h.entropy_norm, 2),
+                                      _num(h.distance, digits), _num(h.distance_rel, 2), _num(h.sink, 2),
+                                      _num(h.self_, 2), _num(h.prev, 2), _num(h.next, 2),
+                                      Text(h.role, style=_ROLE_STYLE.get(h.role, ""))) for h in report.heads])))
+    if not report.heads:
+        columns = [(name, ()) for name in names]
+    widths = [max([len(name), *(Text(c).cell_len if isinstance(c, str) else c.cell_len for c in cells)])
+              for name, cells in columns]
+    blocks = _column_blocks(widths, keys=2, width=width)
+    tables = []
+    for block in blocks:
+        table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+        for i in block:
+            table.add_column(names[i], justify="left" if names[i] == "role" else "right", no_wrap=True)
+        for r in range(len(report.heads)):
+            table.add_row(*(columns[i][1][r] for i in block))
+        tables.append(table)
     unit = "pixels" if report.unit == "px" else "tokens"
-    title = report.title
     note = (f"H: entropy (nats); H/max: H / log(visible keys); dist: mean attention distance ({unit}); "
             f"d/unif: dist / uniform attention's; role: a score ≥ {report.thresholds['score']:g}, "
             f"else local if d/unif ≤ {report.thresholds['local_distance_rel']:g}, else global")
-    from rich.text import Text
-
-    from attncli.render.tables import line
-
-    return titled(title, table, Text(note, style="dim"),
+    return titled(report.title, *tables, line(note, "dim"),
                   *[line(text, "yellow" if report.patch_sinks else "dim") for text in report.notes])
+
+
+def _column_blocks(widths: list[int], keys: int, width: int) -> list[list[int]]:
+    """Column indices in blocks that fit ``width`` (two spaces between columns), each block led by the ``keys``
+    first columns; one block when everything fits."""
+    def span(cols: list[int]) -> int:
+        return sum(widths[i] for i in cols) + 2 * (len(cols) - 1)
+
+    every = list(range(len(widths)))
+    if span(every) <= width:
+        return [every]
+    blocks: list[list[int]] = []
+    block = list(range(keys))
+    for i in range(keys, len(widths)):
+        if len(block) > keys and span(block + [i]) > width:
+            blocks.append(block)
+            block = list(range(keys))
+        block.append(i)
+    blocks.append(block)
+    return blocks
 
 
 def distance_figure(report: "StatsReport"):

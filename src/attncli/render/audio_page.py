@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from attncli.render.html import render as html_render
-from attncli.store import write_atomic
+from attncli.cache import write_atomic
 from attncli.views.speech import SpeechPage
 
 CSP = "default-src 'none'; img-src data:; media-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"

@@ -95,7 +95,7 @@ def corpus_figure(view: "CorpusReport") -> Any:
         ax.tick_params(labelsize=6)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
     start = math.ceil(len(panels) / cols) * cols
-    for i, (name, grid) in enumerate(extra):
+    for i, (_name, grid) in enumerate(extra):
         ax = axes.flat[start + i]
         ax.axis("on")
         ax.imshow(grid, cmap="inferno", interpolation="nearest")

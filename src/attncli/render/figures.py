@@ -41,7 +41,7 @@ def figure_format(path: Path) -> str:
 
 def write_bytes(path: Path, data: bytes) -> Path:
     """Write a rendered file atomically, as a one-line error when the disk refuses."""
-    from attncli.store import write_atomic
+    from attncli.cache import write_atomic
 
     try:
         return write_atomic(Path(path), data)
@@ -149,10 +149,13 @@ def profile_figure(view: "TokenProfile") -> "Figure":
 
 
 def _bar_label(method: str, rows: bool, sinks: bool = False) -> str:
-    """Colour bar label: relevance for grad-rollout (rows do not sum to 1), else attention weight."""
-    if method == "grad-rollout":
-        return "relevance (rows do not sum to 1)" if rows else "relevance"
-    if sinks and method == "attention":
+    """Colour bar label: the method's quantity when its rows do not sum to 1 (relevance, norm), else attention weight."""
+    from attncli.methods.registry import info
+
+    m = info(method)
+    if not m.sums_to_one:
+        return f"{m.quantity} (rows do not sum to 1)" if rows else m.quantity
+    if sinks and m.raw:
         return "attention weight (rows sum to at most 1: learned sinks)" if rows else "attention weight"
     return "attention weight (rows sum to 1)" if rows else "attention weight"
 
@@ -177,7 +180,7 @@ def _matrix(values: "np.ndarray", x_labels: Sequence[str], x_special: Sequence[b
 
 def map_caption(amap: "PatchMap | HeadPanels") -> str:
     """'attention of [CLS] over the patches (12% went to [CLS])'."""
-    line = f"{'relevance' if amap.method.value == 'grad-rollout' else 'attention'} of {amap.who} over the patches"
+    line = f"{amap.quantity} of {amap.who} over the patches"
     if amap.outside is not None:
         line += f" ({amap.outside:.0%} went to {'/'.join(amap.grid.prefix_labels) or 'other tokens'})"
     return line

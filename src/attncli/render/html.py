@@ -9,24 +9,24 @@ from __future__ import annotations
 
 import html
 import json
-from functools import lru_cache, singledispatch
+from functools import cache, singledispatch
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from attncli.choices import Format
 from attncli.corpus.report import CorpusReport
-from attncli.store import write_atomic
+from attncli.cache import write_atomic
 from attncli.views.interactive import InteractiveView
 
 ASSETS = ("core.js", "picture.js", "text.js", "image.js", "stats.js", "qk.js")
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 
-@lru_cache(maxsize=None)
+@cache
 def asset(name: str) -> str:
     """The text of one file of html_assets/."""
-    return files("attncli.render").joinpath("html_assets", name).read_text(encoding="utf-8")
+    return files("attncli.render").joinpath("html_assets").joinpath(name).read_text(encoding="utf-8")
 
 
 def _json_for_script(data: dict) -> str:

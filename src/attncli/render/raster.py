@@ -139,7 +139,7 @@ def overlay_png(amap: "PatchMap", title: str, left_title: str, right_title: str)
         row, col = amap.cell
         draw.rectangle((x_right + col * cw, top + row * ch, x_right + (col + 1) * cw, top + (row + 1) * ch),
                        outline="cyan", width=3)
-    bar_label = "relevance" if amap.method.value == "grad-rollout" else "attention weight"  # not weights
+    bar_label = "attention weight" if amap.quantity == "attention" else amap.quantity  # not weights
     _colour_bar(canvas, draw, x_right + pw + 30, top + ph // 10, bar_w, ph * 8 // 10, vmax, small, bar_label, vmin)
     buf = io.BytesIO()
     canvas.save(buf, format="PNG", compress_level=1, dpi=(150, 150), pnginfo=_info())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Sequence
 
+from rich.cells import cell_len
 from rich.console import Group
 from rich.style import Style
 from rich.table import Table
@@ -24,11 +26,40 @@ def ordinal(n: int) -> str:
 
 
 def shade(weight: float, vmax: float, vmin: float = 0.0) -> Style:
-    """White→blue background for a weight in [vmin, vmax], with readable text on top."""
+    """White→blue background for a weight in [vmin, vmax], with text readable on it in every colour system."""
     span = vmax - vmin
     t = 0.0 if span <= 0 else max(0.0, min(1.0, (weight - vmin) / span))
     r, g, b = (int(255 + (c - 255) * t) for c in (8, 48, 107))  # towards matplotlib's Blues end
-    return Style(bgcolor=f"rgb({r},{g},{b})", color="white" if t > 0.5 else "black")
+    return Style(bgcolor=f"rgb({r},{g},{b})", color=_ink(r, g, b))
+
+
+@lru_cache(maxsize=1024)  # a few hundred shades at most; a long matrix asks for each many times
+def _ink(r: int, g: int, b: int) -> str:
+    """'black' or 'bright_white': whichever contrasts more with the background at its worst.
+
+    A terminal of 16 or 256 colours shows the nearest colour of its palette (rgb(106,130,166) becomes ANSI
+    white, 192 grey), so a choice made on the true colour alone can put white on white; this one is made on
+    every rendering of the background.
+    """
+    from rich.color import Color, ColorSystem
+    from rich.terminal_theme import DEFAULT_TERMINAL_THEME
+
+    color = Color.from_rgb(r, g, b)
+    backs = [(r, g, b)] + [tuple(color.downgrade(system).get_truecolor(DEFAULT_TERMINAL_THEME))
+                           for system in (ColorSystem.EIGHT_BIT, ColorSystem.STANDARD)]
+    lums = [_luminance(*back) for back in backs]
+    black = min((lum + 0.05) / 0.05 for lum in lums)  # WCAG contrast ratios
+    white = min(1.05 / (lum + 0.05) for lum in lums)
+    return "black" if black >= white else "bright_white"
+
+
+def _luminance(r: int, g: int, b: int) -> float:
+    """WCAG relative luminance of an sRGB colour."""
+    def lin(c: int) -> float:
+        c = c / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
 
 
 def token_text(label: str, special: bool) -> Text:
@@ -47,28 +78,35 @@ def _weight_cell(label: str, weight: float) -> Text:
 
 
 def line(text: str, style: str = "") -> Text:
-    """A line that is never wrapped by rich (a terminal narrower than it wraps it softly, like any long line)."""
-    return Text(text, style=style, no_wrap=True, overflow="ignore")
+    """A line of prose, wrapped at spaces to the width it is drawn in (a word longer than the width is folded)."""
+    return Text(text, style=style, overflow="fold")
 
 
 def titled(title: str, *renderables) -> Group:
-    """Title lines above a table, never wrapped by rich (a narrow terminal wraps them like any long line)."""
-    return Group(Text(title, style="bold", no_wrap=True, overflow="ignore"), *renderables)
+    """Title lines above a table, wrapped at spaces like any line of prose (see ``line``)."""
+    return Group(line(title, "bold"), *renderables)
 
 
-def top_table(view: "LayerMatrix", k: int | None = None, n_heads: int | None = None) -> Group:
-    """Each token with the k tokens it attends to most."""
+def top_table(view: "LayerMatrix", k: int | None = None, n_heads: int | None = None, width: int = 80) -> Group:
+    """Each token with the k tokens it attends to most; fewer ranks (said under the title) when k would not fit
+    ``width`` with every label whole."""
     k = view.top_k if k is None else k
     table = Table()
     table.add_column("#", justify="right", style="dim")
     table.add_column("token")
     k = min(k, len(view.indices))
+    asked = k
+    longest = max((cell_len(label) for label in view.labels), default=1)
+    fixed = len(str(max(view.indices, default=0))) + 3 + max(longest, 5) + 3 + 1  # "#" and token, borders
+    while k > 1 and fixed + k * (max(longest, 5) + 3) > width:
+        k -= 1  # a rank column holds "label" over "0.123" when narrow: as wide as the longest label
     for n in range(1, k + 1):
         table.add_column(ordinal(n))
     for pos, row in enumerate(view.top(k)):
         table.add_row(str(view.indices[pos]), token_text(view.labels[pos], view.special[pos]),
                       *(_weight_cell(view.labels[j], w) for j, w in row))
-    return titled(view.title + ("\n" + view.notes[0] if view.skip_special else ""), LongTable(table))
+    narrow = [f"top {k} of {asked}: the terminal is too narrow for more (--width or --json shows all)"] if k < asked else []
+    return titled("\n".join([view.title, *(view.notes[:1] if view.skip_special else []), *narrow]), LongTable(table))
 
 
 def profile_table(profile: "TokenProfile", k: int | None = None, n_heads: int | None = None) -> Group:
@@ -117,8 +155,12 @@ def matrix_table(view: "LayerMatrix", n_heads: int | None = None, width: int = 8
 
 
 def cell(w: float) -> str:
-    """A weight in three characters: '.42', '1.0'."""
-    return f"{w:.2f}".lstrip("0") if w < 0.995 else "1.0"
+    """A value in three characters: '.42', '1.0'; above 1 (norms: value-norm) '4.3', '43', '430', '4e3'."""
+    if w < 0.995:
+        return f"{w:.2f}".lstrip("0")
+    if w < 9.95:
+        return f"{w:.1f}"
+    return f"{w:.0f}" if w < 999.5 else f"{w:.0e}".replace("e+0", "e").replace("e+", "e")
 
 
 def fit_matrix(corner: str, row_labels: Sequence[Text], indices: Sequence[int], labels: Sequence[str],
@@ -184,31 +226,45 @@ def _matrix_block(corner: str, row_labels: Sequence[Text], headers: Sequence[Tex
     return table
 
 
-def softmax_table(result: "SoftmaxResult") -> Group:
-    """The seed's walkthrough: scores → (scaled) logits → exp → weights, and who wins."""
+def softmax_table(result: "SoftmaxResult", width: int = 80) -> Group:
+    """The seed's walkthrough: scores → (scaled) logits → exp → weights, and who wins.
+
+    The bar column takes what the numbers leave of ``width`` (20 characters at most): numbers are never cut.
+    """
     import math
 
-    table = Table()
-    table.add_column("element", justify="right")
-    table.add_column("score", justify="right")
+    headers = ["element", "score"]
     scaled = result.dim is not None or result.temperature != 1.0
     if scaled:
-        table.add_column(_divisor_label(result), justify="right")
-    table.add_column("exp", justify="right")
-    table.add_column("weight", justify="right")
-    table.add_column("", no_wrap=True)
+        headers.append(_divisor_label(result))
+    headers += ["exp", "weight"]
     top = max(result.logits)
     exps = [math.exp(x - top) for x in result.logits]
     total = sum(exps)
+    rows = []
     for i, (score, logit, weight) in enumerate(zip(result.scores, result.logits, result.weights)):
         cells = [str(i), f"{score:g}"]
         if scaled:
             cells.append(f"{logit:.4g}")
-        cells += [f"{math.exp(logit):.4g}" if logit < 700 else f"e^{logit:.4g}", f"{weight:.2f}",
-                  "█" * round(weight * 20)]
-        table.add_row(*cells, style="bold" if i == result.winner else None)
+        cells += [f"{math.exp(logit):.4g}" if logit < 700 else f"e^{logit:.4g}", f"{weight:.2f}"]
+        rows.append(cells)
+    def span(names: list[str]) -> int:  # the number columns' width with their borders and padding
+        return sum(max(len(h), *(len(r[c]) for r in rows)) + 3 for c, h in enumerate(names)) + 1
+
+    if span(headers) > width:  # narrow: short headers ("#", "÷√64", "w") before any number is cut
+        headers = ["#", "score", *([_divisor_label(result)[5:].replace("/", "÷")] if scaled else []), "exp", "w"]
+    bar = min(20, width - span(headers) - 3)  # the bar column's own border and padding take 3
+    bar = bar if bar >= 5 else 0  # a shorter bar tells nothing
+    table = Table()
+    for header in headers:
+        table.add_column(header, justify="right")
+    if bar >= 1:
+        table.add_column("", no_wrap=True)
+    for i, (cells, weight) in enumerate(zip(rows, result.weights)):
+        table.add_row(*cells, *(["█" * round(weight * bar)] if bar >= 1 else []),
+                      style="bold" if i == result.winner else None)
     sum_exp = f"{total * math.exp(top):.4g}" if top < 700 else f"e^{top:.4g} × {total:.4g}"
-    note = Text(f"weights = exp / Σexp (Σexp = {sum_exp}); they sum to 1.\n"
+    note = line(f"weights = exp / Σexp (Σexp = {sum_exp}); they sum to 1.\n"
                 f"Element {result.winner} (score {result.scores[result.winner]:g}) gets the most attention: "
                 f"{result.weights[result.winner]:.0%}.")
     return titled("softmax(scores)", table, note)

@@ -17,6 +17,7 @@ from attncli.methods.softmax import SoftmaxResult
 from attncli.render.tables import line, matrix_table, profile_table, softmax_table, top_table
 from attncli.views.classify import ClassifyResult
 from attncli.views.cross import AlignView, CaptionView
+from attncli.views.evaluation import EvalReport
 from attncli.views.explain import TokenMatrix, TokenProfile, TokenTable
 from attncli.views.generation import GenerationView
 from attncli.views.maps import HeadPanels, PatchMap, TokenRow
@@ -34,7 +35,7 @@ def render(view: Any, width: int = 80, **options: Any) -> Any:
 
 @render.register
 def _(view: TokenTable, width: int = 80, **options: Any) -> Any:
-    return top_table(view)
+    return top_table(view, width=width)
 
 
 @render.register
@@ -49,14 +50,14 @@ def _(view: TokenProfile, width: int = 80, **options: Any) -> Any:
 
 @render.register
 def _(view: SoftmaxResult, width: int = 80, **options: Any) -> Any:
-    return softmax_table(view)
+    return softmax_table(view, width)
 
 
 @render.register
 def _(view: TokenRow, width: int = 80, **options: Any) -> Any:
     from attncli.render.vision import row_table
 
-    return row_table(view)
+    return row_table(view, width)
 
 
 @render.register(PatchMap)
@@ -111,21 +112,14 @@ def _(view: SpeechView, width: int = 80, **options: Any) -> Any:
 def _(view: StatsReport, width: int = 80, **options: Any) -> Any:
     from attncli.render.analysis import stats_table
 
-    return stats_table(view)
+    return stats_table(view, width)
 
 
-def _register_evaluate() -> None:
-    """EvalReport lives in the core module attncli.evaluate (imported lazily: it is not needed for --help)."""
-    from attncli.evaluate import EvalReport
+@render.register
+def _(view: EvalReport, width: int = 80, **options: Any) -> Any:
+    from attncli.render.analysis import evaluate_table
 
-    @render.register(EvalReport)
-    def _(view: Any, width: int = 80, **options: Any) -> Any:
-        from attncli.render.analysis import evaluate_table
-
-        return evaluate_table(view)
-
-
-_register_evaluate()
+    return evaluate_table(view)
 
 
 @render.register

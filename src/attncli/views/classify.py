@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from attncli.choices import Method
+from attncli.methods.registry import Method, info
+from attncli.methods.spec import ONE
 from attncli.views.common import MapSpec
 
 if TYPE_CHECKING:
@@ -97,9 +98,7 @@ def summarise(capture: "Capture", k: int = 5, patches: int = 3, spec: MapSpec = 
 
 def classify_result(rows: list[ClassifiedImage], first: "PatchMap", kept: str | None) -> ClassifyResult:
     """The view of a classify run (``first``: the map of the image kept as the last capture)."""
-    from attncli.views.common import heads_phrase
-
-    note = first.method_note or f"layer {first.layer} · {heads_phrase(first.head, first.fuse, first.n_heads)}"
+    note = f"layer {first.layer} · {first.method_note}" if info(first.method).span == ONE else first.method_note
     unlike = [row for row in rows if row.unlike_training]
     notes = [] if not unlike else [unlike[0].unlike_training or ""] if len(rows) == 1 else [
         f"{len(unlike)} of {len(rows)} images are unlike the synthetic shapes {first.model_id} was trained on "

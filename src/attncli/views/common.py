@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from attncli.choices import Fuse, Kind, Method, Scale
-from attncli.errors import CaptureError
+from attncli.choices import Fuse, Kind, Scale
+from attncli.errors import CaptureError, KeptError, NotSupportedError
+from attncli.methods.heads import heads_phrase  # noqa: F401 (public here: views name heads with it)
+from attncli.methods.registry import Method, info
+from attncli.methods.spec import ONE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,8 +38,9 @@ class MapSpec:
 
 
 def default_scale(method: Method) -> Scale:
-    """Raw attention and relevance from 0; rollout and flow stretched over what is there (else a flat wash)."""
-    return Scale.minmax if Method(method) in (Method.rollout, Method.flow) else Scale.zero
+    """From 0 (raw weights, relevance, norms), or stretched over what is there where the method declares it (rollout
+    and flow: else a flat wash)."""
+    return Scale.minmax if info(method).minmax else Scale.zero
 
 
 def colour_range(values: "np.ndarray", scale: Scale) -> tuple[float, float]:
@@ -62,19 +66,9 @@ def colour_range(values: "np.ndarray", scale: Scale) -> tuple[float, float]:
     return lo, hi
 
 
-def heads_phrase(head: int | None, fuse: Fuse | str, n_heads: int | None = None) -> str:
-    """'head 3', 'mean of 12 heads', 'its only head'."""
-    if head is not None:
-        return f"head {head}"
-    fuse = Fuse(fuse).value
-    if not n_heads:
-        return f"heads fused by {fuse}"
-    return f"{fuse} of {n_heads} heads" if n_heads > 1 else "its only head"
-
-
 def quantity(method: Method | str) -> str:
-    """What the numbers are: gradient rollout gives relevance, not attention weights."""
-    return "relevance" if Method(method) is Method.grad_rollout else "attention"
+    """What the numbers are, as the method declares: attention weights, relevance (grad-rollout), norms."""
+    return info(method).quantity
 
 
 def rounded(array: "np.ndarray") -> list:
@@ -83,6 +77,17 @@ def rounded(array: "np.ndarray") -> list:
 
 
 SKIP_NOTE = "special tokens hidden; each row renormalised over the remaining tokens"
+
+
+def number_spans(numbers: list[int]) -> str:
+    """[0, 1, 2, 5] → '0–2, 5'."""
+    out: list[str] = []
+    for n in numbers:
+        if out and n == int(out[-1].split("–")[-1]) + 1:
+            out[-1] = f"{out[-1].split('–')[0]}–{n}"
+        else:
+            out.append(str(n))
+    return ", ".join(out)
 
 
 def stored_head(capture: "Capture", head: int | None, fuse: "Fuse | str") -> tuple[int | None, int | None]:
@@ -112,8 +117,8 @@ def query_row(capture: "Capture", token: int, query: str | None) -> int:
         return capture.tokens[i] if i < grid.prefix else "patch ({},{})".format(*grid.cell_of(i))
 
     kept = ", ".join(name(i) for i in capture.query_ids)
-    asked = f"--query {query}" if query is not None else "no --query"
-    raise CaptureError(f"this capture kept the query row of {kept} only, not of {name(token)}",
+    asked = f"--token {query}" if query is not None else "no --token"
+    raise KeptError(f"this capture kept the query row of {kept} only, not of {name(token)}",
                        f"capture it again with {asked} (or --layers all)")
 
 
@@ -126,5 +131,31 @@ def require_whole(capture: "Capture", what: str, *, layers: bool = True, rows: b
         if capture.kind is Kind.text:
             raise
         lacks_heads = heads and capture.head_ids is not None
-        raise CaptureError(exc.message, "capture it again with --layers all"
+        raise KeptError(exc.message, "capture it again with --layers all"
                            + (" and without --heads" if lacks_heads else "")) from None
+
+
+def check_capture(capture: "Capture", spec: MapSpec) -> Method:
+    """The spec's method, once its options are checked and the capture holds what the method reads.
+
+    A method over every layer needs every layer and row; one that reads each head (value-norm) needs every head;
+    the extra arrays it declares must be in ``capture.extras`` (the refusal says which models supply them).
+    """
+    from attncli.methods.dispatch import check_method_options
+
+    method = check_method_options(spec.method, spec.head, spec.discard_ratio, spec.target, spec.drop_sinks, spec.fuse)
+    m = info(method)
+    if m.span != ONE:
+        require_whole(capture, f"--method {m.name}")
+    if m.each_head:
+        require_whole(capture, f"--method {m.name}", layers=False, rows=False, heads=True)
+    lacking = [name for name in m.extras if name not in (capture.extras or {})]
+    if lacking:
+        if capture.arch.get("attn_implementation") not in (None, "attncli_selective"):
+            raise NotSupportedError(f"--method {m.name}: {capture.model_id} computes attention outside transformers' "
+                                    f"AttentionInterface, so attncli cannot record {m.missing}",
+                                    f"{m.name} works with models that route attention through it (BERT, RoBERTa, "
+                                    "ViT, DeiT, DINOv2, GPT-2, Llama, …)")
+        raise KeptError(f"--method {m.name} reads {m.missing}, which this capture of {capture.model_id} did not keep",
+                           f"capture it again with --method {m.name}")
+    return method

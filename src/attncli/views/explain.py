@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from attncli.choices import Fuse, Method, Scale
+from attncli.choices import Fuse, Scale
 from attncli.errors import UsageError
 from attncli.methods.heads import keep_tokens, resolve_index, top_k, top_k_rows
-from attncli.views.common import (SKIP_NOTE, MapSpec, colour_range, default_scale, heads_phrase, rounded,
-                                  stored_head)
+from attncli.methods.registry import Method, info
+from attncli.methods.spec import ONE
+from attncli.views.common import (SKIP_NOTE, MapSpec, check_capture, colour_range, default_scale, heads_phrase,
+                                  rounded, stored_head)
 
 if TYPE_CHECKING:
     from attncli.capture import Selection
@@ -54,9 +56,10 @@ class LayerMatrix:
     def notes(self) -> list[str]:
         """Lines under the title: hidden tokens, and what a row means."""
         notes = [SKIP_NOTE] if self.skip_special else []
-        if self.method is Method.grad_rollout and not self.skip_special:
-            notes.append("rows: each column token's relevance to the row token (rows do not sum to 1)")
-        elif self.sinks and self.method is Method.attention:
+        m = info(self.method)
+        if not m.sums_to_one and not self.skip_special:
+            notes.append(f"rows: each column token's {m.quantity} to the row token (rows do not sum to 1)")
+        elif self.sinks and m.span == ONE and m.sums_to_one:
             notes.append("rows attend to columns; each row sums to at most 1: this model's softmax gives the rest to its learned sinks")
         else:
             notes.append("rows attend to columns; each row sums to 1")
@@ -201,21 +204,18 @@ def _restrict(matrix: "np.ndarray", capture: "Capture", shown: list[int], skip_s
 def layer_matrix(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndarray | None" = None,
                  target_label: str | None = None, view: type[LayerMatrix] = TokenTable) -> LayerMatrix:
     """The (query, key) map of one layer (or the method's map up to it), optionally without special tokens."""
-    from attncli.methods.dispatch import check_method_options, describe, method_rows
+    from attncli.methods.dispatch import describe, method_rows
 
-    method = check_method_options(spec.method, spec.head, spec.discard_ratio)
-    if method is not Method.attention:
-        capture.require(f"--method {method.value}")
+    method = check_capture(capture, spec)
     capture.require("the token table of a layer", layers=False)
     slot, layer_i = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
     head_slot, head_i = stored_head(capture, spec.head, spec.fuse)
     shown = _shown(capture, spec.skip_special)
     full = method_rows(capture.attentions, method, slot, head=head_slot, fuse=spec.fuse,
-                       discard_ratio=spec.discard_ratio, gradients=gradients)  # (Q, K)
+                       discard_ratio=spec.discard_ratio, gradients=gradients, extras=capture.extras)  # (Q, K)
     matrix = _restrict(full, capture, shown, spec.skip_special)
     fuse = Fuse(spec.fuse)
-    note = None if method is Method.attention else describe(method, layer_i, head_i, fuse.value,
-                                                            capture.heads_total, spec.discard_ratio, target_label)
+    note = describe(method, layer_i, head_i, fuse.value, capture.heads_total, spec.discard_ratio, target_label)
     scale = spec.scale or default_scale(method)
     vmin, vmax = colour_range(matrix, scale)
     return view(matrix, shown, [capture.tokens[i] for i in shown], [capture.special[i] for i in shown],
@@ -261,14 +261,13 @@ def token_profile(capture: "Capture", token: int | list[int], head: int | None =
     """
     import numpy as np
 
-    from attncli.methods.dispatch import check_method_options, describe, method_rows
+    from attncli.methods.dispatch import describe, inputs
 
-    method = check_method_options(method, head, discard_ratio)
+    method = check_capture(capture, MapSpec(method=Method(method), head=head, fuse=Fuse(fuse),
+                                            discard_ratio=discard_ratio))
     pieces = [resolve_index(t, capture.n_tokens, "token", "the text") for t in ([token] if isinstance(token, int)
                                                                                 else token)]
     token = pieces[0]
-    if method is not Method.attention:
-        capture.require(f"--method {method.value}")
     capture.require("a token's attention at every layer", rows=False)
     rows_at = [capture.row_index(p) for p in pieces]  # where the pieces' query rows are stored
     head_slot, head_i = stored_head(capture, head, fuse)
@@ -276,21 +275,15 @@ def token_profile(capture: "Capture", token: int | list[int], head: int | None =
     if token not in shown:
         raise UsageError(f'token {token} ("{capture.tokens[token]}") is a special token hidden by --skip-special',
                          "pick another token or drop --skip-special")
-    if method is Method.rollout:  # one pass gives the rollout after every layer
-        from attncli.methods.rollout import rollout_layers
-
-        per_layer = rollout_layers(capture.attentions, fuse, discard_ratio)[:, pieces].mean(axis=1)  # (layers, keys)
-    else:
-        per_layer = np.stack([method_rows(capture.attentions, method, layer, head=head_slot, fuse=fuse,
-                                          gradients=gradients, queries=rows_at).mean(axis=0)
-                              for layer in range(capture.n_layers)])  # (layers, keys): mean over the pieces
+    per_layer = info(method).all_layers(inputs(capture.attentions, head=head_slot, fuse=fuse, queries=rows_at,
+                                               discard_ratio=discard_ratio, gradients=gradients,
+                                               extras=capture.extras)).mean(axis=1)  # (layers, keys): the pieces' mean
     rows = per_layer
     if skip_special:  # the query's row over the shown keys, renormalised (what _restrict does to every row)
         sub = per_layer[:, shown]
         totals = sub.sum(axis=-1, keepdims=True)
         rows = np.divide(sub, totals, out=np.zeros_like(sub), where=totals > 0)  # (layers, shown keys)
-    note = None if method is Method.attention else describe(method, None, head_i, Fuse(fuse).value, capture.heads_total,
-                                                            discard_ratio, target_label)
+    note = describe(method, None, head_i, Fuse(fuse).value, capture.heads_total, discard_ratio, target_label)
     from attncli.capture import word_text
 
     label = word_text(capture.tokens, pieces) if len(pieces) > 1 else capture.tokens[token]
@@ -301,7 +294,7 @@ def token_profile(capture: "Capture", token: int | list[int], head: int | None =
                            capture.model_id, method, note, capture.heads_total, top, pieces,
                            [capture.layer_number(s) for s in slots], sinks=bool(capture.arch.get("sinks")))
     best = best_other(profile)
-    if best is not None and method is Method.attention and capture.fused_heads is None:
+    if best is not None and info(method).raw and capture.fused_heads is None:  # raw weights: name heads
         key = shown[best]
         found = []
         for slot in slots:
@@ -339,16 +332,18 @@ def needs(spec: MapSpec, layers: str | None = None, heads: str | None = None, fu
     ``fuse``: the capture is kept for this view alone (no --save, no page), so a one-layer view of fused heads keeps
     just the heads fused (one map instead of one per head: on long prompts, most of the time and memory).
     """
-    from attncli.capture import ALL, Selection, parse_numbers
+    from attncli.capture import Selection, parse_numbers
 
     extra_layers, kept_heads = parse_numbers(layers, "layer"), parse_numbers(heads, "head")
     if kept_heads is not None and spec.head is not None:
         kept_heads = kept_heads + (spec.head,)
-    if Method(spec.method) is not Method.attention:
-        return ALL  # rollout, flow and gradients combine every layer, every row
+    m = info(spec.method)
+    if m.span != ONE:
+        return Selection(extras=m.extras)  # rollout, flow and gradients combine every layer, every row
     if spec.query is not None:
-        base = Selection(layers=None, heads=kept_heads, query=spec.query)
+        base = Selection(layers=None, heads=kept_heads, query=spec.query, extras=m.extras)
     else:
-        fused = fuse and spec.head is None and layers is None and heads is None
-        base = Selection(layers=(spec.layer,), heads=kept_heads, fuse=Fuse(spec.fuse) if fused else None)
+        fused = fuse and spec.head is None and layers is None and heads is None and m.raw
+        base = Selection(layers=(spec.layer,), heads=kept_heads, fuse=Fuse(spec.fuse) if fused else None,
+                         extras=m.extras)
     return base.widened(extra_layers, every=layers is not None and extra_layers is None)

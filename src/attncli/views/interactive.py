@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
-from attncli.choices import Fuse, Kind, Method
+from attncli.choices import Fuse, Kind
 from attncli.errors import AttnError, NotSupportedError, UsageError
 from attncli.methods.heads import resolve_index
+from attncli.methods.registry import Method, info, page_info
 from attncli.views.packing import PRECISION, PackedArray, pack
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class InteractiveView:
     stats: dict | None = None
     queries: list[str] = field(default_factory=list)
     qk: dict | None = None  # the query/key panel's data (views.qk), only when asked for
+    method_info: dict = field(default_factory=dict)  # per method: rows sum to 1, one head, fusions, span (registry)
 
     @property
     def nbytes(self) -> int:
@@ -157,6 +159,8 @@ def interactive_view(
         stats=stats,
     )
     view.focus = _focus(view)
+    view.method_info = {name: facts for name, facts in page_info(discard_ratio, target_label, n_heads).items()
+                        if name in view.methods}
     reserve = 0
     if qk and view.kind == "text":  # room for one layer's q/k: weights of the earliest layers go first
         from attncli.views.qk import layer_bytes
@@ -264,62 +268,43 @@ def _resolve_layers(layers: Sequence[int] | None, n_layers: int) -> list[int]:
 
 def _method_arrays(capture: "Capture", weights: "np.ndarray", asked: list[Method], kept: list[int],
                    gradients: "np.ndarray | None", discard_ratio: float) -> dict[str, PackedArray]:
-    """Packed maps of rollout (each fusion), flow and grad-rollout after each kept layer."""
+    """Packed maps of each asked method but raw attention, after (or at) each kept layer: one "head", the fused map.
+
+    A method whose fusion the page can switch (rollout) gets one array per fusion, named "METHOD-FUSE"; a method
+    that declares few rows (flow) is computed for an image's prefix rows only.
+    """
     import numpy as np
 
-    from attncli.methods.rollout import rollout_layers
+    from attncli.methods.dispatch import inputs
 
     prefix = capture.grid.prefix if capture.grid is not None else 1
     protect = tuple(range(prefix))
     out: dict[str, PackedArray] = {}
-    if discard_ratio and Method.rollout not in asked:
+    if discard_ratio and not any("discard_ratio" in info(m).options for m in asked):
         raise UsageError("discard_ratio applies to the rollout method only")
-    if Method.rollout in asked:
-        for fuse in Fuse:
-            rolled = rollout_layers(weights[: kept[-1] + 1], fuse, discard_ratio, protect)  # (L', Q, K)
-            out[f"rollout-{fuse.value}"] = pack(rolled[kept][:, None], kept)
-    if Method.flow in asked:
-        out["flow"] = _flow(capture, weights, kept)
-    if Method.grad_rollout in asked:
-        if gradients is None:
-            raise UsageError("grad-rollout needs the attention gradients of a classifier",
-                             "compute them with attncli.gradcapture.gradients_for(capture)")
-        grads = np.asarray(getattr(gradients, "gradients", gradients), dtype=np.float32)
-        if grads.shape != weights.shape:
-            raise UsageError(f"attention {weights.shape} and gradient {grads.shape} shapes differ")
-        out["grad-rollout"] = pack(_grad_rollout_layers(weights, grads)[kept][:, None], kept)
+    grads = None if gradients is None else np.asarray(getattr(gradients, "gradients", gradients),
+                                                      dtype=np.float32)[: kept[-1] + 1]
+    for method in asked:
+        m = info(method)
+        if m.raw:
+            continue  # raw attention: the "attention" array, every head
+        rows = list(range(capture.grid.prefix)) if m.few_rows and capture.grid is not None else None
+        n = weights.shape[-1]
+        work = 0.0 if m.work is None else sum(m.work(n, layer + 1, n if rows is None else len(rows)) for layer in kept)
+        if work > m.max_work:
+            raise NotSupportedError(
+                f"{m.name} for {n if rows is None else len(rows)} rows at {len(kept)} layers over {n} tokens is too "
+                f"large to solve exactly here (work {work:.2g} > limit {m.max_work:.2g})",
+                "keep fewer layers (e.g. --layers -1), use a shorter input, or use the rollout method")
+        fusions = list(Fuse) if m.fuses and m.every_layer is not None else [Fuse.mean]
+        for fuse in fusions:
+            ask = inputs(weights[: kept[-1] + 1], head=None, fuse=fuse, queries=rows, gradients=grads,
+                         discard_ratio=discard_ratio if "discard_ratio" in m.options else 0.0, protect=protect,
+                         extras={k: v[: kept[-1] + 1] for k, v in (capture.extras or {}).items()})
+            maps = m.all_layers(ask)[kept]  # (L', Q, K)
+            name = f"{m.name}-{fuse.value}" if len(fusions) > 1 else m.name
+            out[name] = pack(maps[:, None], kept, queries=rows)
     return out
-
-
-def _grad_rollout_layers(attentions: "np.ndarray", gradients: "np.ndarray") -> "np.ndarray":
-    """Gradient rollout after every layer, (layers, Q, K): the running R of methods.gradients.gradient_rollout."""
-    import numpy as np
-
-    relevance = np.eye(attentions.shape[-1])  # (Q, K)
-    steps = []
-    for att, grad in zip(attentions, gradients):
-        cam = np.clip(grad.astype(np.float64) * att, 0.0, None).mean(axis=0)  # (Q, K), heads averaged
-        relevance = relevance + cam @ relevance
-        steps.append(relevance)
-    return np.stack(steps).astype(np.float32)
-
-
-def _flow(capture: "Capture", weights: "np.ndarray", kept: list[int]) -> PackedArray:
-    """Attention flow (mean fusion) after each kept layer: every row for text, the prefix rows for images."""
-    import numpy as np
-
-    from attncli.methods.flow import MAX_WORK, attention_flow, flow_work
-
-    n = weights.shape[-1]
-    rows = list(range(capture.grid.prefix)) if capture.grid is not None else list(range(n))
-    work = sum(flow_work(n, layer + 1, len(rows)) for layer in kept)
-    if work > MAX_WORK:
-        raise NotSupportedError(
-            f"attention flow for {len(rows)} rows at {len(kept)} layers over {n} tokens is too large to solve "
-            f"exactly here (work {work:.2g} > limit {MAX_WORK:.2g})",
-            "keep fewer layers (e.g. --layers -1), use a shorter input, or use the rollout method")
-    maps = np.stack([attention_flow(weights, layer, Fuse.mean, rows) for layer in kept])  # (L', R, K)
-    return pack(maps[:, None], kept, queries=rows)
 
 
 def _fit(view: InteractiveView, explicit: bool) -> None:
@@ -350,14 +335,10 @@ def _fit(view: InteractiveView, explicit: bool) -> None:
 
 
 def _spans(numbers: Sequence[int]) -> str:
-    """[0, 1, 2, 5] → '0–2, 5'."""
-    out: list[str] = []
-    for n in numbers:
-        if out and n == int(out[-1].split("–")[-1]) + 1:
-            out[-1] = f"{out[-1].split('–')[0]}–{n}"
-        else:
-            out.append(str(n))
-    return ", ".join(out)
+    """[0, 1, 2, 5] → '0–2, 5' (views.common.number_spans, which the q/k panel's warnings use too)."""
+    from attncli.views.common import number_spans
+
+    return number_spans(list(numbers))
 
 
 def _kind(capture: "Capture") -> str:

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from attncli.choices import Fuse, Kind, Method, Scale
+from attncli.choices import Fuse, Kind, Scale
 from attncli.errors import UsageError
 from attncli.methods.heads import top_k
-from attncli.views.common import (MapSpec, colour_range, default_scale, heads_phrase, quantity, query_row,
-                                  require_whole, rounded, stored_head)
+from attncli.methods.registry import Method, info
+from attncli.methods.spec import ONE
+from attncli.views.common import (MapSpec, check_capture, colour_range, default_scale, heads_phrase, quantity,
+                                  query_row, require_whole, rounded, stored_head)
 from attncli.views.picture import ImageFacts, domain_note, image_facts  # noqa: F401 (domain_note: public here too)
 from attncli.views.sinks import UNKNOWN, PatchSink, capture_sinks, sink_cells, sink_drops, sinks_note
 
@@ -85,7 +87,7 @@ class PatchMap(OnGrid):
     @property
     def _drop_note(self) -> str | None:
         """What --drop-sinks did, or that it exists, for a rollout or flow map with sinks behind it."""
-        if self.method not in (Method.rollout, Method.flow):
+        if "drop_sinks" not in info(self.method).options:
             return None
         if self.drop_sinks:
             return ("--drop-sinks: each layer's sink columns were removed and its rows renormalised before the layers "
@@ -173,14 +175,21 @@ class HeadPanels(OnGrid):
         return sink_cells(self.patch_sinks)
 
     @property
+    def quantity(self) -> str:
+        """'attention', or what the method's numbers are ('norm')."""
+        return quantity(self.method)
+
+    @property
     def title(self) -> str:
-        """'Layer 5 · all 6 heads · [CLS] → patches · model'."""
-        return f"Layer {self.layer} · all {self.values.shape[0]} heads · {self.who} → patches · {self.model_id}"
+        """'Layer 5 · all 6 heads · [CLS] → patches · model' ('value-norm of all 6 heads' for another method)."""
+        heads = f"all {self.values.shape[0]} heads"
+        how = heads if info(self.method).raw else f"{Method(self.method).value} of {heads}"
+        return f"Layer {self.layer} · {how} · {self.who} → patches · {self.model_id}"
 
     def to_dict(self) -> dict:
         """The JSON document of `attn heatmap IMAGE --all-heads --json` (schema attncli.head-panels/1)."""
         return {"schema": "attncli.head-panels/1", "title": self.title, "model": self.model_id,
-                "image": self.facts.source, "layer": self.layer,
+                "image": self.facts.source, "method": Method(self.method).value, "layer": self.layer,
                 "query": {"token": self.query if self.query >= 0 else None, "label": self.who},
                 "grid": self.grid.to_dict(),
                 "prefix_share": None if self.outside is None else round(self.outside, 6),
@@ -239,22 +248,17 @@ def parse_query(capture: "Capture", query: str | None) -> int | None:
         return capture.grid.query_token(query)
     from attncli.views.explain import find_token
 
-    try:
-        return find_token(capture, text)
-    except UsageError as exc:  # same lookup as explain --token; name the option the user typed
-        hint = exc.hint and exc.hint.replace("--token", "--query")
-        raise UsageError(exc.message.replace("--token", "--query"), hint) from None
+    return find_token(capture, text)  # the same lookup, and the same words, as explain --token
 
 
 def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndarray | None" = None,
               target_label: str | None = None) -> PatchMap:
     """The query's (default [CLS]) map over the patch grid for the spec's method, layer and heads."""
-    from attncli.methods.dispatch import check_method_options, describe, method_rows
+    from attncli.methods.dispatch import describe, method_rows
 
     facts = image_facts(capture)
-    method = check_method_options(spec.method, spec.head, spec.discard_ratio, drop_sinks=spec.drop_sinks)
-    if method is not Method.attention:
-        require_whole(capture, f"--method {method.value}")
+    method = check_capture(capture, spec)
+    m = info(method)
     slot, layer = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
     head_slot, head = stored_head(capture, spec.head, spec.fuse)
     q = parse_query(capture, spec.query)
@@ -263,17 +267,16 @@ def patch_map(capture: "Capture", spec: MapSpec = MapSpec(), gradients: "np.ndar
     drop = sink_drops(capture, slot) if spec.drop_sinks else None
     row = method_rows(capture.attentions, method, slot, head=head_slot, fuse=spec.fuse,
                       discard_ratio=spec.discard_ratio, gradients=gradients, protect=range(grid.prefix),
-                      queries=rows, drop=drop).mean(axis=0)  # (K,): the query's row, or every row's mean (no [CLS])
+                      queries=rows, drop=drop, extras=capture.extras).mean(axis=0)  # (K,): the query's row, or the mean
     values, outside = _on_grid(row, grid)
-    if method is Method.grad_rollout:
-        outside = None  # relevance rows do not sum to 1: there is no "share" left on the prefix
+    if not m.sums_to_one:
+        outside = None  # relevance or norm rows do not sum to 1: there is no "share" left on the prefix
     fuse = Fuse(spec.fuse).value
-    note = None if method is Method.attention else describe(method, layer, head, fuse, capture.heads_total,
-                                                            spec.discard_ratio, target_label, spec.drop_sinks)
+    note = describe(method, layer, head, fuse, capture.heads_total, spec.discard_ratio, target_label, spec.drop_sinks)
     scale = spec.scale or default_scale(method)
     vmin, vmax = colour_range(values, scale)
-    # Raw attention comes from one layer; rollout, flow and grad-rollout combine every layer up to it.
-    behind = [layer] if method is Method.attention else range(layer + 1)
+    # A one-layer method reads that layer; rollout, flow and grad-rollout combine every layer up to it.
+    behind = [layer] if m.span == ONE else range(layer + 1)
     return PatchMap(values, facts, q, label, layer, head, fuse, capture.heads_total, capture.model_id,
                     method, note, outside, scale, vmin, vmax, capture_sinks(capture, behind), spec.drop_sinks)
 
@@ -292,12 +295,12 @@ def _query_rows(capture: "Capture", q: int | None, query: str | None) -> tuple[i
 
 
 def head_panels(capture: "Capture", spec: MapSpec = MapSpec()) -> HeadPanels:
-    """Every head of one layer as its own patch map (raw attention)."""
+    """Every head of one layer as its own patch map (raw attention, or another method that shows one head)."""
     import numpy as np
 
-    if spec.method is not Method.attention:
-        raise UsageError(f"--all-heads shows each head of one layer; {spec.method.value} combines the heads",
-                         "drop --all-heads, or use --method attention")
+    from attncli.methods.dispatch import method_rows
+
+    check_all_heads(spec.method)
     if capture.kind is not Kind.image or capture.grid is None:
         raise UsageError("--all-heads draws one patch-grid panel per head: it needs an image capture",
                          "for text, pick one head with --head")
@@ -305,35 +308,47 @@ def head_panels(capture: "Capture", spec: MapSpec = MapSpec()) -> HeadPanels:
     require_whole(capture, "--all-heads", layers=False, rows=False, heads=True)
     slot, layer = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
     q, label, rows = _query_rows(capture, parse_query(capture, spec.query), spec.query)
-    panels = [_on_grid(capture.attentions[slot, h, rows].mean(axis=0), facts.grid)[0] for h in range(capture.n_heads)]
+    check_capture(capture, spec)
+    panels = [_on_grid(method_rows(capture.attentions, spec.method, slot, head=h, queries=rows,
+                                   extras=capture.extras).mean(axis=0), facts.grid)[0] for h in range(capture.n_heads)]
     values = np.stack(panels)  # (heads, rows, cols)
-    outside = float(1.0 - values.sum(axis=(1, 2)).mean())
+    outside = float(1.0 - values.sum(axis=(1, 2)).mean()) if info(spec.method).sums_to_one else None
     scale = spec.scale or Scale.zero
     vmin, vmax = colour_range(values, scale)
-    return HeadPanels(values, facts, q, label, layer, capture.model_id, outside, scale, vmin, vmax,
+    return HeadPanels(values, facts, q, label, layer, capture.model_id, outside, scale, vmin, vmax, Method(spec.method),
                       patch_sinks=capture_sinks(capture, [layer]))
+
+
+def check_all_heads(method: "Method | str") -> None:
+    """Refuse --all-heads for a method that has no map of one head."""
+    if not info(method).one_head:
+        raise UsageError(f"--all-heads shows each head of one layer; {Method(method).value} combines the heads",
+                         f"drop --all-heads, or use --method {' or '.join(m for m in _one_head())}")
+
+
+def _one_head() -> list[str]:
+    from attncli.methods.registry import METHODS
+
+    return [m.name for m in METHODS.values() if m.one_head]
 
 
 def token_row(capture: "Capture", spec: MapSpec, gradients: "np.ndarray | None" = None,
               target_label: str | None = None) -> TokenRow:
     """One text token's (spec.query) map over every token."""
-    from attncli.methods.dispatch import check_method_options, describe, method_rows
+    from attncli.methods.dispatch import describe, method_rows
 
-    method = check_method_options(spec.method, spec.head, spec.discard_ratio, drop_sinks=spec.drop_sinks)
     if spec.drop_sinks:
         raise UsageError(NO_TEXT_SINKS, "drop --drop-sinks")
-    if method is not Method.attention:
-        require_whole(capture, f"--method {method.value}")
+    method = check_capture(capture, spec)
     slot, layer = capture.layer_index(spec.layer), capture.layer_number(spec.layer)
     head_slot, head = stored_head(capture, spec.head, spec.fuse)
     q = parse_query(capture, spec.query)
     assert q is not None
     values = method_rows(capture.attentions, method, slot, head=head_slot, fuse=spec.fuse,
-                         discard_ratio=spec.discard_ratio, gradients=gradients,
+                         discard_ratio=spec.discard_ratio, gradients=gradients, extras=capture.extras,
                          queries=[query_row(capture, q, spec.query)])[0]  # (K,)
     fuse = Fuse(spec.fuse).value
-    note = None if method is Method.attention else describe(method, layer, head, fuse, capture.heads_total,
-                                                            spec.discard_ratio, target_label)
+    note = describe(method, layer, head, fuse, capture.heads_total, spec.discard_ratio, target_label)
     scale = spec.scale or default_scale(method)
     vmin, vmax = colour_range(values, scale)
     return TokenRow(values, list(capture.tokens), list(capture.special), q, capture.tokens[q], layer, head, fuse,
@@ -348,21 +363,24 @@ def needs(spec: MapSpec, layers: str | None = None, heads: str | None = None, *,
     query row, since the map checks the layer for patch sinks, which are a share of every query's attention (a
     layer of DINOv2-S/14 is 1.6 MB). Rollout, flow and grad-rollout read everything.
     """
-    from attncli.capture import ALL, Selection, parse_numbers
+    from attncli.capture import Selection, parse_numbers
 
     extra, kept = parse_numbers(layers, "layer"), parse_numbers(heads, "head")
     if all_heads:
         kept = None  # every head of the layer is drawn
     elif kept is not None and spec.head is not None:
         kept += (spec.head,)
-    if Method(spec.method) is not Method.attention:
-        return ALL
+    m = info(spec.method)
+    if m.span != ONE:
+        return Selection(extras=m.extras)
+    if m.each_head:
+        kept = None
     if layers is not None and extra is None:  # --layers all: the whole capture, to re-render anything later
-        return Selection(heads=kept)
+        return Selection(heads=kept, extras=m.extras)
     wanted = (spec.layer,) + (extra or ())
     if spec.query is not None and not image:
-        return Selection(layers=wanted, heads=kept, query=spec.query)
-    return Selection(layers=wanted, heads=kept)
+        return Selection(layers=wanted, heads=kept, query=spec.query, extras=m.extras)
+    return Selection(layers=wanted, heads=kept, extras=m.extras)
 
 
 def _on_grid(row: "np.ndarray", grid: "PatchGrid") -> "tuple[np.ndarray, float]":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from attncli.choices import Kind
+from attncli.choices import Kind, TrainingSet
 from attncli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -73,14 +73,13 @@ def image_facts(capture: "Capture") -> ImageFacts:
 
 
 def domain_note(capture: "Capture") -> str | None:
-    """For the embedded shapes model only: a line saying the image is unlike its synthetic training set, else None.
+    """For a capture of the shapes model (``arch["trained_on"]``, set when it loads): a line saying the image is
+    unlike its synthetic training set, else None.
 
     The rule is attncli.synthetic.unlike_training: the file is not 64×64 px, or its fine detail agrees across colour
     channels the way a photograph's does. The prediction is still shown; this says how little it means.
     """
-    from attncli.models import EMBEDDED
-
-    if capture.model_id != EMBEDDED["shapes"].model_id or capture.image is None:
+    if capture.arch.get("trained_on") != TrainingSet.shapes.value or capture.image is None:
         return None
     from attncli.synthetic import unlike_training
 

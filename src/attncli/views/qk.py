@@ -77,9 +77,9 @@ def qk_data(capture: "Capture", layers: list[int], order: list[int], budget: int
     warnings = []
     left = [l for l in layers if l in ids and l not in keep]
     if left:
-        from attncli.views.interactive import _spans
+        from attncli.views.common import number_spans
 
-        warnings.append(f"query/key vectors of layer{'s' if len(left) > 1 else ''} {_spans(left)} left out of the "
+        warnings.append(f"query/key vectors of layer{'s' if len(left) > 1 else ''} {number_spans(left)} left out of the "
                         f"page ({per_layer / mb:.1f} MB a layer; {budget / mb:.1f} MB was left under the size "
                         f"limit): the layer the page opens on comes first, pick it with --layer N")
     if not keep:

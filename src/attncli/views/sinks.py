@@ -62,11 +62,11 @@ def capture_sinks(capture: "Capture", layers: Iterable[int] | None = None) -> li
 
 def sink_drops(capture: "Capture", upto: int) -> list[list[int]]:
     """--drop-sinks: per stored layer 0..upto (slots), the token columns of that layer's sinks."""
-    from attncli.errors import CaptureError
+    from attncli.errors import KeptError
 
     sinks = capture_sinks(capture, range(upto + 1))
     if sinks is None:
-        raise CaptureError("--drop-sinks needs the sinks of every layer, which this capture cannot tell",
+        raise KeptError("--drop-sinks needs the sinks of every layer, which this capture cannot tell",
                            "capture it again with --layers all and without --heads")
     by_layer: dict[int, list[int]] = {}
     for sink in sinks:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from attncli.choices import Kind
-from attncli.errors import CaptureError, UsageError
+from attncli.errors import KeptError, UsageError
 from attncli.methods.stats import LOCAL_THRESHOLD, SCORE_THRESHOLD, head_statistics, is_causal, role_of
 from attncli.views.common import require_whole
 from attncli.views.sinks import RULE, PatchSink, capture_sinks, rule_phrase, sinks_note
@@ -97,7 +97,7 @@ class StatsReport:
             layer_i = resolve_index(layer, n_layers, "layer")
             heads = [h for h in heads if h.layer == layer_i]
             if not heads:
-                raise CaptureError(f"this capture kept {self.kept_layers()} of {self.model_id}, not layer {layer_i}",
+                raise KeptError(f"this capture kept {self.kept_layers()} of {self.model_id}, not layer {layer_i}",
                                    f"capture it again with --layers {layer_i} (or --layers all)")
         if sort is not None:
             if sort not in COLUMNS:

@@ -5,7 +5,10 @@ const D = JSON.parse(document.getElementById("attn-data").textContent);
 const $ = (id) => document.getElementById(id);
 const CROSS = D.kind === "align" || D.kind === "caption";
 const PREFIX = D.grid ? D.grid.prefix : 0;
-const NORMALISED = { attention: true, rollout: true, flow: true, "grad-rollout": false, encoder: true, decoder: true };
+// Each method's facts from the registry (attncli.methods.registry.page_info): rows sum to 1, fusions, span, words.
+const METHOD = D.method_info || {};
+const NORMALISED = Object.assign({ encoder: true, decoder: true },
+  Object.fromEntries(Object.entries(METHOD).map(([m, f]) => [m, f.normalised])));
 const SCALES = ["zero", "minmax", "percentile"];
 const READOUT_ROWS = 12;  // the readout lists this many keys, largest first
 const I = D.initial || {};
@@ -57,8 +60,7 @@ async function loadArrays() {
 }
 
 function arrayFor(method = S.method, fuse = S.fuse) {
-  if (method === "rollout") return ARR["rollout-" + fuse];
-  return ARR[method];
+  return ARR[method + "-" + fuse] || ARR[method];  // one array per fusion (rollout), or one for all
 }
 function layersOf(method = S.method) { return arrayFor(method).layers; }
 
@@ -204,11 +206,10 @@ function fmtErr(e) { return !isFinite(e) ? "?" : e === 0 ? "exact" : "±" + show
 function headWords() {
   const arr = arrayFor(), H = arr.shape[1], L = layersOf()[S.layer];
   const heads = S.head >= 0 ? `head ${S.head}` : `${S.fuse} of ${H} heads`;
-  if (S.method === "attention" || S.method === "encoder" || S.method === "decoder") return heads;
-  const span = L === 0 ? "layer 0" : `layers 0–${L}`;
-  if (S.method === "rollout") return `rollout of ${span} (${S.fuse}${D.discard_ratio ? ", discard " + D.discard_ratio : ""})`;
-  if (S.method === "flow") return `attention flow through ${span} (mean)`;
-  return `gradient rollout of ${span}` + (D.target_label ? ` for ${D.target_label}` : "");
+  const M = METHOD[S.method];
+  if (!M || S.method === "attention") return heads;  // raw weights (also an encoder's or decoder's own)
+  const span = M.span === "layer" ? `layer ${L}` : L === 0 ? "layer 0" : `layers 0–${L}`;
+  return M.words.replace("{span}", span).replace("{heads}", heads).replace("{fuse}", M.fuses ? S.fuse : "mean");
 }
 
 function what() {
@@ -276,7 +277,7 @@ function syncControls() {
   $("layer").value = S.layer; $("head").value = S.head; $("fuse").value = S.fuse; $("method").value = S.method;
   $("scale").value = S.scale; $("tiles").checked = S.tiles;
   $("head").disabled = H === 1 && S.method !== "attention";
-  $("fuse").disabled = (S.head >= 0 && H > 1) || S.method === "flow" || S.method === "grad-rollout";
+  $("fuse").disabled = (S.head >= 0 && H > 1) || (METHOD[S.method] ? !METHOD[S.method].fuses : false);
   $("hide-special").checked = S.hide;
 }
 

@@ -65,7 +65,7 @@ function IMAGE_VIEW() {
   // grad-rollout, which combine them. Returns [tokens, words naming the layers].
   function shownSinks() {
     const L = layersOf()[S.layer], all = D.sinks || {};
-    if (S.method === "attention" || S.method === "encoder" || S.method === "decoder") return [all[String(L)] || [], `layer ${L}`];
+    if (!METHOD[S.method] || METHOD[S.method].span === "layer") return [all[String(L)] || [], `layer ${L}`];
     const found = new Map();
     for (const [layer, tokens] of Object.entries(all)) {
       if (Number(layer) <= L) for (const t of tokens) if (!found.has(t)) found.set(t, layer);

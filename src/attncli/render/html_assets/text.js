@@ -101,7 +101,7 @@ function TEXT_VIEW() {
     const ctx = lines.getContext("2d"), accent = getComputedStyle(document.documentElement).getPropertyValue("--accent");
     const y = (li) => { const b = li.getBoundingClientRect(); return b.top - box.top + b.height / 2; };
     const y0 = y(from.children[f.index]);
-    const sets = S.heads.length && f.side === "query" && S.method !== "rollout" && arrayFor().shape[1] > 1
+    const sets = S.heads.length && f.side === "query" && arrayFor().shape[1] > 1
       ? S.heads.map((h) => ({ r: shownRow(f.index, S.layer, h), rgb: `hsl(${HEAD_HUES[h % 16]} 80% 45% / ` }))
       : [{ r, rgb: `rgba(${accent}, ` }];
     let top = hi;
