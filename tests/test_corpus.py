@@ -231,6 +231,38 @@ def test_image_folder_equals_per_image_stats(tmp_path, cli):
         assert h["stats"]["sep"]["input"]["mean"] is None
 
 
+def test_images_inside_a_dataset_equal_the_same_images_in_a_folder(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from PIL import Image
+
+    from tiny_vision import make_vit
+
+    model = str(make_vit(tmp_path / "vit"))
+    rng = np.random.default_rng(1)
+    pictures = [Image.fromarray(rng.integers(0, 255, (40 + 8 * i, 40, 3), dtype=np.uint8)) for i in range(3)]
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, im in enumerate(pictures):
+        im.save(folder / f"{i}.png")
+    features = datasets.Features({"label": datasets.Value("int64"), "picture": datasets.Image()})
+    datasets.Dataset.from_dict({"label": [0, 1, 2], "picture": pictures}, features=features).save_to_disk(
+        str(tmp_path / "ds"))
+    corpus = open_corpus(CorpusSpec(str(tmp_path / "ds"), column="picture"))
+    assert corpus.fmt == "dataset" and corpus.modality == "image" and corpus.count() == 3
+    opts = dict(model=model, batch_size=2, chunk=2)
+    from_folder = run(open_corpus(CorpusSpec(str(folder))), RunOptions(**opts))
+    from_dataset = run(corpus, RunOptions(**opts, save=str(tmp_path / "rows.parquet")))
+    a, b = from_folder.running.state(), from_dataset.running.state()
+    assert a.keys() == b.keys() and from_dataset.grid == from_folder.grid
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k  # the same pixels, batches and additions: the same sums
+    assert sorted(set(pq.read_table(tmp_path / "rows.parquet").column("item").to_pylist())) == [
+        "row 0", "row 1", "row 2"]
+    with pytest.raises(UsageError, match="int64 values, neither text nor images"):
+        open_corpus(CorpusSpec(str(tmp_path / "ds"), column="label"))
+
+
 def test_cli_refuses_single_input_options_and_npz_save(cli, corpus_txt, tiny_bert):
     code, _, err = cli("stats", "hello", "--corpus", str(corpus_txt))
     assert code != 0 and "INPUT applies to one input" in err

@@ -17,8 +17,9 @@ CorpusOpt = Annotated[Optional[str], typer.Option(
          "per input × layer × head and --plot/-o a layers × heads grid of each statistic (docs/corpus.md).")]
 FieldOpt = Annotated[Optional[str], typer.Option("--field", metavar="NAME", rich_help_panel=P,
                                                   help=".jsonl: the field holding the text (default text).")]
-ColumnOpt = Annotated[Optional[str], typer.Option("--column", metavar="NAME", rich_help_panel=P,
-                                                   help=".csv/.parquet/dataset: the column (default text).")]
+ColumnOpt = Annotated[Optional[str], typer.Option(
+    "--column", metavar="NAME", rich_help_panel=P,
+    help=".csv/.parquet/dataset: the column (default text; a dataset's images: image).")]
 SplitOpt = Annotated[Optional[str], typer.Option("--split", metavar="NAME", rich_help_panel=P,
                                                   help="A dataset with several splits: which one.")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", metavar="N", rich_help_panel=P,

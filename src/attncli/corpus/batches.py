@@ -80,12 +80,12 @@ def _forward(loaded: "LoadedModel", inputs: list[dict[str, Any]]) -> Any:
 
 def image_captures(items: list[tuple[int, Any]], loaded: "LoadedModel",
                    batch_size: int = 16) -> Iterator[tuple[int, str, "Capture | None", bool]]:
-    """(index, path, Capture, False) per image file, in the order given."""
-    from attncli.errors import UsageError
+    """(index, path or row label, Capture, False) per image — a file, or a dataset's image — in the order given."""
+    from attncli.corpus.readers import image_label, picture
     from attncli.families.vit import capture_images
 
-    if any(not isinstance(item, str) for _, item in items):
-        raise UsageError("images held inside a dataset are not read yet", "save them as files and give the folder")
-    captures = capture_images([item for _, item in items], loaded, batch_size=batch_size)
+    files = all(isinstance(item, str) for _, item in items)
+    inputs = [item for _, item in items] if files else [picture(item) for _, item in items]
+    captures = capture_images(inputs, loaded, batch_size=batch_size)
     for (index, item), capture in zip(items, captures):
-        yield index, item, capture, False
+        yield index, image_label(index, item), capture, False

@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from attncli.errors import UsageError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 TEXT_SUFFIXES = {".txt": "txt", ".jsonl": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 
@@ -248,19 +251,65 @@ def _dataset_modality(spec: CorpusSpec) -> str:
     if column is None or column not in data.column_names:
         raise UsageError(f"--corpus {spec.path} has no column {column or 'text'!r} "
                          f"(columns: {', '.join(data.column_names)})", "name it with --column NAME")
-    kind = type(data.features[column]).__name__
-    return "image" if kind == "Image" else "text"
+    feature = data.features[column]
+    stored = isinstance(feature, dict) and "bytes" in feature  # an image column cast to its stored form
+    if type(feature).__name__ == "Image" or stored:
+        return "image"
+    if getattr(feature, "dtype", None) not in ("string", "large_string"):
+        kind = getattr(feature, "dtype", None) or type(feature).__name__
+        raise UsageError(f"--corpus {spec.path}: column {column!r} holds {kind} values, neither text nor images",
+                         "name a text or image column with --column")
+    return "text"
 
 
 def _dataset_items(spec: CorpusSpec, modality: str) -> Iterator[tuple[int, Any]]:
     data = _load_dataset(spec)
     column = spec.column or ("image" if modality == "image" else "text")
-    for i, value in enumerate(data.select_columns([column])):
+    data = data.select_columns([column])
+    if modality == "image" and type(data.features[column]).__name__ == "Image":
+        import datasets
+
+        data = data.cast_column(column, datasets.Image(decode=False))  # the stored bytes: decoded as a file is
+    for i, value in enumerate(data):
         item = value[column]
         if modality == "image":
-            yield i, item  # a PIL image
+            yield i, {**item, "row": i} if isinstance(item, dict) else item  # decoded when captured
         elif isinstance(item, str) and item.strip():
             yield i, item.strip()
+
+
+def picture(item: Any) -> "Image.Image":
+    """An image of a dataset (a PIL image, or a ``{"bytes", "path"}`` dict) as RGB, as a file would be loaded."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    from attncli.images import load_image, to_rgb
+
+    if isinstance(item, dict):
+        if item.get("bytes"):
+            try:
+                with Image.open(io.BytesIO(item["bytes"])) as im:
+                    im.load()
+                    return to_rgb(ImageOps.exif_transpose(im))
+            except OSError as exc:
+                raise UsageError(f"an image of the dataset cannot be decoded ({exc})") from None
+        if item.get("path"):
+            return load_image(item["path"])
+        raise UsageError("an image of the dataset has neither bytes nor a path")
+    if isinstance(item, Image.Image):
+        return to_rgb(ImageOps.exif_transpose(item))
+    raise UsageError(f"the image column holds {type(item).__name__} values, not images",
+                     "name the column with --column")
+
+
+def image_label(index: int, item: Any) -> str:
+    """How an image input is named in the rows: its path, or its row number in the dataset."""
+    if isinstance(item, (str, Path)):
+        return str(item)
+    if isinstance(item, dict) and item.get("path"):
+        return str(item["path"])
+    return f"row {item['row']}" if isinstance(item, dict) and "row" in item else f"input {index}"
 
 
 def _count(corpus: Corpus) -> int | None:

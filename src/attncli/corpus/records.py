@@ -66,7 +66,7 @@ def record(index: int, item: str, capture: "Capture", truncated: bool = False) -
     from attncli.views.stats import capture_stats
 
     report = capture_stats(capture)
-    att = np.asarray(capture.attentions, dtype=np.float64)  # (L, H, Q, K)
+    att = capture.attentions  # (L, H, Q, K) float32: read in place (views), summed in float64
     n_layers, n_heads, n = att.shape[0], att.shape[1], att.shape[-1]
     values = np.full((len(STATS), n_layers, n_heads), np.nan)
     roles = np.zeros((n_layers, n_heads), dtype=np.int64)
@@ -80,14 +80,21 @@ def record(index: int, item: str, capture: "Capture", truncated: bool = False) -
     sink_mask = np.zeros(n, dtype=bool)
     sink_mask[sinks] = True
     plain = np.flatnonzero(~sink_mask)  # (q,) the queries of every score
+    rows = _span(plain)  # a slice when contiguous (sinks first and/or last, as usual): a view, not a copy
     image = capture.kind is Kind.image and capture.grid is not None
     first = [0] if (sinks and sinks[0] == 0) else []
     others = [] if image else [i for i in sinks if i != 0]
     punct = [] if image else [i for i in range(n) if not sink_mask[i] and is_punct(capture.tokens[i])]
-    q_att = att[..., plain, :]  # (L, H, q, K)
-    values[8] = q_att[..., first].sum(axis=-1).mean(axis=-1)
-    values[9] = np.nan if image else q_att[..., others].sum(axis=-1).mean(axis=-1)
-    values[10] = np.nan if image else q_att[..., punct].sum(axis=-1).mean(axis=-1)
+    q_att = att[..., rows, :]  # (L, H, q, K)
+
+    def weight_on(keys: list[int]) -> "np.ndarray":  # (L, H): mean over the queries of the weight on these keys
+        if not keys:
+            return np.zeros((n_layers, n_heads))
+        return q_att[..., _span(np.asarray(keys))].sum(axis=-1, dtype=np.float64).mean(axis=-1)
+
+    values[8] = weight_on(first)
+    values[9] = np.nan if image else weight_on(others)
+    values[10] = np.nan if image else weight_on(punct)
 
     counts = np.zeros_like(values)
     many = n if not report.causal else n - 1  # queries that see more than one key
@@ -95,7 +102,7 @@ def record(index: int, item: str, capture: "Capture", truncated: bool = False) -
     for s, c in zip(range(len(STATS)), (n, many if n > 1 else 0, None, None, plain.size, plain.size, has_prev,
                                         has_next, plain.size, plain.size, plain.size)):
         counts[s] = c if c is not None else 0
-    on_plain = att[..., plain[:, None], plain[None, :]].sum(axis=-1) > 0  # (L, H, q): distance's queries
+    on_plain = (q_att[..., rows] > 0).any(axis=-1)  # (L, H, q): distance's queries (some weight on a plain key)
     counts[2] = counts[3] = on_plain.sum(axis=-1)
 
     out = Record(index, item, n, values, counts, roles, truncated=truncated)
@@ -107,15 +114,22 @@ def record(index: int, item: str, capture: "Capture", truncated: bool = False) -
             flags[numbers.index(sink.layer), sink.row * grid.cols + sink.col] = True
         out.patch_sinks = flags
         out.grid = (grid.rows, grid.cols)
-        out.cls_map = att[:, :, 0, grid.prefix:] if grid.prefix else None  # (L, H, patches)
+        out.cls_map = att[:, :, 0, grid.prefix:].astype(np.float64) if grid.prefix else None  # (L, H, patches)
     else:
-        received = att.mean(axis=-2)  # (L, H, K): mean share each key receives
+        received = att.mean(axis=-2, dtype=np.float64)  # (L, H, K): mean share each key receives
         top = received.argmax(axis=-1)  # (L, H)
         share = np.take_along_axis(received, top[..., None], axis=-1)[..., 0]
         kinds = np.array([0 if (k == 0 and sink_mask[0]) or (k == 0 and report.causal) else 1 if sink_mask[k]
                           else 2 if k in punct else 3 for k in range(n)])
         out.sink_kind = np.where(share >= SINK_SHARE, kinds[top], -1)
     return out
+
+
+def _span(index: "np.ndarray") -> "slice | np.ndarray":
+    """Sorted positions as a slice when they are consecutive (indexing with it is a view), else as they are."""
+    if index.size and index[-1] - index[0] + 1 == index.size:
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
 
 
 def _slot(capture: "Capture", layer: int, head: int) -> tuple[int, int]:

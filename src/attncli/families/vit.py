@@ -135,7 +135,7 @@ def predictions_from_logits(logits: "np.ndarray", config: Any, k: int) -> list[l
 
 
 def capture_images(
-    paths: Sequence[Path | str],
+    paths: Sequence["Path | str | Image.Image"],
     loaded: "LoadedModel",
     *,
     batch_size: int = 8,
@@ -148,7 +148,8 @@ def capture_images(
     Each Capture holds ``attentions`` (layers, heads, query rows, tokens) float32 — what ``selection`` asked for
     (``layer_ids``, ``head_ids``, ``query_ids`` say which; its ``query`` is a patch or prefix token, see
     PatchGrid.query_token) — the patch ``grid``, the image as the model saw it and the top-k ``predictions``.
-    ``on_batch(n)`` is called after each batch of n images.
+    ``on_batch(n)`` is called after each batch of n images. An item may also be an RGB PIL image already loaded
+    (a dataset's image): it is used as it is and its Capture has no ``source``.
     """
     from attncli.images import load_image
 
@@ -159,7 +160,7 @@ def capture_images(
     chunks = [list(paths[start:start + step]) for start in range(0, len(paths), step)]
 
     def prepare(chunk: list) -> Any:
-        pictures = [load_image(p) for p in chunk]
+        pictures = [load_image(p) if isinstance(p, (str, Path)) else p for p in chunk]  # files, or RGB images
         return preprocess(pictures, loaded.processor, config), [p.size for p in pictures]
 
     # Decode and preprocess the next batch on a worker thread while this one runs through the model
@@ -207,7 +208,7 @@ def _run_batch(loaded: "LoadedModel", chunk: list, prepared: "Preprocessed", siz
             arch=arch,
             grid=grid,
             image=prepared.images[i],
-            source=str(Path(path).resolve()),
+            source=str(Path(path).resolve()) if isinstance(path, (str, Path)) else None,
             predictions=preds[i],
             input_size=sizes[i],
             framing=prepared.framings[i] if prepared.framings else None,
