@@ -211,8 +211,9 @@ def time_words(loaded: "LoadedModel", tokenizer: Any, cross: "np.ndarray", ids: 
         method=("dynamic time warping over the cross-attention of the alignment heads (each frame normalised over "
                 f"the tokens, median filter of {MEDIAN_WIDTH} frames, mean of the heads), on the rows that predict "
                 "each word and the end token (OpenAI Whisper's timing); "
-                + (f"then each word's span clipped to the stretch of sound (frames louder than {level.cut:.1f} dBFS, "
-                   f"joined across quiet gaps under {st.MERGE_GAP * 1000:g} ms) it overlaps most, and a boundary two "
+                + (f"then each word's span set to the stretch of sound (frames louder than {level.cut:.1f} dBFS, "
+                   f"joined across quiet gaps under {st.MERGE_GAP * 1000:g} ms) it overlaps most (a stretch several "
+                   "words share: the first starts it, the last ends it), and a boundary two "
                    f"words still share moved to the quietest frame from {st.DIP_BEFORE * 1000:g} ms before to "
                    f"{st.DIP_AFTER * 1000:g} ms after it" if level.cut is not None else
                    "the recording's loudness range is too small to tell sound from pause, so DTW's spans are kept "

@@ -75,7 +75,7 @@ class SpeechView:
         if self.timing.get("method"):
             cut = self.timing.get("loudness_threshold_db")
             notes.append(f"token times: DTW over {self.timing['heads_from']} (the same for every --layer); word spans: "
-                         + (f"DTW's, clipped to the sound (frames above {cut:g} dBFS) and split at energy dips"
+                         + (f"DTW's, set to the sound they overlap (frames above {cut:g} dBFS) and split at energy dips"
                             if cut is not None else "DTW's (a word ends where the next begins)"))
         elif self.timing.get("note"):
             notes.append(self.timing["note"])
