@@ -161,8 +161,8 @@ def snap_to_sound(words: list[dict[str, Any]], level: Loudness, audio_seconds: f
         last = k == len(words) - 1 or picks[k + 1] != pick
         start = a if first else max(word["start"], a)
         end = min(b if last else min(word["end"], b), audio_seconds)
-        start = round(max(start, prev_end), 3)
-        end = round(max(end, start), 3)
+        start = round(float(max(start, prev_end)), 3)
+        end = round(float(max(end, start)), 3)
         if (start, end) != (word["start"], word["end"]):
             moved += 1
         word["start"], word["end"] = start, end
