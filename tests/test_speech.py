@@ -140,6 +140,24 @@ def test_word_ends_snap_to_the_sound():
     assert flat.cut is None and st.snap_to_sound([{"start": 0.0, "end": 1.0}], flat, 1.0) == 0
 
 
+def test_late_dtw_spans_take_their_own_sound():
+    """A late start takes its stretch's onset; a short word whose late span overlaps the next word's sound more
+    than its own takes its own (the benchmark's worst word: 'the' before 'nearest', +476 ms)."""
+    from attncli.families import speech_timing as st
+
+    rate = 16000
+    x = np.zeros(2 * rate, dtype=np.float32)
+    for a, b in ((0.2, 0.35), (0.6, 1.2), (1.5, 1.8)):  # a short word, a long one, a third
+        x[int(a * rate):int(b * rate)] = 0.5 * np.sin(np.arange(int(round((b - a) * rate))) * 0.3)
+    level = st.loudness(x, rate)
+    # DTW: the short word late (0.05 s of its own sound, 0.1 s of the next's), the third one starting late
+    words = [{"start": 0.3, "end": 0.7}, {"start": 0.7, "end": 1.65}, {"start": 1.65, "end": 2.0}]
+    assert st.snap_to_sound(words, level, 2.0) == 3
+    got = [(w["start"], w["end"]) for w in words]
+    for (s, e), (a, b) in zip(got, [(0.2, 0.35), (0.6, 1.2), (1.5, 1.8)]):
+        assert s == pytest.approx(a, abs=0.011) and e == pytest.approx(b, abs=0.011)
+
+
 def test_special_ids_cover_timestamps_an_incomplete_tokenizer_misses(loaded):
     """Ids from <|notimestamps|> to the end of the vocabulary are Whisper's, whatever the tokenizer lists."""
     from attncli.families.speech_seq2seq import special_ids

@@ -110,6 +110,7 @@ def test_real_long_recording_in_windows(real_whisper, spoken, tmp_path, cli):
     assert code == 0, err
     doc = json.loads(out)
     assert "aligning window 2 of" in err and len(doc["timing"]["windows"]) >= 2
+    assert doc["timing"]["encoder_attention"].startswith("not kept")  # said where the JSON reader looks
     starts = [w["start"] for w in doc["words"]]
     assert starts == sorted(starts) and starts[-1] > 0.8 * 6 * len(data) / RATE - 5
     assert doc["audio"]["seconds"] == pytest.approx(6 * len(data) / RATE, abs=0.01)

@@ -177,8 +177,9 @@ typed: list[str] = []  # the command line as typed (main() sets it): warnings gi
 
 def kept_note(capture: "Capture") -> list[str]:
     """One warning when a new capture kept only part of the model (it was over the capture budget), with the
-    whole command that keeps everything."""
-    if capture.complete:
+    whole command that keeps everything. A capture that holds no self-attention at all by design (audio longer
+    than one model window: its own warning says why) was not cut by the budget, so it gets none."""
+    if capture.complete or capture.n_tokens == 0:
         return []
     import math
     import shlex

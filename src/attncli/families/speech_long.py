@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from attncli.families.loaded import LoadedModel
 
 
+ENCODER_NOT_KEPT = ("not kept: the recording is longer than one window (each window's encoder self-attention is "
+                    "layers x heads x 1500 x 1500 floats, 216 MB for tiny.en); the cross-attention covers the whole file")
 TAIL = 0.5  # seconds kept after a window's last segment ends (Whisper's timestamps can be early)
 
 
@@ -96,7 +98,7 @@ def capture_long(path: Path | str, loaded: "LoadedModel", family: "SpeechSeq2Seq
         progress(f"transcribing {audio.seconds:.0f} s (Whisper's long-form decoding)", None, None)
     groups = group_windows(long_segments(loaded, family, audio, num_beams), n_window / rate, frame)
     warnings = list(audio.warnings)
-    windows = []
+    windows, scored = [], []
     for n, group in enumerate(groups):
         if progress:
             progress(f"aligning window {n + 1} of {len(groups)} ({group['start']:.1f}-{group['end']:.1f} s)",
@@ -104,8 +106,11 @@ def capture_long(path: Path | str, loaded: "LoadedModel", family: "SpeechSeq2Seq
         first = int(round(group["start"] * rate))
         # The window ends where its last segment ends (and a little after): DTW spreads the words over every frame.
         last = min(first + n_window, int(math.ceil((group["end"] + TAIL) * rate)))
-        windows.append(run_window(loaded, family, audio.samples[first:last], group["start"],
-                                  text_ids=group["tokens"]))
+        w = run_window(loaded, family, audio.samples[first:last], group["start"], text_ids=group["tokens"],
+                       encoder_attention=False)
+        scored.append(target_side(tokenizer, w.ids, w.decoded.logits))  # labels and scores now: logits are dropped
+        w.decoded.logits = w.decoded.logits[:0]  # (0, vocab): one window's is tokens x 51864 floats
+        windows.append(w)
     if not windows:
         raise UsageError(f"{Path(path).name}: Whisper's long-form decoding found no words in {audio.seconds:.0f} s",
                          "check that the recording holds speech")
@@ -119,11 +124,10 @@ def capture_long(path: Path | str, loaded: "LoadedModel", family: "SpeechSeq2Seq
     decoder = np.zeros((n_layers, n_heads, rows, rows), dtype=np.float32)  # block-diagonal: one block per window
     labels, special, scores, times, words = [], [], [], [], []
     row = 0
-    for w, pos in zip(windows, first_pos):
+    for w, pos, (lab, _, sc, _) in zip(windows, first_pos, scored):
         t = int(w.decoded.cross.shape[2])
         cross[:, :, row:row + t, pos:pos + width] = w.decoded.cross
         decoder[:, :, row:row + t, row:row + t] = w.decoded.decoder
-        lab, _, sc, _ = target_side(tokenizer, w.ids, w.decoded.logits)
         labels += lab
         scores += sc
         special += w.special
@@ -137,7 +141,8 @@ def capture_long(path: Path | str, loaded: "LoadedModel", family: "SpeechSeq2Seq
     timing.update(words=words, windows=[{"start": w.offset, "seconds": round(w.seconds, 3),
                                          "tokens": len(w.ids) - 1} for w in windows],
                   long_form="transformers' Whisper long-form generate (timestamps, segments, no conditioning on "
-                            "the previous window); each window then aligned on its own")
+                            "the previous window); each window then aligned on its own",
+                  encoder_attention=ENCODER_NOT_KEPT)
     warnings.append(f"{seconds:.1f} s read in {len(windows)} windows of at most {n_window / rate:.0f} s; the "
                     "encoder's self-attention is not kept for recordings longer than one window")
     encoder = np.zeros((0, n_heads, 0, 0), dtype=np.float32)

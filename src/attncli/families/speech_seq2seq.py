@@ -80,13 +80,13 @@ def special_ids(loaded: "LoadedModel", tokenizer: Any) -> set[int]:
     return special
 
 
-def encode(loaded: "LoadedModel", inputs: dict[str, Any]) -> Any:
-    """The encoder's one pass (with its self-attention): generate and the teacher-forced pass both reuse it."""
+def encode(loaded: "LoadedModel", inputs: dict[str, Any], attentions: bool = True) -> Any:
+    """The encoder's one pass (with its self-attention if asked): generate and the teacher-forced pass reuse it."""
     import torch
 
     name = loaded.model.main_input_name
     with torch.inference_mode():
-        return loaded.model.get_encoder()(inputs[name], output_attentions=True, return_dict=True)
+        return loaded.model.get_encoder()(inputs[name], output_attentions=attentions, return_dict=True)
 
 
 def decoder_prompt(loaded: "LoadedModel", inputs: dict[str, Any], encoded: Any) -> list[int]:
@@ -151,13 +151,20 @@ def speech_ids(loaded: "LoadedModel", family: SpeechSeq2Seq, inputs: dict[str, A
 
 
 def teacher_force_encoded(loaded: "LoadedModel", encoded: Any, ids: list[int]) -> Decoded:
-    """The teacher-forced decoder pass over ids[:-1] on the encoder output already computed."""
+    """The teacher-forced decoder pass over ids[:-1] on the encoder output already computed.
+
+    An encoder pass run without its attentions gives an empty (0, heads, 0, 0) encoder array.
+    """
+    import numpy as np
     import torch
 
     decoder_in = torch.tensor([ids[:-1]], device=loaded.device)  # (1, target)
     with torch.inference_mode():
         out = loaded.model(encoder_outputs=encoded, decoder_input_ids=decoder_in, output_attentions=True)
-    return Decoded(encoder=stack_attentions(encoded.attentions, "encoder attention"),
+    heads = int(out.cross_attentions[0].shape[1])
+    kept = encoded.attentions is not None
+    return Decoded(encoder=stack_attentions(encoded.attentions, "encoder attention") if kept
+                   else np.zeros((0, heads, 0, 0), dtype=np.float32),
                    decoder=stack_attentions(out.decoder_attentions, "decoder self-attention"),
                    cross=stack_attentions(out.cross_attentions, "cross-attention"),
                    logits=out.logits[0].detach().float().cpu().numpy())
@@ -201,8 +208,9 @@ def time_words(loaded: "LoadedModel", tokenizer: Any, cross: "np.ndarray", ids: 
         method=("dynamic time warping over the cross-attention of the alignment heads (each frame normalised over "
                 f"the tokens, median filter of {MEDIAN_WIDTH} frames, mean of the heads), on the rows that predict "
                 "each word and the end token (OpenAI Whisper's timing); "
-                + (f"then each word's span clipped to the stretch of sound (frames louder than {level.cut:.1f} dBFS, "
-                   f"joined across quiet gaps under {st.MERGE_GAP * 1000:g} ms) it overlaps most, and a boundary two "
+                + (f"then each word's span set to the stretch of sound (frames louder than {level.cut:.1f} dBFS, "
+                   f"joined across quiet gaps under {st.MERGE_GAP * 1000:g} ms) it overlaps most (a stretch several "
+                   "words share: the first starts it, the last ends it), and a boundary two "
                    f"words still share moved to the quietest frame from {st.DIP_BEFORE * 1000:g} ms before to "
                    f"{st.DIP_AFTER * 1000:g} ms after it" if level.cut is not None else
                    "the recording's loudness range is too small to tell sound from pause, so DTW's spans are kept "
@@ -263,7 +271,7 @@ class Window:
 
 def run_window(loaded: "LoadedModel", family: SpeechSeq2Seq, samples: "np.ndarray", offset: float, *,
                target: str | None = None, text_ids: list[int] | None = None, max_new_tokens: int | None = None,
-               num_beams: int = 1) -> Window:
+               num_beams: int = 1, encoder_attention: bool = True) -> Window:
     """Encode one window once, generate (or take the given text), teacher-force, and time its words."""
     import inspect
 
@@ -282,7 +290,7 @@ def run_window(loaded: "LoadedModel", family: SpeechSeq2Seq, samples: "np.ndarra
         max_new_tokens = default_new_tokens(seconds)
         if room is not None:
             max_new_tokens = min(max_new_tokens, room - 4)
-    encoded = encode(loaded, inputs)
+    encoded = encode(loaded, inputs, encoder_attention)
     special_set = special_ids(loaded, tokenizer)
     if target is None and text_ids is None:  # one generate: its output starts with the prompt it chose
         ids = speech_ids(loaded, family, inputs, [], None, max_new_tokens, num_beams, encoded)

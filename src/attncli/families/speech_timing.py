@@ -128,25 +128,45 @@ def sound_runs(level: Loudness, merge_gap: float) -> list[tuple[float, float]]:
 
 def snap_to_sound(words: list[dict[str, Any]], level: Loudness, audio_seconds: float,
                   merge_gap: float = MERGE_GAP) -> int:
-    """Clip each word's DTW span to the stretch of sound it overlaps most; how many words moved.
+    """Give each word the stretch of sound its DTW span overlaps most, and its span that stretch; how many moved.
 
-    DTW ends a word where the next one starts, so a late next start drags the end into the pause, or into the
-    next word's onset: the stretch of sound that overlaps the span most is the word's own.
+    DTW ends a word where the next one starts, so a late next start drags the end into the pause, and a late
+    start leaves the word's onset to the pause before it (measured: starts up to +240 ms, ends up to +440 ms on
+    benchmarks/bench_speech.py). A stretch held by one word becomes its span; a stretch several words share
+    (connected speech) starts the first and ends the last, the boundaries inside stay DTW's (split_at_dips moves
+    them). A short word whose late span overlaps the next word's stretch more than its own, but also overlaps a
+    stretch no other word holds just before, takes that one. Words with no sound inside their span keep it.
     """
     if level.cut is None or not words:
         return 0
     runs = sound_runs(level, merge_gap)
-    moved = 0
-    for word in words:
-        s, e = word["start"], word["end"]
-        overlaps = [(min(e, b) - max(s, a), a, b) for a, b in runs if min(e, b) > max(s, a)]
-        if not overlaps:
-            continue  # no sound inside the span: DTW's times stand
-        _, a, b = max(overlaps)
-        start, end = round(max(s, a), 3), round(min(e, b, audio_seconds), 3)
-        if (start, end) != (s, e):
+    spans = [(w["start"], w["end"]) for w in words]
+    overlap = [[min(e, b) - max(s, a) for a, b in runs] for s, e in spans]  # (words, runs) seconds
+    picks: list[int | None] = [max(range(len(runs)), key=row.__getitem__) if runs and max(row) > 0 else None
+                               for row in overlap]
+    for k in range(len(words) - 1):  # a word sharing the next word's stretch moves to a free one before it
+        if picks[k] is None or picks[k] != picks[k + 1]:
+            continue
+        floor = max((p for p in picks[:k] if p is not None), default=-1)
+        free = [r for r in range(floor + 1, picks[k]) if overlap[k][r] > 0]
+        if free:
+            picks[k] = max(free, key=overlap[k].__getitem__)
+    moved, prev_end = 0, 0.0
+    for k, (word, pick) in enumerate(zip(words, picks)):
+        if pick is None:
+            prev_end = word["end"]
+            continue
+        a, b = runs[pick]
+        first = k == 0 or picks[k - 1] != pick
+        last = k == len(words) - 1 or picks[k + 1] != pick
+        start = a if first else max(word["start"], a)
+        end = min(b if last else min(word["end"], b), audio_seconds)
+        start = round(float(max(start, prev_end)), 3)
+        end = round(float(max(end, start)), 3)
+        if (start, end) != (word["start"], word["end"]):
             moved += 1
-        word["start"], word["end"] = start, max(end, start)
+        word["start"], word["end"] = start, end
+        prev_end = end
     return moved
 
 

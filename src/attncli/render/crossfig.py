@@ -83,7 +83,7 @@ def speech_figure(view: "SpeechView") -> "Figure":
         spec_ax.imshow(view.spectrogram, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
                        extent=(0.0, end, 0, view.spectrogram.shape[0]))
     spec_ax.set_ylabel("input features", fontsize=8)
-    for word in view.words:  # word spans (DTW, then clipped to the sound), drawn over the spectrogram
+    for word in view.words:  # word spans (DTW, then set to the sound), drawn over the spectrogram
         spec_ax.axvspan(word["start"], word["end"], color="white", alpha=0.12, linewidth=0)
         spec_ax.text((word["start"] + word["end"]) / 2, 0.92, printable(word["word"]), color="white", fontsize=7,
                      ha="center", va="top", transform=spec_ax.get_xaxis_transform())

@@ -71,11 +71,11 @@ class SpeechView:
                  f"[{decoding_note(self.decoding, len(self.target_indices))}]"]
         if self.timing.get("windows"):
             notes.append(f"read in {len(self.timing['windows'])} windows (Whisper's long-form decoding); each window's "
-                         "tokens attend only to its own frames")
+                         "tokens attend only to its own frames; the encoder's self-attention is not kept")
         if self.timing.get("method"):
             cut = self.timing.get("loudness_threshold_db")
             notes.append(f"token times: DTW over {self.timing['heads_from']} (the same for every --layer); word spans: "
-                         + (f"DTW's, clipped to the sound (frames above {cut:g} dBFS) and split at energy dips"
+                         + (f"DTW's, set to the sound they overlap (frames above {cut:g} dBFS) and split at energy dips"
                             if cut is not None else "DTW's (a word ends where the next begins)"))
         elif self.timing.get("note"):
             notes.append(self.timing["note"])
