@@ -222,7 +222,7 @@ def evaluate(
         step = step or default_step(grid.n_patches)
         pixels = prepared.pixel_values.to(loaded.device, dtype=next(loaded.model.parameters()).dtype)
         targets = None if labels is None else [int(t) for t in labels[start:start + len(batch)]]
-        extras = [{} for _ in batch]
+        extras: list[dict[str, Any]] = [{} for _ in batch]
         if need_grads:
             results = attention_gradients(loaded.model, {"pixel_values": pixels}, targets)
             if needed:

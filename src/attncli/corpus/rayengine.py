@@ -138,7 +138,8 @@ def run_ray(corpus: Corpus, options: RunOptions, ray_options: RayOptions,
     key = run_key(corpus, options)
     ck_path = Path(options.checkpoint) if options.checkpoint else checkpoint.default_path(key)
     state = None if options.restart else checkpoint.load(ck_path, key)
-    total, meta = state if state is not None else (Running(), {"key": key, "done": 0, "chunks": 0})
+    total, found = state if state is not None else (Running(), {"key": key, "done": 0, "chunks": 0})
+    meta: dict[str, Any] = dict(found)
     resumed = meta["done"]
     parts = _parts_dir(options.save)
     if options.save and not resumed and parts.exists():

@@ -145,10 +145,11 @@ def snap_to_sound(words: list[dict[str, Any]], level: Loudness, audio_seconds: f
     picks: list[int | None] = [max(range(len(runs)), key=row.__getitem__) if runs and max(row) > 0 else None
                                for row in overlap]
     for k in range(len(words) - 1):  # a word sharing the next word's stretch moves to a free one before it
-        if picks[k] is None or picks[k] != picks[k + 1]:
+        pick = picks[k]
+        if pick is None or pick != picks[k + 1]:
             continue
         floor = max((p for p in picks[:k] if p is not None), default=-1)
-        free = [r for r in range(floor + 1, picks[k]) if overlap[k][r] > 0]
+        free = [r for r in range(floor + 1, pick) if overlap[k][r] > 0]
         if free:
             picks[k] = max(free, key=overlap[k].__getitem__)
     moved, prev_end = 0, 0.0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attncli.methods.spec import MethodInfo
 
@@ -40,8 +40,17 @@ def _load() -> dict[str, MethodInfo]:
 METHODS: dict[str, MethodInfo] = _load()
 
 # The CLI's --method choices (typer needs an Enum): built from the registry, member names with '_' for '-'.
-Method = Enum("Method", [(n.replace("-", "_"), n) for n in METHODS], type=str, module=__name__,
-              qualname="Method")
+if TYPE_CHECKING:  # what the type checker sees: the members the code names (a new method needs no line here)
+    class Method(str, Enum):
+        attention = "attention"
+        rollout = "rollout"
+        flow = "flow"
+        grad_rollout = "grad-rollout"
+        value_norm = "value-norm"
+        value_norm_rollout = "value-norm-rollout"
+else:
+    Method = Enum("Method", [(n.replace("-", "_"), n) for n in METHODS], type=str, module=__name__,
+                  qualname="Method")
 Method.__doc__ = "How a map is computed from a capture (one member per registered method, attncli.methods.registry)."
 
 

@@ -103,7 +103,7 @@ def classify_result(rows: list[ClassifiedImage], first: "PatchMap", kept: str | 
     notes = [] if not unlike else [unlike[0].unlike_training or ""] if len(rows) == 1 else [
         f"{len(unlike)} of {len(rows)} images are unlike the synthetic shapes {first.model_id} was trained on "
         "(64×64 px, one shape on clutter): their predictions say little (--json: out_of_distribution)"]
-    return ClassifyResult(rows, first.model_id, first.grid, kept, note, first, notes)
+    return ClassifyResult(rows, first.model_id, first.grid, kept, note or "", first, notes)
 
 
 def needs(spec: MapSpec = MapSpec(), layers: str | None = None, heads: str | None = None) -> "Selection":
