@@ -127,7 +127,7 @@ def test_generate_over_the_budget_keeps_the_views_rows(cli, tiny_gpt2, monkeypat
     code, _, err = cli("generate", "--last", "--head", "1")
     assert code == 2 and "kept only the mean of its 2 heads" in err and "--head 1" in err
     code, _, err = cli("heatmap", "--terminal")  # the matrix needs every row
-    assert code == 1 and "--layers all" in " ".join(err.split())
+    assert code == 2 and "--layers all" in " ".join(err.split())
     code, out, err = cli("generate", PROMPT, "--model", str(tiny_gpt2), "--max-new-tokens", "3", "--head", "1",
                          "-o", str(tmp_path / "g.html"))  # a page keeps everything
     assert code == 0, err
