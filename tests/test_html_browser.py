@@ -280,6 +280,9 @@ def test_the_url_fragment_keeps_the_view(browser, tiny_bert, tmp_path):
     assert "#" in link and "query=4" in link
     page.close()
     again = Page(browser, Path(path))  # a fresh tab on the link reopens the same view
+    # the fresh tab writes its own (default) fragment 100 ms after drawing: let that happen before following the
+    # link, or it lands after the goto and the reload reads the default view (seen under load)
+    assert wait_url(again.page, ("layer=",))
     again.page.goto(link)
     again.page.reload()
     again.page.wait_for_selector("body[data-ready='1']")

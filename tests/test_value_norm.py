@@ -226,7 +226,7 @@ def test_value_norm_refused_where_the_value_vectors_cannot_be_recorded(cli, tiny
                          tmp_path / "old.npz")
     code, out, err = cli("heatmap", str(saved), "--method", "value-norm", "--terminal")
     assert code != 0 and out == "" and len(err.strip().splitlines()) == 1
-    assert "capture it again with --method value-norm" in err
+    assert "again with --method value-norm added" in err
     code, out, err = cli("explain", TEXT, "--model", str(tiny_bert), "--method", "value-norm", "--fuse", "max")
     assert code == 2 and "--fuse max: value-norm combines the heads its own way" in err
 

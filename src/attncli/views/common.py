@@ -156,6 +156,8 @@ def check_capture(capture: "Capture", spec: MapSpec) -> Method:
                                     f"AttentionInterface, so attncli cannot record {m.missing}",
                                     f"{m.name} works with models that route attention through it (BERT, RoBERTa, "
                                     "ViT, DeiT, DINOv2, GPT-2, Llama, …)")
+        example = "attn explain TEXT" if capture.kind is Kind.text else "attn heatmap IMAGE"
         raise KeptError(f"--method {m.name} reads {m.missing}, which this capture of {capture.model_id} did not keep",
-                           f"capture it again with --method {m.name}")
+                        f"run the command that made it again with --method {m.name} added, e.g. {example} "
+                        f"--method {m.name}")
     return method
